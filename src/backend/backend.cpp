@@ -1,0 +1,51 @@
+#include "backend/backend.h"
+
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <utility>
+
+#include "backend/cpu/cpu_backend.h"
+
+namespace pensieve::backend {
+
+void fill_rope_table(std::span<const int32_t> positions, const RopeTableParams& p, float* cos_sin) {
+  const int half = p.n_rot / 2;
+  if (!p.freq_factors.empty() && static_cast<int>(p.freq_factors.size()) < half) {
+    throw std::invalid_argument("rope frequency factors: " + std::to_string(p.freq_factors.size()) +
+                                " values for " + std::to_string(half) + " frequencies");
+  }
+  for (size_t t = 0; t < positions.size(); ++t) {
+    for (int i = 0; i < half; ++i) {
+      double inv_freq = std::pow(static_cast<double>(p.theta), -2.0 * i / p.n_rot);
+      if (!p.freq_factors.empty()) inv_freq /= p.freq_factors[static_cast<size_t>(i)];
+      const double angle = positions[t] * inv_freq;
+      cos_sin[(t * static_cast<size_t>(half) + static_cast<size_t>(i)) * 2] = static_cast<float>(std::cos(angle));
+      cos_sin[(t * static_cast<size_t>(half) + static_cast<size_t>(i)) * 2 + 1] = static_cast<float>(std::sin(angle));
+    }
+  }
+}
+
+int physical_cores() {
+  // Distinct (package, core) pairs; SMT siblings share a core and add little to bandwidth-bound work.
+  std::set<std::pair<std::string, std::string>> cores;
+  const unsigned logical = std::thread::hardware_concurrency();
+  for (unsigned cpu = 0; cpu < logical; ++cpu) {
+    const std::string dir = "/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/";
+    std::ifstream core(dir + "core_id"), package(dir + "physical_package_id");
+    std::string c, pk;
+    if (!(core >> c) || !(package >> pk)) return logical > 0 ? static_cast<int>(logical) : 1;
+    cores.emplace(pk, c);
+  }
+  return cores.empty() ? 1 : static_cast<int>(cores.size());
+}
+
+std::unique_ptr<Backend> make_cpu_backend(int threads) {
+  if (threads <= 0) threads = physical_cores();
+  return std::make_unique<cpu::CpuBackend>(threads, cpu::pick_kernels());
+}
+
+}  // namespace pensieve::backend

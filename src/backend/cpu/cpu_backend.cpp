@@ -1,0 +1,298 @@
+#include "backend/cpu/cpu_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+
+#include "gguf/ggml_type.h"
+#include "tensor/dequantize.h"
+
+namespace pensieve::backend::cpu {
+
+namespace {
+
+using gguf::GgmlType;
+
+constexpr int64_t kRowGrain = 16;    // output rows handed to a thread at a time (keeps writes off shared lines)
+constexpr int kActTile = 64;         // activation rows kept hot in cache while a weight range streams by
+constexpr size_t kParallelElementwise = 1 << 16;
+
+bool is(uint32_t type_id, GgmlType t) { return type_id == static_cast<uint32_t>(t); }
+
+}  // namespace
+
+CpuBackend::CpuBackend(int threads, const KernelTable& kernels)
+    : kernels_(kernels), pool_(threads), scratch_(static_cast<size_t>(std::max(1, threads))) {}
+
+std::string CpuBackend::name() const { return std::string("cpu-") + kernels_.name; }
+
+void CpuBackend::ensure_thread_scratch(size_t floats) {
+  for (auto& s : scratch_) {
+    if (s.size() < floats) s.resize(floats);
+  }
+}
+
+void CpuBackend::matmul(const Weight& w, const float* x, int n, float* y) {
+  if (n <= 0) return;
+  if (is(w.type_id, GgmlType::F32)) return matmul_f32(w, x, n, y);
+  if (is(w.type_id, GgmlType::Q8_0)) return matmul_int8(w, kernels_.vec_q8_0, x, n, y);
+  if (is(w.type_id, GgmlType::Q4_0)) return matmul_int8(w, kernels_.vec_q4_0, x, n, y);
+  matmul_dequantized(w, x, n, y);
+}
+
+void CpuBackend::matmul_f32(const Weight& w, const float* x, int n, float* y) {
+  const int cols = static_cast<int>(w.cols);
+  const size_t rows = static_cast<size_t>(w.rows);
+  pool_.parallel_for(w.rows, kRowGrain, [&](int64_t r0, int64_t r1, int) {
+    for (int j0 = 0; j0 < n; j0 += kActTile) {
+      const int j1 = std::min(n, j0 + kActTile);
+      for (int64_t r = r0; r < r1; ++r) {
+        const auto* wr = reinterpret_cast<const float*>(w.data.data() + static_cast<size_t>(r) * w.row_bytes);
+        for (int j = j0; j < j1; ++j) {
+          y[static_cast<size_t>(j) * rows + static_cast<size_t>(r)] =
+              kernels_.dot_f32(x + static_cast<size_t>(j) * static_cast<size_t>(cols), wr, cols);
+        }
+      }
+    }
+  });
+}
+
+void CpuBackend::matmul_int8(const Weight& w, VecDotQ8 vec, const float* x, int n, float* y) {
+  const int cols = static_cast<int>(w.cols);
+  const int n_blocks = cols / kQ8BlockElements;
+  const size_t act_stride = static_cast<size_t>(n_blocks);
+  const size_t rows = static_cast<size_t>(w.rows);
+  if (act_q8_.size() < act_stride * static_cast<size_t>(n)) act_q8_.resize(act_stride * static_cast<size_t>(n));
+  Q8Block* act = act_q8_.data();
+  pool_.parallel_for(n, 1, [&](int64_t j0, int64_t j1, int) {
+    for (int64_t j = j0; j < j1; ++j) {
+      kernels_.quantize_q8(x + static_cast<size_t>(j) * static_cast<size_t>(cols), act + static_cast<size_t>(j) * act_stride,
+                           cols);
+    }
+  });
+  pool_.parallel_for(w.rows, kRowGrain, [&](int64_t r0, int64_t r1, int) {
+    for (int j0 = 0; j0 < n; j0 += kActTile) {
+      const int g = std::min(n - j0, kActTile);
+      for (int64_t r = r0; r < r1; ++r) {
+        vec(w.data.data() + static_cast<size_t>(r) * w.row_bytes, act + static_cast<size_t>(j0) * act_stride, act_stride,
+            g, n_blocks, y + static_cast<size_t>(j0) * rows + static_cast<size_t>(r), rows);
+      }
+    }
+  });
+}
+
+void CpuBackend::matmul_dequantized(const Weight& w, const float* x, int n, float* y) {
+  const int cols = static_cast<int>(w.cols);
+  const size_t rows = static_cast<size_t>(w.rows);
+  ensure_thread_scratch(static_cast<size_t>(cols));
+  const bool f16 = is(w.type_id, GgmlType::F16);
+  const bool bf16 = is(w.type_id, GgmlType::BF16);
+  pool_.parallel_for(w.rows, kRowGrain, [&](int64_t r0, int64_t r1, int t) {
+    float* row = thread_scratch(t);
+    for (int64_t r = r0; r < r1; ++r) {
+      const std::byte* src = w.data.data() + static_cast<size_t>(r) * w.row_bytes;
+      if (f16) {
+        kernels_.f16_to_f32(reinterpret_cast<const uint16_t*>(src), row, cols);
+      } else if (bf16) {
+        kernels_.bf16_to_f32(reinterpret_cast<const uint16_t*>(src), row, cols);
+      } else {
+        tensor::dequantize(w.type_id, {src, w.row_bytes}, {row, static_cast<size_t>(cols)});
+      }
+      for (int j = 0; j < n; ++j) {
+        y[static_cast<size_t>(j) * rows + static_cast<size_t>(r)] =
+            kernels_.dot_f32(x + static_cast<size_t>(j) * static_cast<size_t>(cols), row, cols);
+      }
+    }
+  });
+}
+
+void CpuBackend::embed(const Weight& table, std::span<const int32_t> tokens, float* out) {
+  const size_t cols = static_cast<size_t>(table.cols);
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const int32_t tok = tokens[i];
+    if (tok < 0 || tok >= table.rows) {
+      throw std::out_of_range("token id " + std::to_string(tok) + " is outside the vocabulary of " +
+                              std::to_string(table.rows));
+    }
+    tensor::dequantize(table.type_id, table.data.subspan(static_cast<size_t>(tok) * table.row_bytes, table.row_bytes),
+                       {out + i * cols, cols});
+  }
+}
+
+void CpuBackend::rmsnorm(const float* x, const float* gamma, int n_rows, int dim, float eps, float* out) {
+  for (int r = 0; r < n_rows; ++r) {
+    const float* xr = x + static_cast<size_t>(r) * static_cast<size_t>(dim);
+    float* o = out + static_cast<size_t>(r) * static_cast<size_t>(dim);
+    double ss = 0;
+    for (int i = 0; i < dim; ++i) ss += static_cast<double>(xr[i]) * xr[i];
+    const float inv = static_cast<float>(1.0 / std::sqrt(ss / dim + eps));
+    for (int i = 0; i < dim; ++i) o[i] = xr[i] * inv * gamma[i];
+  }
+}
+
+void CpuBackend::rope(float* x, int n_tokens, int n_heads, int head_dim, int n_rot, bool neox, const float* cos_sin) {
+  const int half = n_rot / 2;
+  for (int t = 0; t < n_tokens; ++t) {
+    const float* cs = cos_sin + static_cast<size_t>(t) * static_cast<size_t>(n_rot);
+    for (int h = 0; h < n_heads; ++h) {
+      float* xh = x + (static_cast<size_t>(t) * static_cast<size_t>(n_heads) + static_cast<size_t>(h)) * static_cast<size_t>(head_dim);
+      for (int i = 0; i < half; ++i) {
+        const int a = neox ? i : 2 * i;
+        const int b = neox ? i + half : 2 * i + 1;
+        const float c = cs[2 * i], s = cs[2 * i + 1];
+        const float x0 = xh[a], x1 = xh[b];
+        xh[a] = x0 * c - x1 * s;
+        xh[b] = x0 * s + x1 * c;
+      }
+    }
+  }
+}
+
+namespace {
+
+std::byte* slot_row(std::byte* base, const KvLayerView& kv, const TokenSlots& slots, size_t i) {
+  const int32_t pos = slots.positions[i];
+  const auto table = slots.tables[static_cast<size_t>(slots.seq_of_row[i])];
+  const size_t block_index = static_cast<size_t>(pos / kv.block_tokens);
+  if (pos < 0 || block_index >= table.size()) {
+    throw std::out_of_range("position " + std::to_string(pos) + " has no KV block in its sequence's block table");
+  }
+  const size_t elem = kv.element == KvElement::F32 ? 4 : 2;
+  const size_t row_bytes = static_cast<size_t>(kv.n_kv_heads) * static_cast<size_t>(kv.head_dim) * elem;
+  return base + static_cast<size_t>(table[block_index]) * kv.block_bytes +
+         static_cast<size_t>(pos % kv.block_tokens) * row_bytes;
+}
+
+}  // namespace
+
+void CpuBackend::store_kv(const KvLayerView& kv, const float* k, const float* v, const TokenSlots& slots) {
+  const int width = kv.n_kv_heads * kv.head_dim;
+  for (size_t i = 0; i < slots.positions.size(); ++i) {
+    const float* kr = k + i * static_cast<size_t>(width);
+    const float* vr = v + i * static_cast<size_t>(width);
+    std::byte* kd = slot_row(kv.k, kv, slots, i);
+    std::byte* vd = slot_row(kv.v, kv, slots, i);
+    if (kv.element == KvElement::F32) {
+      std::memcpy(kd, kr, static_cast<size_t>(width) * 4);
+      std::memcpy(vd, vr, static_cast<size_t>(width) * 4);
+    } else {
+      kernels_.f32_to_f16(kr, reinterpret_cast<uint16_t*>(kd), width);
+      kernels_.f32_to_f16(vr, reinterpret_cast<uint16_t*>(vd), width);
+    }
+  }
+}
+
+void CpuBackend::attention(const float* q, int n_heads, const KvLayerView& kv, const TokenSlots& slots, float scale,
+                           float* out) {
+  const int n_rows = static_cast<int>(slots.positions.size());
+  const int hd = kv.head_dim;
+  const int n_kv = kv.n_kv_heads;
+  if (n_heads % n_kv != 0) throw std::invalid_argument("attention heads must be a multiple of KV heads");
+  const int rep = n_heads / n_kv;
+  const int bt = kv.block_tokens;
+  const size_t elem = kv.element == KvElement::F32 ? 4 : 2;
+  const size_t kv_row_bytes = static_cast<size_t>(n_kv) * static_cast<size_t>(hd) * elem;
+  const size_t q_row = static_cast<size_t>(n_heads) * static_cast<size_t>(hd);
+  // Per thread: a K row and a V row in float, then scores[rep][block_tokens], running max and sum per head.
+  ensure_thread_scratch(2 * static_cast<size_t>(hd) + static_cast<size_t>(rep) * static_cast<size_t>(bt + 2));
+
+  // Checked here, not in the workers: an exception must not escape a pool thread.
+  for (int i = 0; i < n_rows; ++i) {
+    const auto table = slots.tables[static_cast<size_t>(slots.seq_of_row[static_cast<size_t>(i)])];
+    const int n_ctx = slots.positions[static_cast<size_t>(i)] + 1;
+    if (n_ctx <= 0 || static_cast<size_t>((n_ctx + bt - 1) / bt) > table.size()) {
+      throw std::out_of_range("attention context exceeds the sequence's block table");
+    }
+  }
+  pool_.parallel_for(static_cast<int64_t>(n_rows) * n_kv, 1, [&](int64_t w0, int64_t w1, int t) {
+    float* kbuf = thread_scratch(t);
+    float* vbuf = kbuf + hd;
+    float* scores = vbuf + hd;                    // [rep][bt]
+    float* run_max = scores + static_cast<size_t>(rep) * static_cast<size_t>(bt);
+    float* run_sum = run_max + rep;
+    for (int64_t item = w0; item < w1; ++item) {
+      const size_t i = static_cast<size_t>(item / n_kv);
+      const int g = static_cast<int>(item % n_kv);
+      const int n_ctx = slots.positions[i] + 1;
+      const auto table = slots.tables[static_cast<size_t>(slots.seq_of_row[i])];
+      const float* qg = q + i * q_row + static_cast<size_t>(g * rep) * static_cast<size_t>(hd);
+      float* og = out + i * q_row + static_cast<size_t>(g * rep) * static_cast<size_t>(hd);
+      std::fill(og, og + static_cast<size_t>(rep) * static_cast<size_t>(hd), 0.0f);
+      std::fill(run_max, run_max + rep, -INFINITY);
+      std::fill(run_sum, run_sum + rep, 0.0f);
+      for (int b0 = 0; b0 < n_ctx; b0 += bt) {
+        const int count = std::min(bt, n_ctx - b0);
+        const size_t block = static_cast<size_t>(table[static_cast<size_t>(b0 / bt)]);
+        const std::byte* kblock = kv.k + block * kv.block_bytes + static_cast<size_t>(g) * static_cast<size_t>(hd) * elem;
+        const std::byte* vblock = kv.v + block * kv.block_bytes + static_cast<size_t>(g) * static_cast<size_t>(hd) * elem;
+        for (int s = 0; s < count; ++s) {
+          const std::byte* kr = kblock + static_cast<size_t>(s) * kv_row_bytes;
+          const float* kf = reinterpret_cast<const float*>(kr);
+          if (kv.element == KvElement::F16) {
+            kernels_.f16_to_f32(reinterpret_cast<const uint16_t*>(kr), kbuf, hd);
+            kf = kbuf;
+          }
+          for (int r = 0; r < rep; ++r) {
+            scores[r * bt + s] = kernels_.dot_f32(qg + static_cast<size_t>(r) * static_cast<size_t>(hd), kf, hd) * scale;
+          }
+        }
+        // Online softmax: fold this block into the running max and sum, rescaling what was accumulated.
+        for (int r = 0; r < rep; ++r) {
+          float* sr = scores + r * bt;
+          float block_max = sr[0];
+          for (int s = 1; s < count; ++s) block_max = std::max(block_max, sr[s]);
+          const float new_max = std::max(run_max[r], block_max);
+          const float correction = std::exp(run_max[r] - new_max);
+          if (correction != 1.0f) {
+            kernels_.scale_f32(correction, og + static_cast<size_t>(r) * static_cast<size_t>(hd), hd);
+            run_sum[r] *= correction;
+          }
+          for (int s = 0; s < count; ++s) {
+            sr[s] = std::exp(sr[s] - new_max);
+            run_sum[r] += sr[s];
+          }
+          run_max[r] = new_max;
+        }
+        for (int s = 0; s < count; ++s) {
+          const std::byte* vr = vblock + static_cast<size_t>(s) * kv_row_bytes;
+          const float* vf = reinterpret_cast<const float*>(vr);
+          if (kv.element == KvElement::F16) {
+            kernels_.f16_to_f32(reinterpret_cast<const uint16_t*>(vr), vbuf, hd);
+            vf = vbuf;
+          }
+          for (int r = 0; r < rep; ++r) {
+            kernels_.axpy_f32(scores[r * bt + s], vf, og + static_cast<size_t>(r) * static_cast<size_t>(hd), hd);
+          }
+        }
+      }
+      for (int r = 0; r < rep; ++r) {
+        kernels_.scale_f32(1.0f / run_sum[r], og + static_cast<size_t>(r) * static_cast<size_t>(hd), hd);
+      }
+    }
+  });
+}
+
+void CpuBackend::silu_mul(float* gate, const float* up, size_t n) {
+  auto body = [&](int64_t b, int64_t e, int) {
+    for (int64_t i = b; i < e; ++i) {
+      const float g = gate[i];
+      gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+    }
+  };
+  if (n >= kParallelElementwise) {
+    pool_.parallel_for(static_cast<int64_t>(n), 1024, body);
+  } else {
+    body(0, static_cast<int64_t>(n), 0);
+  }
+}
+
+void CpuBackend::add(float* x, const float* y, size_t n) {
+  for (size_t i = 0; i < n; ++i) x[i] += y[i];
+}
+
+void CpuBackend::add_rows(float* x, const float* bias, int n_rows, int dim) {
+  for (int r = 0; r < n_rows; ++r) add(x + static_cast<size_t>(r) * static_cast<size_t>(dim), bias, static_cast<size_t>(dim));
+}
+
+}  // namespace pensieve::backend::cpu

@@ -1,0 +1,46 @@
+#pragma once
+// The CPU implementation of the op interface: a persistent thread pool splitting output rows, kernels chosen
+// by cpuid. Scratch (quantized activations, dequantized weight rows, attention state) grows to the largest
+// request seen and is then reused, so steady-state forward passes allocate nothing.
+#include <memory>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/cpu/kernels.h"
+#include "backend/cpu/thread_pool.h"
+
+namespace pensieve::backend::cpu {
+
+class CpuBackend final : public Backend {
+ public:
+  CpuBackend(int threads, const KernelTable& kernels);
+
+  std::string name() const override;
+  int threads() const override { return pool_.size(); }
+  const KernelTable& kernels() const { return kernels_; }
+
+  void matmul(const Weight& w, const float* x, int n, float* y) override;
+  void embed(const Weight& table, std::span<const int32_t> tokens, float* out) override;
+  void rmsnorm(const float* x, const float* gamma, int n_rows, int dim, float eps, float* out) override;
+  void rope(float* x, int n_tokens, int n_heads, int head_dim, int n_rot, bool neox, const float* cos_sin) override;
+  void store_kv(const KvLayerView& kv, const float* k, const float* v, const TokenSlots& slots) override;
+  void attention(const float* q, int n_heads, const KvLayerView& kv, const TokenSlots& slots, float scale,
+                 float* out) override;
+  void silu_mul(float* gate, const float* up, size_t n) override;
+  void add(float* x, const float* y, size_t n) override;
+  void add_rows(float* x, const float* bias, int n_rows, int dim) override;
+
+ private:
+  void matmul_f32(const Weight& w, const float* x, int n, float* y);
+  void matmul_int8(const Weight& w, VecDotQ8 vec, const float* x, int n, float* y);
+  void matmul_dequantized(const Weight& w, const float* x, int n, float* y);
+  float* thread_scratch(int thread) { return scratch_[static_cast<size_t>(thread)].data(); }
+  void ensure_thread_scratch(size_t floats);
+
+  const KernelTable& kernels_;
+  ThreadPool pool_;
+  std::vector<Q8Block> act_q8_;
+  std::vector<std::vector<float>> scratch_;  // one per thread
+};
+
+}  // namespace pensieve::backend::cpu

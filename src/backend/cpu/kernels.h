@@ -1,0 +1,42 @@
+#pragma once
+// The inner loops, one table per instruction set. The scalar table is the reference every SIMD table is
+// tested against; pick_kernels() chooses the best table this CPU runs (cpuid, at run time).
+#include <cstddef>
+#include <cstdint>
+
+namespace pensieve::backend::cpu {
+
+inline constexpr int kQ8BlockElements = 32;
+
+// An activation block quantized to int8: x[i] ~= d * qs[i]; sum = sum of qs (for weight formats with an
+// offset, whose dot product needs it).
+struct Q8Block {
+  float d;
+  int32_t sum;
+  int8_t qs[kQ8BlockElements];
+};
+
+// One weight row of `n_blocks` blocks against n_act activation rows (row j starts at act + j * act_stride
+// blocks): out[j * out_stride] = dot(weight row, activation row j).
+using VecDotQ8 = void (*)(const std::byte* w, const Q8Block* act, size_t act_stride, int n_act, int n_blocks,
+                          float* out, size_t out_stride);
+
+struct KernelTable {
+  const char* name;
+  float (*dot_f32)(const float* a, const float* b, int n);
+  void (*axpy_f32)(float a, const float* x, float* y, int n);  // y += a * x
+  void (*scale_f32)(float a, float* y, int n);                 // y *= a
+  void (*f16_to_f32)(const uint16_t* in, float* out, int n);
+  void (*f32_to_f16)(const float* in, uint16_t* out, int n);   // round to nearest even
+  void (*bf16_to_f32)(const uint16_t* in, float* out, int n);
+  void (*quantize_q8)(const float* x, Q8Block* out, int n);    // n a multiple of 32
+  VecDotQ8 vec_q8_0;  // weight blocks: Q8_0 (fp16 d, 32 x int8)
+  VecDotQ8 vec_q4_0;  // weight blocks: Q4_0 (fp16 d, 16 bytes of nibbles, value = d * (q - 8))
+};
+
+const KernelTable& scalar_kernels();
+const KernelTable* avx2_kernels();    // nullptr when this CPU lacks AVX2/FMA/F16C
+const KernelTable* avx512_kernels();  // nullptr when this CPU lacks AVX-512 F/BW/VL/VNNI
+const KernelTable& pick_kernels();    // best available; PENSIEVE_ISA=scalar|avx2|avx512 overrides
+
+}  // namespace pensieve::backend::cpu

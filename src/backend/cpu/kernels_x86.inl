@@ -1,0 +1,201 @@
+// x86 SIMD kernels, compiled twice: once for AVX2+FMA+F16C (kernels_avx2.cpp) and once for AVX-512 with
+// VNNI (kernels_avx512.cpp, PENSIEVE_AVX512 defined). Everything has internal linkage so the two copies,
+// built with different instruction sets, can never be merged by the linker.
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "backend/cpu/kernels.h"
+
+namespace {
+
+using pensieve::backend::cpu::kQ8BlockElements;
+using pensieve::backend::cpu::Q8Block;
+
+inline float hsum256(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline float half_to_float(const std::byte* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+float dot_f32(const float* a, const float* b, int n) {
+  int i = 0;
+#ifdef PENSIEVE_AVX512
+  __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+  for (; i + 32 <= n; i += 32) {
+    s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+    s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+  }
+  for (; i + 16 <= n; i += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+  // Folded through memory: GCC 12's _mm512_reduce_add_ps trips -Wuninitialized inside its own header.
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, _mm512_add_ps(s0, s1));
+  __m256 t0 = _mm256_load_ps(lanes), t1 = _mm256_load_ps(lanes + 8);
+#else
+  __m256 t0 = _mm256_setzero_ps(), t1 = _mm256_setzero_ps();
+#endif
+  for (; i + 16 <= n; i += 16) {
+    t0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), t0);
+    t1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), t1);
+  }
+  for (; i + 8 <= n; i += 8) t0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), t0);
+  float s = hsum256(_mm256_add_ps(t0, t1));
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+void axpy_f32(float a, const float* x, float* y, int n) {
+  int i = 0;
+  const __m256 va = _mm256_set1_ps(a);
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
+void scale_f32(float a, float* y, int n) {
+  int i = 0;
+  const __m256 va = _mm256_set1_ps(a);
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(va, _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] *= a;
+}
+
+void f16_to_f32(const uint16_t* in, float* out, int n) {
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i))));
+  }
+  for (; i < n; ++i) out[i] = _cvtsh_ss(in[i]);
+}
+
+void f32_to_f16(const float* in, uint16_t* out, int n) {
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT));
+  }
+  for (; i < n; ++i) out[i] = _cvtss_sh(in[i], _MM_FROUND_TO_NEAREST_INT);
+}
+
+void bf16_to_f32(const uint16_t* in, float* out, int n) {
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(in + i)));
+    _mm256_storeu_ps(out + i, _mm256_castsi256_ps(_mm256_slli_epi32(w, 16)));
+  }
+  for (; i < n; ++i) {
+    uint32_t bits = static_cast<uint32_t>(in[i]) << 16;
+    std::memcpy(out + i, &bits, 4);
+  }
+}
+
+void quantize_q8(const float* x, Q8Block* out, int n) {
+  const __m256 sign_mask = _mm256_set1_ps(-0.0f);
+  for (int b = 0; b < n / kQ8BlockElements; ++b) {
+    const float* xb = x + b * kQ8BlockElements;
+    __m256 v[4];
+    __m256 amax = _mm256_setzero_ps();
+    for (int k = 0; k < 4; ++k) {
+      v[k] = _mm256_loadu_ps(xb + 8 * k);
+      amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign_mask, v[k]));
+    }
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    const float d = _mm_cvtss_f32(m) / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const __m256 vid = _mm256_set1_ps(id);
+    __m256i q[4];
+    __m256i sum = _mm256_setzero_si256();
+    for (int k = 0; k < 4; ++k) {
+      q[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], vid));  // rounds to nearest even, as nearbyint does
+      sum = _mm256_add_epi32(sum, q[k]);
+    }
+    // packs interleave 128-bit lanes; the permute puts the 32 bytes back in element order.
+    __m256i p01 = _mm256_packs_epi32(q[0], q[1]);
+    __m256i p23 = _mm256_packs_epi32(q[2], q[3]);
+    __m256i p = _mm256_packs_epi16(p01, p23);
+    p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[b].qs), p);
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+    s = _mm_hadd_epi32(s, s);
+    s = _mm_hadd_epi32(s, s);
+    out[b].d = d;
+    out[b].sum = _mm_cvtsi128_si32(s);
+  }
+}
+
+// Sum of products of unsigned bytes u and signed bytes s, as eight int32 lanes.
+inline __m256i dot_u8s8(__m256i u, __m256i s) {
+#ifdef PENSIEVE_AVX512
+  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+#else
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
+}
+
+constexpr size_t kQ8_0Bytes = 34;
+constexpr size_t kQ4_0Bytes = 18;
+constexpr int kActGroup = 4;  // activation rows sharing one pass over the weight row
+
+void vec_q8_0(const std::byte* w, const Q8Block* act, size_t act_stride, int n_act, int n_blocks, float* out,
+              size_t out_stride) {
+  for (int j0 = 0; j0 < n_act; j0 += kActGroup) {
+    const int g = n_act - j0 < kActGroup ? n_act - j0 : kActGroup;
+    __m256 acc[kActGroup] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    const Q8Block* a0 = act + static_cast<size_t>(j0) * act_stride;
+    for (int b = 0; b < n_blocks; ++b) {
+      const std::byte* wb = w + b * kQ8_0Bytes;
+      const float dw = half_to_float(wb);
+      const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 2));
+      const __m256i aw = _mm256_sign_epi8(qw, qw);  // |w| as unsigned bytes; the sign moves onto a
+      for (int k = 0; k < g; ++k) {
+        const Q8Block& a = a0[static_cast<size_t>(k) * act_stride + b];
+        const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs));
+        const __m256i p = dot_u8s8(aw, _mm256_sign_epi8(qa, qw));
+        acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * a.d), acc[k]);
+      }
+    }
+    for (int k = 0; k < g; ++k) out[static_cast<size_t>(j0 + k) * out_stride] = hsum256(acc[k]);
+  }
+}
+
+void vec_q4_0(const std::byte* w, const Q8Block* act, size_t act_stride, int n_act, int n_blocks, float* out,
+              size_t out_stride) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  for (int j0 = 0; j0 < n_act; j0 += kActGroup) {
+    const int g = n_act - j0 < kActGroup ? n_act - j0 : kActGroup;
+    __m256 acc[kActGroup] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    float offset[kActGroup] = {0, 0, 0, 0};
+    const Q8Block* a0 = act + static_cast<size_t>(j0) * act_stride;
+    for (int b = 0; b < n_blocks; ++b) {
+      const std::byte* wb = w + b * kQ4_0Bytes;
+      const float dw = half_to_float(wb);
+      const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + 2));
+      const __m256i qw = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low4);
+      for (int k = 0; k < g; ++k) {
+        const Q8Block& a = a0[static_cast<size_t>(k) * act_stride + b];
+        const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs));
+        const float scale = dw * a.d;
+        acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8s8(qw, qa)), _mm256_set1_ps(scale), acc[k]);
+        offset[k] += scale * static_cast<float>(a.sum);
+      }
+    }
+    for (int k = 0; k < g; ++k) out[static_cast<size_t>(j0 + k) * out_stride] = hsum256(acc[k]) - 8.0f * offset[k];
+  }
+}
+
+const pensieve::backend::cpu::KernelTable kTable{
+#ifdef PENSIEVE_AVX512
+    "avx512",
+#else
+    "avx2",
+#endif
+    dot_f32, axpy_f32, scale_f32, f16_to_f32, f32_to_f16, bf16_to_f32, quantize_q8, vec_q8_0, vec_q4_0};
+
+}  // namespace

@@ -1,0 +1,54 @@
+#include "kv/kv_cache.h"
+
+#include <stdexcept>
+#include <string>
+
+namespace pensieve::kv {
+
+size_t kv_element_bytes(KvType type) { return type == KvType::F32 ? 4 : 2; }
+
+KvBlockPool::KvBlockPool(KvShape shape, KvType type, int n_blocks) : shape_(shape), type_(type), n_blocks_(n_blocks) {
+  if (shape.n_layers <= 0 || shape.n_kv_heads <= 0 || shape.head_dim <= 0 || n_blocks <= 0) {
+    throw std::invalid_argument("KV pool needs positive layers, heads, head size and block count");
+  }
+  storage_.resize(2 * block_bytes() * static_cast<size_t>(n_blocks) * static_cast<size_t>(shape.n_layers));
+  free_.reserve(static_cast<size_t>(n_blocks));
+  // Pop from the back, so hand out low ids first (easier to read in tests and dumps).
+  for (int b = n_blocks - 1; b >= 0; --b) free_.push_back(b);
+  allocated_.assign(static_cast<size_t>(n_blocks), 0);
+}
+
+size_t KvBlockPool::block_bytes() const {
+  return static_cast<size_t>(kBlockTokens) * static_cast<size_t>(shape_.kv_row_elements()) * kv_element_bytes(type_);
+}
+
+std::optional<int32_t> KvBlockPool::allocate() {
+  if (free_.empty()) return std::nullopt;
+  int32_t b = free_.back();
+  free_.pop_back();
+  allocated_[static_cast<size_t>(b)] = 1;
+  return b;
+}
+
+void KvBlockPool::release(int32_t block) {
+  if (block < 0 || block >= n_blocks_ || !allocated_[static_cast<size_t>(block)]) {
+    throw std::invalid_argument("KV block " + std::to_string(block) + " is not allocated");
+  }
+  allocated_[static_cast<size_t>(block)] = 0;
+  free_.push_back(block);
+}
+
+bool BlockTable::reserve(KvBlockPool& pool, int n_tokens) {
+  const size_t needed = static_cast<size_t>((n_tokens + kBlockTokens - 1) / kBlockTokens);
+  if (needed <= blocks_.size()) return true;
+  if (needed - blocks_.size() > static_cast<size_t>(pool.free_blocks())) return false;
+  while (blocks_.size() < needed) blocks_.push_back(*pool.allocate());
+  return true;
+}
+
+void BlockTable::release_all(KvBlockPool& pool) {
+  for (int32_t b : blocks_) pool.release(b);
+  blocks_.clear();
+}
+
+}  // namespace pensieve::kv

@@ -1,0 +1,70 @@
+#pragma once
+// Paged KV cache: one pool of fixed-size blocks per model, shared by all sequences. A sequence owns a block
+// table (block ids in position order); position p of that sequence lives in block table[p / kBlockTokens],
+// slot p % kBlockTokens. The storage of one block, per layer, is [kBlockTokens][n_kv_heads][head_dim] for K
+// and the same for V, in F32 or F16.
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+namespace pensieve::kv {
+
+inline constexpr int kBlockTokens = 16;
+
+enum class KvType { F32, F16 };
+size_t kv_element_bytes(KvType type);
+
+struct KvShape {
+  int n_layers = 0;
+  int n_kv_heads = 0;
+  int head_dim = 0;
+  int kv_row_elements() const { return n_kv_heads * head_dim; }  // one token's K (or V) in one layer
+};
+
+// Fixed pool of blocks; allocation is a free-list pop, nothing grows after construction.
+class KvBlockPool {
+ public:
+  KvBlockPool(KvShape shape, KvType type, int n_blocks);
+
+  const KvShape& shape() const { return shape_; }
+  KvType type() const { return type_; }
+  int n_blocks() const { return n_blocks_; }
+  int free_blocks() const { return static_cast<int>(free_.size()); }
+
+  std::optional<int32_t> allocate();   // nullopt when the pool is exhausted
+  void release(int32_t block);         // throws std::invalid_argument for an id not currently allocated
+
+  // Start of layer `layer`'s K (or V) storage: block b begins at base + b * block_bytes().
+  std::byte* k_base(int layer) { return storage_.data() + layer_offset(layer); }
+  std::byte* v_base(int layer) { return storage_.data() + layer_offset(layer) + layer_half_bytes(); }
+  size_t block_bytes() const;          // one block's K (or V) of one layer
+  size_t total_bytes() const { return storage_.size(); }
+
+ private:
+  size_t layer_half_bytes() const { return block_bytes() * static_cast<size_t>(n_blocks_); }
+  size_t layer_offset(int layer) const { return 2 * layer_half_bytes() * static_cast<size_t>(layer); }
+
+  KvShape shape_;
+  KvType type_;
+  int n_blocks_;
+  std::vector<std::byte> storage_;
+  std::vector<int32_t> free_;
+  std::vector<uint8_t> allocated_;
+};
+
+// The blocks of one sequence, grown as its length grows.
+class BlockTable {
+ public:
+  // Makes sure positions [0, n_tokens) have blocks; false (and nothing allocated) when the pool cannot.
+  bool reserve(KvBlockPool& pool, int n_tokens);
+  void release_all(KvBlockPool& pool);
+  std::span<const int32_t> blocks() const { return blocks_; }
+  int capacity_tokens() const { return static_cast<int>(blocks_.size()) * kBlockTokens; }
+
+ private:
+  std::vector<int32_t> blocks_;
+};
+
+}  // namespace pensieve::kv

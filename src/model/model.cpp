@@ -1,0 +1,220 @@
+#include "model/model.h"
+
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "tensor/dequantize.h"
+
+namespace pensieve::model {
+
+namespace {
+
+std::string shape_text(const std::vector<uint64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+const gguf::TensorInfo& find(const gguf::GgufFile& f, const std::string& name) {
+  const gguf::TensorInfo* t = f.find_tensor(name);
+  if (!t) throw std::runtime_error(f.name() + ": missing tensor '" + name + "'");
+  return *t;
+}
+
+backend::Weight bind_matrix(const gguf::GgufFile& f, const gguf::TensorInfo& t, int64_t cols, int64_t rows) {
+  if (t.shape.size() != 2 || t.shape[0] != static_cast<uint64_t>(cols) || t.shape[1] != static_cast<uint64_t>(rows)) {
+    throw std::runtime_error(f.name() + ": tensor '" + t.name + "' has shape " + shape_text(t.shape) + ", expected [" +
+                             std::to_string(cols) + ", " + std::to_string(rows) + "]");
+  }
+  tensor::require_supported(t);
+  backend::Weight w;
+  w.name = t.name;
+  w.type_id = t.type_id;
+  w.rows = rows;
+  w.cols = cols;
+  auto row_bytes = gguf::bytes_for(t.type_id, static_cast<uint64_t>(cols));
+  if (!row_bytes) throw std::runtime_error(f.name() + ": tensor '" + t.name + "' rows are not whole blocks");
+  w.row_bytes = static_cast<size_t>(*row_bytes);
+  w.data = f.tensor_data(t);
+  return w;
+}
+
+backend::Weight matrix(const gguf::GgufFile& f, const std::string& name, int64_t cols, int64_t rows) {
+  return bind_matrix(f, find(f, name), cols, rows);
+}
+
+std::vector<float> vector_of(const gguf::GgufFile& f, const std::string& name, int64_t n) {
+  const gguf::TensorInfo& t = find(f, name);
+  if (t.shape.size() != 1 || t.shape[0] != static_cast<uint64_t>(n)) {
+    throw std::runtime_error(f.name() + ": tensor '" + name + "' has shape " + shape_text(t.shape) + ", expected [" +
+                             std::to_string(n) + "]");
+  }
+  tensor::require_supported(t);
+  std::vector<float> out(static_cast<size_t>(n));
+  tensor::dequantize(t.type_id, f.tensor_data(t), out);
+  return out;
+}
+
+}  // namespace
+
+std::unique_ptr<Model> Model::load(const std::filesystem::path& path, backend::Backend& backend) {
+  gguf::GgufFile file = gguf::GgufFile::open(path);
+  ModelConfig config = read_model_config(file);
+  std::unique_ptr<Model> m(new Model(std::move(file), config, backend));
+  m->bind_weights();
+  return m;
+}
+
+Model::Model(gguf::GgufFile file, ModelConfig config, backend::Backend& backend)
+    : file_(std::move(file)), config_(std::move(config)), backend_(backend) {}
+
+void Model::bind_weights() {
+  const ModelConfig& c = config_;
+  const gguf::TensorInfo& embd = find(file_, "token_embd.weight");
+  if (embd.shape.size() != 2) throw std::runtime_error(file_.name() + ": token_embd.weight is not a matrix");
+  config_.vocab = static_cast<int>(embd.shape[1]);
+  token_embd_ = bind_matrix(file_, embd, c.dim, config_.vocab);
+  output_ = file_.find_tensor("output.weight") ? matrix(file_, "output.weight", c.dim, c.vocab) : token_embd_;
+  output_norm_ = vector_of(file_, "output_norm.weight", c.dim);
+  if (file_.find_tensor("rope_freqs.weight")) rope_freq_factors_ = vector_of(file_, "rope_freqs.weight", c.n_rot / 2);
+
+  layers_.resize(static_cast<size_t>(c.n_layers));
+  for (int l = 0; l < c.n_layers; ++l) {
+    LayerWeights& L = layers_[static_cast<size_t>(l)];
+    const std::string p = "blk." + std::to_string(l) + ".";
+    L.attn_norm = vector_of(file_, p + "attn_norm.weight", c.dim);
+    L.ffn_norm = vector_of(file_, p + "ffn_norm.weight", c.dim);
+    L.wq = matrix(file_, p + "attn_q.weight", c.dim, c.q_dim());
+    L.wk = matrix(file_, p + "attn_k.weight", c.dim, c.kv_dim());
+    L.wv = matrix(file_, p + "attn_v.weight", c.dim, c.kv_dim());
+    L.wo = matrix(file_, p + "attn_output.weight", c.q_dim(), c.dim);
+    L.w_gate = matrix(file_, p + "ffn_gate.weight", c.dim, c.ffn_dim);
+    L.w_up = matrix(file_, p + "ffn_up.weight", c.dim, c.ffn_dim);
+    L.w_down = matrix(file_, p + "ffn_down.weight", c.ffn_dim, c.dim);
+    if (c.qkv_bias) {
+      L.bq = vector_of(file_, p + "attn_q.bias", c.q_dim());
+      L.bk = vector_of(file_, p + "attn_k.bias", c.kv_dim());
+      L.bv = vector_of(file_, p + "attn_v.bias", c.kv_dim());
+    }
+    if (c.qk_norm) {
+      L.q_norm = vector_of(file_, p + "attn_q_norm.weight", c.head_dim);
+      L.k_norm = vector_of(file_, p + "attn_k_norm.weight", c.head_dim);
+    }
+  }
+}
+
+uint64_t Model::weight_bytes() const {
+  uint64_t total = 0;
+  for (const LayerWeights& L : layers_) {
+    for (const backend::Weight* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) total += w->data.size();
+  }
+  return total + output_.data.size();  // the embedding is only looked up, one row per token
+}
+
+kv::KvBlockPool Model::make_kv_pool(kv::KvType type, int n_blocks) const {
+  return kv::KvBlockPool({config_.n_layers, config_.n_kv_heads, config_.head_dim}, type, n_blocks);
+}
+
+void Model::reserve_rows(int n_rows, int n_logit_rows) {
+  const ModelConfig& c = config_;
+  if (n_rows > capacity_rows_) {
+    const size_t n = static_cast<size_t>(n_rows);
+    x_.resize(n * static_cast<size_t>(c.dim));
+    h_.resize(n * static_cast<size_t>(std::max(c.dim, c.q_dim())));
+    q_.resize(n * static_cast<size_t>(c.q_dim()));
+    k_.resize(n * static_cast<size_t>(c.kv_dim()));
+    v_.resize(n * static_cast<size_t>(c.kv_dim()));
+    attn_.resize(n * static_cast<size_t>(c.q_dim()));
+    gate_.resize(n * static_cast<size_t>(c.ffn_dim));
+    up_.resize(n * static_cast<size_t>(c.ffn_dim));
+    rope_.resize(n * static_cast<size_t>(c.n_rot));
+    capacity_rows_ = n_rows;
+  }
+  if (n_logit_rows > capacity_logit_rows_) {
+    selected_.resize(static_cast<size_t>(n_logit_rows) * static_cast<size_t>(c.dim));
+    capacity_logit_rows_ = n_logit_rows;
+  }
+}
+
+void Model::forward(const Batch& batch, kv::KvBlockPool& kv, std::span<float> logits) {
+  const ModelConfig& c = config_;
+  const int n = batch.size();
+  const size_t n_out = batch.logit_rows.size();
+  if (batch.positions.size() != static_cast<size_t>(n) || batch.seq_of_row.size() != static_cast<size_t>(n)) {
+    throw std::invalid_argument("batch: tokens, positions and sequence ids differ in length");
+  }
+  if (logits.size() != n_out * static_cast<size_t>(c.vocab)) {
+    throw std::invalid_argument("forward: logits buffer holds " + std::to_string(logits.size()) + " floats, need " +
+                                std::to_string(n_out * static_cast<size_t>(c.vocab)));
+  }
+  for (int32_t s : batch.seq_of_row) {
+    if (s < 0 || static_cast<size_t>(s) >= batch.block_tables.size()) throw std::invalid_argument("batch: bad sequence id");
+  }
+  for (int32_t r : batch.logit_rows) {
+    if (r < 0 || r >= n) throw std::invalid_argument("batch: logit row out of range");
+  }
+  if (kv.shape().n_layers != c.n_layers || kv.shape().n_kv_heads != c.n_kv_heads || kv.shape().head_dim != c.head_dim) {
+    throw std::invalid_argument("forward: KV pool shape does not match the model");
+  }
+  if (n == 0) return;
+  reserve_rows(n, static_cast<int>(n_out));
+
+  backend::Backend& be = backend_;
+  const backend::TokenSlots slots{batch.positions, batch.seq_of_row, batch.block_tables};
+  be.embed(token_embd_, batch.tokens, x_.data());
+  backend::fill_rope_table(batch.positions, {c.rope_theta, c.n_rot, rope_freq_factors_}, rope_.data());
+  const float attn_scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  const size_t dim_elems = static_cast<size_t>(n) * static_cast<size_t>(c.dim);
+
+  for (int l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& L = layers_[static_cast<size_t>(l)];
+    be.rmsnorm(x_.data(), L.attn_norm.data(), n, c.dim, c.rms_eps, h_.data());
+    be.matmul(L.wq, h_.data(), n, q_.data());
+    be.matmul(L.wk, h_.data(), n, k_.data());
+    be.matmul(L.wv, h_.data(), n, v_.data());
+    if (c.qkv_bias) {
+      be.add_rows(q_.data(), L.bq.data(), n, c.q_dim());
+      be.add_rows(k_.data(), L.bk.data(), n, c.kv_dim());
+      be.add_rows(v_.data(), L.bv.data(), n, c.kv_dim());
+    }
+    if (c.qk_norm) {
+      be.rmsnorm(q_.data(), L.q_norm.data(), n * c.n_heads, c.head_dim, c.rms_eps, q_.data());
+      be.rmsnorm(k_.data(), L.k_norm.data(), n * c.n_kv_heads, c.head_dim, c.rms_eps, k_.data());
+    }
+    be.rope(q_.data(), n, c.n_heads, c.head_dim, c.n_rot, c.rope_neox, rope_.data());
+    be.rope(k_.data(), n, c.n_kv_heads, c.head_dim, c.n_rot, c.rope_neox, rope_.data());
+
+    backend::KvLayerView view;
+    view.k = kv.k_base(l);
+    view.v = kv.v_base(l);
+    view.block_bytes = kv.block_bytes();
+    view.block_tokens = kv::kBlockTokens;
+    view.element = kv.type() == kv::KvType::F32 ? backend::KvElement::F32 : backend::KvElement::F16;
+    view.n_kv_heads = c.n_kv_heads;
+    view.head_dim = c.head_dim;
+    be.store_kv(view, k_.data(), v_.data(), slots);
+    be.attention(q_.data(), c.n_heads, view, slots, attn_scale, attn_.data());
+
+    be.matmul(L.wo, attn_.data(), n, h_.data());
+    be.add(x_.data(), h_.data(), dim_elems);
+    be.rmsnorm(x_.data(), L.ffn_norm.data(), n, c.dim, c.rms_eps, h_.data());
+    be.matmul(L.w_gate, h_.data(), n, gate_.data());
+    be.matmul(L.w_up, h_.data(), n, up_.data());
+    be.silu_mul(gate_.data(), up_.data(), static_cast<size_t>(n) * static_cast<size_t>(c.ffn_dim));
+    be.matmul(L.w_down, gate_.data(), n, h_.data());
+    be.add(x_.data(), h_.data(), dim_elems);
+  }
+
+  if (n_out == 0) return;
+  for (size_t i = 0; i < n_out; ++i) {
+    std::memcpy(selected_.data() + i * static_cast<size_t>(c.dim),
+                x_.data() + static_cast<size_t>(batch.logit_rows[i]) * static_cast<size_t>(c.dim),
+                static_cast<size_t>(c.dim) * sizeof(float));
+  }
+  be.rmsnorm(selected_.data(), output_norm_.data(), static_cast<int>(n_out), c.dim, c.rms_eps, selected_.data());
+  be.matmul(output_, selected_.data(), static_cast<int>(n_out), logits.data());
+}
+
+}  // namespace pensieve::model

@@ -1,0 +1,58 @@
+#pragma once
+// A loaded decoder-only transformer (llama, qwen2, qwen3): weights bound straight from the GGUF mmap, and
+// forward(Batch) written as explicit backend ops. Not thread-safe: one forward at a time.
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "backend/backend.h"
+#include "gguf/gguf_file.h"
+#include "kv/kv_cache.h"
+#include "model/batch.h"
+#include "model/model_config.h"
+
+namespace pensieve::model {
+
+struct LayerWeights {
+  backend::Weight wq, wk, wv, wo, w_gate, w_up, w_down;
+  std::vector<float> attn_norm, ffn_norm, q_norm, k_norm, bq, bk, bv;  // small vectors, kept as float
+};
+
+class Model {
+ public:
+  // Throws std::runtime_error (one line) for an unreadable file, an unsupported architecture or tensor type,
+  // or a missing/misshapen tensor.
+  static std::unique_ptr<Model> load(const std::filesystem::path& path, backend::Backend& backend);
+
+  const ModelConfig& config() const { return config_; }
+  const gguf::GgufFile& file() const { return file_; }
+  backend::Backend& backend() { return backend_; }
+  uint64_t weight_bytes() const;  // bytes of every weight tensor a forward pass reads
+
+  // A KV pool shaped for this model.
+  kv::KvBlockPool make_kv_pool(kv::KvType type, int n_blocks) const;
+
+  // Runs the batch; writes logits [batch.logit_rows.size()][vocab] into `logits`.
+  void forward(const Batch& batch, kv::KvBlockPool& kv, std::span<float> logits);
+
+ private:
+  Model(gguf::GgufFile file, ModelConfig config, backend::Backend& backend);
+  void bind_weights();
+  void reserve_rows(int n_rows, int n_logit_rows);
+
+  gguf::GgufFile file_;
+  ModelConfig config_;
+  backend::Backend& backend_;
+  backend::Weight token_embd_, output_;
+  std::vector<float> output_norm_;
+  std::vector<float> rope_freq_factors_;
+  std::vector<LayerWeights> layers_;
+
+  // Scratch, grown to the largest batch seen and reused.
+  int capacity_rows_ = 0;
+  int capacity_logit_rows_ = 0;
+  std::vector<float> x_, h_, q_, k_, v_, attn_, gate_, up_, rope_, selected_;
+};
+
+}  // namespace pensieve::model
