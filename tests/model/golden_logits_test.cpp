@@ -10,30 +10,6 @@ namespace {
 
 const char* const kModels[] = {"llama-tiny", "llama3-tiny", "qwen3-tiny"};
 
-// Greedy continuation with the KV cache: prefill the prompt, then one decode step per token.
-std::vector<int32_t> greedy_incremental(Model& m, const std::vector<int32_t>& prompt, int n_new, kv::KvType type) {
-  const int vocab = m.config().vocab;
-  auto pool = m.make_kv_pool(type, static_cast<int>(prompt.size() + n_new) / kv::kBlockTokens + 2);
-  kv::BlockTable table;
-  EXPECT_TRUE(table.reserve(pool, static_cast<int>(prompt.size()) + n_new));
-  std::vector<float> logits(static_cast<size_t>(vocab));
-  Batch b;
-  int s = b.add_sequence(table.blocks());
-  for (size_t i = 0; i < prompt.size(); ++i) b.add_token(prompt[i], static_cast<int32_t>(i), s, i + 1 == prompt.size());
-  m.forward(b, pool, logits);
-  std::vector<int32_t> out;
-  int32_t pos = static_cast<int32_t>(prompt.size());
-  for (int step = 0; step < n_new; ++step) {
-    const int32_t next = argmax(logits.data(), vocab);
-    out.push_back(next);
-    b.clear();
-    s = b.add_sequence(table.blocks());
-    b.add_token(next, pos++, s, true);
-    m.forward(b, pool, logits);
-  }
-  return out;
-}
-
 class GoldenModel : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(GoldenModel, F32LogitsMatchTransformersAtEveryPosition) {
