@@ -1,0 +1,149 @@
+// Every SIMD kernel table this CPU runs, against the scalar reference table.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "backend/cpu/kernels.h"
+#include "gguf/ggml_type.h"
+#include "tensor/quantize.h"
+
+namespace pensieve::backend::cpu {
+namespace {
+
+std::vector<const KernelTable*> simd_tables() {
+  std::vector<const KernelTable*> t;
+  if (auto* k = avx2_kernels()) t.push_back(k);
+  if (auto* k = avx512_kernels()) t.push_back(k);
+  return t;
+}
+
+std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+TEST(Kernels, ThisMachineHasSimdTables) {
+  // The build machine has AVX2 and AVX-512 VNNI; losing a table silently would make these tests vacuous.
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2")) {
+    EXPECT_NE(avx2_kernels(), nullptr);
+  }
+  if (__builtin_cpu_supports("avx512vnni")) {
+    EXPECT_NE(avx512_kernels(), nullptr);
+  }
+#endif
+  EXPECT_STREQ(scalar_kernels().name, "scalar");
+}
+
+TEST(Kernels, FloatDotAxpyScaleMatchScalar) {
+  const KernelTable& ref = scalar_kernels();
+  for (const KernelTable* k : simd_tables()) {
+    for (int n : {1, 7, 8, 15, 16, 31, 32, 33, 64, 100, 896, 1031}) {
+      auto a = random_floats(static_cast<size_t>(n), 1 + n), b = random_floats(static_cast<size_t>(n), 2 + n);
+      double exact = 0, mag = 0;
+      for (int i = 0; i < n; ++i) {
+        exact += static_cast<double>(a[i]) * b[i];
+        mag += std::fabs(static_cast<double>(a[i]) * b[i]);
+      }
+      EXPECT_NEAR(k->dot_f32(a.data(), b.data(), n), ref.dot_f32(a.data(), b.data(), n), 1e-5 * mag) << k->name << " n=" << n;
+      EXPECT_NEAR(k->dot_f32(a.data(), b.data(), n), exact, 1e-5 * mag) << k->name;
+      auto y1 = b, y2 = b;
+      k->axpy_f32(0.37f, a.data(), y1.data(), n);
+      ref.axpy_f32(0.37f, a.data(), y2.data(), n);
+      for (int i = 0; i < n; ++i) EXPECT_NEAR(y1[i], y2[i], 1e-6f * (1 + std::fabs(y2[i])));
+      k->scale_f32(1.7f, y1.data(), n);
+      ref.scale_f32(1.7f, y2.data(), n);
+      for (int i = 0; i < n; ++i) EXPECT_NEAR(y1[i], y2[i], 1e-6f * (1 + std::fabs(y2[i])));
+    }
+  }
+}
+
+TEST(Kernels, HalfAndBfloatConversionsAreBitExact) {
+  const KernelTable& ref = scalar_kernels();
+  std::vector<uint16_t> all(65536);
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<uint16_t>(i);
+  std::vector<float> a(all.size()), b(all.size());
+  for (const KernelTable* k : simd_tables()) {
+    k->f16_to_f32(all.data(), a.data(), static_cast<int>(all.size()));
+    ref.f16_to_f32(all.data(), b.data(), static_cast<int>(all.size()));
+    for (size_t i = 0; i < all.size(); ++i) {
+      if (std::isnan(b[i])) {
+        EXPECT_TRUE(std::isnan(a[i]));
+      } else {
+        ASSERT_EQ(std::memcmp(&a[i], &b[i], 4), 0) << k->name << " f16 " << i;
+      }
+    }
+    k->bf16_to_f32(all.data(), a.data(), static_cast<int>(all.size()));
+    ref.bf16_to_f32(all.data(), b.data(), static_cast<int>(all.size()));
+    for (size_t i = 0; i < all.size(); ++i) {
+      if (!std::isnan(b[i])) {
+        ASSERT_EQ(std::memcmp(&a[i], &b[i], 4), 0) << k->name << " bf16 " << i;
+      }
+    }
+    auto x = random_floats(4099, 7, 100.0f);
+    x[0] = 65520.0f;  // rounds to infinity
+    x[1] = 1e-8f;     // subnormal half
+    std::vector<uint16_t> h1(x.size()), h2(x.size());
+    k->f32_to_f16(x.data(), h1.data(), static_cast<int>(x.size()));
+    ref.f32_to_f16(x.data(), h2.data(), static_cast<int>(x.size()));
+    EXPECT_EQ(h1, h2) << k->name;
+  }
+}
+
+TEST(Kernels, ActivationQuantizationIsBitExact) {
+  const KernelTable& ref = scalar_kernels();
+  auto x = random_floats(32 * 40, 11, 3.0f);
+  std::fill(x.begin() + 64, x.begin() + 96, 0.0f);  // an all-zero block
+  x[200] = 0.5f;                                    // ties must round the same way
+  std::vector<Q8Block> a(40), b(40);
+  ref.quantize_q8(x.data(), b.data(), static_cast<int>(x.size()));
+  for (int blk = 0; blk < 40; ++blk) {
+    int32_t sum = 0;
+    for (int i = 0; i < 32; ++i) {
+      sum += b[blk].qs[i];
+      EXPECT_NEAR(b[blk].d * b[blk].qs[i], x[static_cast<size_t>(blk * 32 + i)], b[blk].d * 0.5f + 1e-7f);
+    }
+    EXPECT_EQ(sum, b[blk].sum);
+  }
+  for (const KernelTable* k : simd_tables()) {
+    k->quantize_q8(x.data(), a.data(), static_cast<int>(x.size()));
+    for (int blk = 0; blk < 40; ++blk) {
+      EXPECT_EQ(a[blk].d, b[blk].d) << k->name;
+      EXPECT_EQ(a[blk].sum, b[blk].sum) << k->name;
+      EXPECT_EQ(std::memcmp(a[blk].qs, b[blk].qs, 32), 0) << k->name << " block " << blk;
+    }
+  }
+}
+
+void check_vec_dot(gguf::GgmlType type, VecDotQ8 KernelTable::*vec) {
+  const int n_blocks = 28;  // 896 columns, qwen2.5-0.5b's width
+  const int n_act = 9;      // more than one activation group, with a remainder
+  auto w = random_floats(static_cast<size_t>(n_blocks) * 32, 3);
+  std::vector<std::byte> wq(*gguf::bytes_for(static_cast<uint32_t>(type), w.size()));
+  tensor::quantize(type, w, wq);
+  auto x = random_floats(static_cast<size_t>(n_blocks) * 32 * n_act, 5);
+  std::vector<Q8Block> act(static_cast<size_t>(n_blocks) * n_act);
+  scalar_kernels().quantize_q8(x.data(), act.data(), static_cast<int>(x.size()));
+  std::vector<float> expected(n_act), got(n_act * 2);
+  (scalar_kernels().*vec)(wq.data(), act.data(), n_blocks, n_act, n_blocks, expected.data(), 1);
+  for (const KernelTable* k : simd_tables()) {
+    (k->*vec)(wq.data(), act.data(), n_blocks, n_act, n_blocks, got.data(), 2);  // strided output
+    for (int j = 0; j < n_act; ++j) {
+      EXPECT_NEAR(got[static_cast<size_t>(2 * j)], expected[static_cast<size_t>(j)], 1e-4f * (1 + std::fabs(expected[static_cast<size_t>(j)])))
+          << k->name << " " << gguf::type_name(static_cast<uint32_t>(type)) << " row " << j;
+    }
+  }
+}
+
+TEST(Kernels, Int8DotsMatchScalarForQ8_0) { check_vec_dot(gguf::GgmlType::Q8_0, &KernelTable::vec_q8_0); }
+TEST(Kernels, Int8DotsMatchScalarForQ4_0) { check_vec_dot(gguf::GgmlType::Q4_0, &KernelTable::vec_q4_0); }
+
+}  // namespace
+}  // namespace pensieve::backend::cpu

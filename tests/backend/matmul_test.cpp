@@ -1,0 +1,105 @@
+// CpuBackend::matmul for every weight type, on every kernel table, against dequantize-then-dot in double.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <random>
+#include <set>
+#include <vector>
+
+#include "backend/cpu/cpu_backend.h"
+#include "gguf/gguf_file.h"
+#include "tensor/dequantize.h"
+#include "tensor/quantize.h"
+
+namespace pensieve::backend::cpu {
+namespace {
+
+std::vector<const KernelTable*> all_tables() {
+  std::vector<const KernelTable*> t{&scalar_kernels()};
+  if (auto* k = avx2_kernels()) t.push_back(k);
+  if (auto* k = avx512_kernels()) t.push_back(k);
+  return t;
+}
+
+std::vector<float> random_floats(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+bool uses_int8_activations(uint32_t type) {
+  return type == static_cast<uint32_t>(gguf::GgmlType::Q8_0) || type == static_cast<uint32_t>(gguf::GgmlType::Q4_0);
+}
+
+// Checks y = x W^T. The int8 paths round each activation to within half a step (amax/127/2) of its block,
+// so their error is bounded by sum_blocks(sum|w| * amax/254); float paths only by summation order.
+void check_matmul(const Weight& w, int n) {
+  const size_t cols = static_cast<size_t>(w.cols);
+  auto x = random_floats(static_cast<size_t>(n) * cols, 99);
+  std::vector<float> dense(static_cast<size_t>(w.rows) * cols);
+  tensor::dequantize(w.type_id, w.data.first(static_cast<size_t>(w.rows) * w.row_bytes), dense);
+  for (const KernelTable* k : all_tables()) {
+    CpuBackend be(2, *k);
+    std::vector<float> y(static_cast<size_t>(n) * static_cast<size_t>(w.rows));
+    be.matmul(w, x.data(), n, y.data());
+    for (int j = 0; j < n; ++j) {
+      const float* xj = x.data() + static_cast<size_t>(j) * cols;
+      for (int64_t r = 0; r < w.rows; ++r) {
+        const float* wr = dense.data() + static_cast<size_t>(r) * cols;
+        double exact = 0, mag = 0, quant_bound = 0;
+        for (size_t b0 = 0; b0 < cols; b0 += 32) {
+          double amax = 0, wabs = 0;
+          for (size_t i = b0; i < b0 + 32 && i < cols; ++i) {
+            exact += static_cast<double>(wr[i]) * xj[i];
+            mag += std::fabs(static_cast<double>(wr[i]) * xj[i]);
+            amax = std::max(amax, static_cast<double>(std::fabs(xj[i])));
+            wabs += std::fabs(wr[i]);
+          }
+          quant_bound += wabs * amax / 254.0;
+        }
+        const double tol = 1e-5 * mag + (uses_int8_activations(w.type_id) ? quant_bound : 0.0) + 1e-6;
+        ASSERT_NEAR(y[static_cast<size_t>(j) * static_cast<size_t>(w.rows) + static_cast<size_t>(r)], exact, tol)
+            << w.name << " (" << gguf::type_name(w.type_id) << ") on " << k->name << ", row " << r << ", act " << j;
+      }
+    }
+  }
+}
+
+TEST(Matmul, QuantizedFromRandomWeights) {
+  for (auto type : {gguf::GgmlType::F32, gguf::GgmlType::F16, gguf::GgmlType::BF16, gguf::GgmlType::Q8_0,
+                    gguf::GgmlType::Q4_0, gguf::GgmlType::Q4_K, gguf::GgmlType::Q6_K}) {
+    const int64_t rows = 37, cols = 512;
+    auto dense = random_floats(static_cast<size_t>(rows * cols), 1);
+    std::vector<std::byte> bytes(*gguf::bytes_for(static_cast<uint32_t>(type), dense.size()));
+    tensor::quantize(type, dense, bytes);
+    Weight w{"random", static_cast<uint32_t>(type), rows, cols, *gguf::bytes_for(static_cast<uint32_t>(type), cols), bytes};
+    for (int n : {1, 3, 8, 70}) check_matmul(w, n);
+  }
+}
+
+// The llama.cpp-quantized fixtures hold real tensors of every format pensieve reads.
+TEST(Matmul, EveryTensorTypeInTheQuantFixtures) {
+  const auto dir = std::filesystem::path(PENSIEVE_FIXTURES_DIR) / "quant";
+  std::set<std::string> seen;
+  for (const char* name : {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K_M", "Q4_K_M", "Q5_K_M", "Q6_K",
+                           "IQ4_NL", "IQ4_XS"}) {
+    const auto f = gguf::GgufFile::open(dir / (std::string("llama3-tiny-") + name + ".gguf"));
+    std::set<uint32_t> done;
+    for (const auto& t : f.tensors()) {
+      if (t.shape.size() != 2 || !done.insert(t.type_id).second) continue;
+      Weight w{t.name, t.type_id, static_cast<int64_t>(t.shape[1]), static_cast<int64_t>(t.shape[0]),
+               *gguf::bytes_for(t.type_id, t.shape[0]), f.tensor_data(t)};
+      check_matmul(w, 5);
+      seen.insert(std::string(gguf::type_name(t.type_id)));
+    }
+  }
+  for (const char* want : {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"}) {
+    EXPECT_TRUE(seen.count(want)) << want << " was not exercised";
+  }
+}
+
+}  // namespace
+}  // namespace pensieve::backend::cpu
