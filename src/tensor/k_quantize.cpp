@@ -71,10 +71,14 @@ AffineFit fit_q4_codes(const Float4 (&x)[kQ4Group / 4], float offset, float inve
   const float n = float(kQ4Group);
   AffineFit fit;
   const float det = n * sum_l2 - sum_l * sum_l;
-  if (det <= 0.0f) return fit;  // all codes equal: this rounding carries no scale information
-  fit.scale = (n * sum_xl - sum_l * stats.sum_x) / det;
-  fit.offset = (stats.sum_x - fit.scale * sum_l) / n;
-  if (fit.offset > 0.0f) {  // the format cannot add: refit with the offset pinned at zero
+  if (!(sum_l2 > 0.0f)) return fit;  // every code 0: this rounding carries no scale information
+  if (det > 0.0f) {
+    fit.scale = (n * sum_xl - sum_l * stats.sum_x) / det;
+    fit.offset = (stats.sum_x - fit.scale * sum_l) / n;
+  }
+  // The format cannot add an offset; and when all codes are equal (det == 0, a constant positive group)
+  // only the scale can be fitted. Either way: refit with the offset pinned at zero.
+  if (det <= 0.0f || fit.offset > 0.0f) {
     fit.offset = 0.0f;
     fit.scale = sum_xl / sum_l2;
   }
@@ -167,7 +171,11 @@ void quantize_q4_k_block(const float* x, BlockQ4_K& block) {
 // Q6_K: groups of 16, x ~= scale * q, q in -32..31 (stored as q + 32), scale a signed 8-bit multiple of d.
 
 constexpr int kQ6Group = 16;
-constexpr int kQ6Candidates = 11;  // grid stretches -0.5 .. +0.5 codes in steps of 0.1
+// Grid stretches (in codes) around mapping the largest magnitude onto code -32. Shrinking by whole codes
+// matters twice: clipping the extreme a little pays off (relative RMSE on Gaussian data 0.0166 with this
+// set, 0.0173 with -1..+0.5 in tenths), and data already on a Q6_K grid whose extreme sits on code 27..31
+// (small group scales round coarsely) is then recovered exactly, so re-quantizing is stable.
+constexpr float kQ6Stretch[] = {-5.0f, -4.0f, -3.0f, -2.0f, -1.0f, -0.5f, 0.0f, 0.5f};
 
 // Least-squares symmetric scale for one group. The scale may be negative: then the element of largest
 // magnitude lands on code -32, the one code without a positive twin, whatever its sign.
@@ -181,8 +189,7 @@ float search_q6_group(const float* x) {
   for (int i = 0; i < kQ6Group / 4; ++i) lanes[i] = load4(x + 4 * i);
   const float inverse_extreme = -1.0f / extreme;
   float best_xq = 0.0f, best_q2 = 1.0f;  // the best candidate so far, as its sums
-  for (int k = 0; k < kQ6Candidates; ++k) {
-    const float stretch = 0.1f * float(k - kQ6Candidates / 2);
+  for (const float stretch : kQ6Stretch) {
     const float inverse_scale = (32.0f + stretch) * inverse_extreme;
     const Float4 scale4 = splat4(inverse_scale);
     Float4 acc_xq{}, acc_q2{};
