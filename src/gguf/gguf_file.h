@@ -34,6 +34,7 @@ struct Value;
 struct ArrayValue {
   ValueType element_type = ValueType::UInt8;
   std::vector<Value> items;  // nested arrays are allowed
+  bool operator==(const ArrayValue&) const = default;
 };
 
 struct Value {
@@ -49,6 +50,8 @@ struct Value {
   std::optional<bool> as_bool() const;
   const std::string* as_string() const;
   const ArrayValue* as_array() const;
+
+  bool operator==(const Value&) const = default;  // same type and same value (floats compare as floats)
 };
 
 struct MetadataEntry {
