@@ -8,8 +8,13 @@ namespace pensieve::tokenizer {
 namespace {
 
 constexpr uint64_t kEmptyKey = ~uint64_t{0};
-constexpr std::size_t kMaxCachedPieces = 1 << 16;
-constexpr std::size_t kMaxCachedPieceBytes = 64;
+constexpr std::size_t kCacheSlots = 1 << 15;
+
+uint64_t hash_bytes(std::string_view bytes) {
+  uint64_t h = 0x9E3779B97F4A7C15ULL ^ bytes.size();
+  for (char c : bytes) h = (h ^ static_cast<uint8_t>(c)) * 0x100000001B3ULL;
+  return h ^ (h >> 29);
+}
 
 uint64_t pair_key(int32_t left, int32_t right) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
@@ -58,10 +63,26 @@ BytePairModel::BytePairModel(std::span<const std::string> byte_text, const TextT
     if (find_merge(left_id, right_id) != nullptr) continue;  // the first (lowest) rank wins
     insert_merge(left_id, right_id, static_cast<int32_t>(rank), merged);
   }
+  // Byte tokens have small ids in every byte-level vocabulary we know; when they do, pairs of them get a
+  // direct table (found by find_merge before the hash probe).
+  bool bytes_are_small = std::all_of(std::begin(byte_token_), std::end(byte_token_), [](int32_t id) { return id >= 0 && id < 256; });
+  if (bytes_are_small) {
+    std::vector<MergeSlot> table(256 * 256, MergeSlot{kEmptyKey, 0, 0});
+    for (int32_t l = 0; l < 256; ++l) {
+      for (int32_t r = 0; r < 256; ++r) {
+        if (const MergeSlot* m = find_merge(l, r)) table[static_cast<std::size_t>(l) * 256 + r] = *m;
+      }
+    }
+    byte_pair_merges_ = std::move(table);
+  }
 }
 
 const BytePairModel::MergeSlot* BytePairModel::find_merge(int32_t left, int32_t right) const {
   uint64_t key = pair_key(left, right);
+  if (!byte_pair_merges_.empty() && left < 256 && right < 256 && left >= 0 && right >= 0) {
+    const MergeSlot& slot = byte_pair_merges_[static_cast<std::size_t>(left) * 256 + right];
+    if (slot.key == key) return &slot;
+  }
   for (uint64_t i = mix(key) & mask_;; i = (i + 1) & mask_) {
     const MergeSlot& slot = merges_[i];
     if (slot.key == key) return &slot;
@@ -78,31 +99,34 @@ void BytePairModel::insert_merge(int32_t left, int32_t right, int32_t rank, int3
 
 void BytePairModel::encode_piece(std::string_view bytes, Scratch& scratch, std::vector<int32_t>& out) const {
   if (bytes.empty()) return;
-  if (ignore_merges_) {
-    int32_t whole = find_id(bytes_to_id_, bytes);
-    if (whole >= 0) {
-      out.push_back(whole);
-      return;
-    }
-  }
   if (bytes.size() == 1) {
     int32_t id = byte_token_[static_cast<uint8_t>(bytes[0])];
     if (id >= 0) out.push_back(id);
     return;
   }
-  if (bytes.size() > kMaxCachedPieceBytes) {
-    merge_symbols(bytes, scratch, out);
-    return;
-  }
-  auto hit = scratch.cache.find(bytes);
-  if (hit != scratch.cache.end()) {
-    out.insert(out.end(), hit->second.begin(), hit->second.end());
-    return;
+  Scratch::CachedPiece* slot = nullptr;
+  uint64_t hash = 0;
+  if (bytes.size() <= kCachedPieceBytes) {
+    if (scratch.cache.empty()) scratch.cache.assign(kCacheSlots, Scratch::CachedPiece{});
+    hash = hash_bytes(bytes);
+    slot = &scratch.cache[hash & (kCacheSlots - 1)];
+    if (slot->hash == hash && slot->length == bytes.size() && bytes.compare(0, bytes.size(), slot->bytes, slot->length) == 0) {
+      out.insert(out.end(), slot->ids, slot->ids + slot->n_ids);
+      return;
+    }
   }
   std::size_t first = out.size();
-  merge_symbols(bytes, scratch, out);
-  if (scratch.cache.size() >= kMaxCachedPieces) scratch.cache.clear();
-  scratch.cache.emplace(std::string(bytes), std::vector<int32_t>(out.begin() + static_cast<std::ptrdiff_t>(first), out.end()));
+  int32_t whole = ignore_merges_ ? find_id(bytes_to_id_, bytes) : -1;
+  if (whole >= 0) out.push_back(whole);
+  else merge_symbols(bytes, scratch, out);
+  std::size_t n_ids = out.size() - first;
+  if (slot != nullptr && n_ids <= kCachedPieceIds) {
+    slot->hash = hash;
+    slot->length = static_cast<uint8_t>(bytes.size());
+    slot->n_ids = static_cast<uint8_t>(n_ids);
+    std::copy(bytes.begin(), bytes.end(), slot->bytes);
+    std::copy(out.begin() + static_cast<std::ptrdiff_t>(first), out.end(), slot->ids);
+  }
 }
 
 void BytePairModel::push_candidate(Scratch& scratch, int32_t left) const {

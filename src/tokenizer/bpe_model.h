@@ -5,7 +5,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "tokenizer/string_map.h"
@@ -14,6 +13,9 @@ namespace pensieve::tokenizer {
 
 class BytePairModel {
  public:
+  static constexpr std::size_t kCachedPieceBytes = 22;
+  static constexpr std::size_t kCachedPieceIds = 7;
+
   // Reusable per-thread working memory, including a cache of recently encoded pieces.
   struct Scratch {
     struct Symbol {
@@ -27,9 +29,17 @@ class BytePairModel {
       int32_t left_id;
       int32_t right_id;
     };
+    // Direct-mapped cache of short pieces, one cache line per entry: repeated words cost one lookup.
+    struct CachedPiece {
+      uint64_t hash;
+      uint8_t length;  // 0: empty slot
+      uint8_t n_ids;
+      char bytes[kCachedPieceBytes];
+      int32_t ids[kCachedPieceIds];
+    };
     std::vector<Symbol> symbols;
     std::vector<Candidate> heap;
-    std::unordered_map<std::string, std::vector<int32_t>, TextHash, std::equal_to<>> cache;
+    std::vector<CachedPiece> cache;
   };
 
   BytePairModel() = default;
@@ -54,6 +64,7 @@ class BytePairModel {
 
   TextToId bytes_to_id_;
   int32_t byte_token_[256] = {};
+  std::vector<MergeSlot> byte_pair_merges_;  // 256 x 256, direct: the first merges of every piece
   std::vector<MergeSlot> merges_;  // open addressing, power-of-two size
   uint64_t mask_ = 0;
   bool ignore_merges_ = false;
