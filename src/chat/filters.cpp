@@ -1,6 +1,7 @@
 // jinja2's filters and tests, with HF's tojson (ensure_ascii off, Python json.dumps separators).
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <string>
@@ -218,9 +219,15 @@ Value filter_round(const Value& input, const CallArgs& args) {
   if (!input.is_number()) fail_runtime("TypeError", "round needs a number, got " + type_name(input));
   int64_t precision = int_arg(args, 0, "precision", 0);
   std::string method = string_arg(args, 1, "method", "common");
+  if (method == "common" && precision >= 0 && precision < 100) {
+    // Python's round(): the exact binary value rounded half-to-even, which glibc's printf also does.
+    char buf[512];
+    std::snprintf(buf, sizeof buf, "%.*f", static_cast<int>(precision), input.as_double());
+    return Value(std::strtod(buf, nullptr));
+  }
   double scale = std::pow(10.0, static_cast<double>(precision));
   double x = input.as_double() * scale;
-  double r = method == "ceil" ? std::ceil(x) : method == "floor" ? std::floor(x) : std::round(x);
+  double r = method == "ceil" ? std::ceil(x) : method == "floor" ? std::floor(x) : std::nearbyint(x);
   return Value(r / scale);
 }
 

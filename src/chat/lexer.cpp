@@ -140,9 +140,17 @@ class Lexer {
     const char closer = is_block ? '%' : '}';
     tokens_.push_back(Token{is_block ? TokenType::BlockBegin : TokenType::VariableBegin, "", 0, 0, line_at(tag_start)});
     const size_t first_token = tokens_.size();
+    int open_brackets = 0;  // like jinja2, `}}` inside an open (, [ or { is not the end of the tag
     for (;;) {
       while (p < src_.size() && is_space(src_[p])) ++p;
       if (p >= src_.size()) fail(tag_start, is_block ? "unterminated '{%' tag" : "unterminated '{{' tag");
+      if (open_brackets > 0) {
+        p = lex_expression_token(p);
+        const std::string& op = tokens_.back().type == TokenType::Operator ? tokens_.back().text : std::string();
+        if (op == "(" || op == "[" || op == "{") ++open_brackets;
+        if (op == ")" || op == "]" || op == "}") --open_brackets;
+        continue;
+      }
       char modifier = 0;
       size_t close = p;
       if ((src_[p] == '-' || src_[p] == '+') && p + 2 < src_.size() + 1 && src_.compare(p + 1, 2, std::string{closer, '}'}) == 0) {
@@ -160,6 +168,8 @@ class Lexer {
         break;
       }
       p = lex_expression_token(p);
+      const Token& last = tokens_.back();
+      if (last.type == TokenType::Operator && (last.text == "(" || last.text == "[" || last.text == "{")) ++open_brackets;
     }
     if (is_block && tokens_.size() == first_token + 2 && tokens_[first_token].type == TokenType::Name &&
         tokens_[first_token].text == "raw") {
