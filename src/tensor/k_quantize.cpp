@@ -99,7 +99,7 @@ AffineFit search_q4_group(const float* x) {
     highest = std::max(highest, x[i]);
   }
   AffineFit best;
-  if (!(highest > lowest)) {  // all zero (lowest is clamped to 0, so a constant group has highest > lowest)
+  if (!(highest > lowest)) {  // all values equal and <= 0 (lowest is clamped to 0): the min alone holds them
     best.offset = lowest;
     return best;
   }
