@@ -22,7 +22,8 @@ using gguf::GgufFile;
 using gguf::TensorInfo;
 using gguf::Value;
 using gguf::ValueType;
-using nlohmann::json;
+// Ordered: metadata keys come out in file order, as the converter wrote them.
+using json = nlohmann::ordered_json;
 
 constexpr size_t kMaxInlineArray = 16;  // longer arrays are summarised as {type, length}
 
