@@ -18,6 +18,7 @@ constexpr int64_t kRowGrain = 16;    // output rows handed to a thread at a time
 constexpr int kActTile = 64;         // activation rows kept hot in cache while a weight range streams by
 constexpr size_t kParallelElementwise = 1 << 16;
 
+
 bool is(uint32_t type_id, GgmlType t) { return type_id == static_cast<uint32_t>(t); }
 
 }  // namespace
@@ -44,7 +45,7 @@ void CpuBackend::matmul(const Weight& w, const float* x, int n, float* y) {
 void CpuBackend::matmul_f32(const Weight& w, const float* x, int n, float* y) {
   const int cols = static_cast<int>(w.cols);
   const size_t rows = static_cast<size_t>(w.rows);
-  pool_.parallel_for(w.rows, kRowGrain, [&](int64_t r0, int64_t r1, int) {
+  split(static_cast<double>(w.rows) * static_cast<double>(w.cols) * n, w.rows, kRowGrain, [&](int64_t r0, int64_t r1, int) {
     for (int j0 = 0; j0 < n; j0 += kActTile) {
       const int j1 = std::min(n, j0 + kActTile);
       for (int64_t r = r0; r < r1; ++r) {
@@ -65,13 +66,13 @@ void CpuBackend::matmul_int8(const Weight& w, VecDotQ8 vec, const float* x, int 
   const size_t rows = static_cast<size_t>(w.rows);
   if (act_q8_.size() < act_stride * static_cast<size_t>(n)) act_q8_.resize(act_stride * static_cast<size_t>(n));
   Q8Block* act = act_q8_.data();
-  pool_.parallel_for(n, 1, [&](int64_t j0, int64_t j1, int) {
+  split(static_cast<double>(n) * cols, n, 1, [&](int64_t j0, int64_t j1, int) {
     for (int64_t j = j0; j < j1; ++j) {
       kernels_.quantize_q8(x + static_cast<size_t>(j) * static_cast<size_t>(cols), act + static_cast<size_t>(j) * act_stride,
                            cols);
     }
   });
-  pool_.parallel_for(w.rows, kRowGrain, [&](int64_t r0, int64_t r1, int) {
+  split(static_cast<double>(w.rows) * static_cast<double>(w.cols) * n, w.rows, kRowGrain, [&](int64_t r0, int64_t r1, int) {
     for (int j0 = 0; j0 < n; j0 += kActTile) {
       const int g = std::min(n - j0, kActTile);
       for (int64_t r = r0; r < r1; ++r) {
@@ -88,7 +89,7 @@ void CpuBackend::matmul_dequantized(const Weight& w, const float* x, int n, floa
   ensure_thread_scratch(static_cast<size_t>(cols));
   const bool f16 = is(w.type_id, GgmlType::F16);
   const bool bf16 = is(w.type_id, GgmlType::BF16);
-  pool_.parallel_for(w.rows, kRowGrain, [&](int64_t r0, int64_t r1, int t) {
+  split(static_cast<double>(w.rows) * static_cast<double>(w.cols) * n, w.rows, kRowGrain, [&](int64_t r0, int64_t r1, int t) {
     float* row = thread_scratch(t);
     for (int64_t r = r0; r < r1; ++r) {
       const std::byte* src = w.data.data() + static_cast<size_t>(r) * w.row_bytes;
@@ -205,7 +206,9 @@ void CpuBackend::attention(const float* q, int n_heads, const KvLayerView& kv, c
       throw std::out_of_range("attention context exceeds the sequence's block table");
     }
   }
-  pool_.parallel_for(static_cast<int64_t>(n_rows) * n_kv, 1, [&](int64_t w0, int64_t w1, int t) {
+  double macs = 0;
+  for (int32_t p : slots.positions) macs += 2.0 * (p + 1) * n_heads * hd;
+  split(macs, static_cast<int64_t>(n_rows) * n_kv, 1, [&](int64_t w0, int64_t w1, int t) {
     float* kbuf = thread_scratch(t);
     float* vbuf = kbuf + hd;
     float* scores = vbuf + hd;                    // [rep][bt]

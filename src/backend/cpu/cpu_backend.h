@@ -34,6 +34,17 @@ class CpuBackend final : public Backend {
   void matmul_f32(const Weight& w, const float* x, int n, float* y);
   void matmul_int8(const Weight& w, VecDotQ8 vec, const float* x, int n, float* y);
   void matmul_dequantized(const Weight& w, const float* x, int n, float* y);
+  // Runs body over [0, n) on the pool, or inline when `macs` (the work) is too small to repay a wake-up.
+  template <typename F>
+  void split(double macs, int64_t n, int64_t grain, F&& body) {
+    if (macs < kMinParallelMacs || pool_.size() == 1) {
+      if (n > 0) body(int64_t{0}, n, 0);
+    } else {
+      pool_.parallel_for(n, grain, body);
+    }
+  }
+  // Waking a worker costs microseconds (far more on an oversubscribed machine); small ops cannot repay it.
+  static constexpr double kMinParallelMacs = 1 << 17;
   float* thread_scratch(int thread) { return scratch_[static_cast<size_t>(thread)].data(); }
   void ensure_thread_scratch(size_t floats);
 

@@ -1,0 +1,164 @@
+// `pensieve bench-engine --model F --prompt 128 --gen 128 --batch 1,4,8 [--threads N] [--json]`: prefill and
+// decode throughput of the engine alone (no HTTP), beside the memory-bandwidth bound for decode.
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "backend/backend.h"
+#include "backend/memory_bandwidth.h"
+#include "cli/command_registry.h"
+#include "model/model.h"
+
+namespace pensieve::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct BenchArgs {
+  std::string model;
+  int prompt = 128;
+  int gen = 128;
+  std::string batches = "1,4,8";
+  int threads = 0;
+  bool json = false;
+};
+
+struct BenchResult {
+  int batch = 0;
+  double prefill_tok_s = 0;
+  double decode_tok_s = 0;
+  double decode_bound_tok_s = 0;
+};
+
+std::vector<int> parse_batches(const std::string& text) {
+  std::vector<int> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, comma - start);
+    int v = 0;
+    try {
+      v = std::stoi(item);
+    } catch (const std::exception&) {
+    }
+    if (v <= 0 || v > 1024) throw CommandError{"--batch: '" + item + "' is not a batch size (expected e.g. 1,4,8)"};
+    out.push_back(v);
+    start = comma + 1;
+  }
+  return out;
+}
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+BenchResult bench_one(model::Model& m, int batch, int prompt, int gen, double bandwidth) {
+  const auto& c = m.config();
+  const int per_seq_blocks = (prompt + gen) / kv::kBlockTokens + 1;
+  auto pool = m.make_kv_pool(kv::KvType::F16, batch * per_seq_blocks);
+  std::vector<kv::BlockTable> tables(static_cast<size_t>(batch));
+  for (auto& t : tables) t.reserve(pool, prompt + gen);
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int32_t> token(0, c.vocab - 1);
+  std::vector<float> logits(static_cast<size_t>(batch) * static_cast<size_t>(c.vocab));
+  model::Batch b;
+
+  BenchResult r;
+  r.batch = batch;
+  constexpr int kPrefillChunk = 512;
+  auto start = Clock::now();
+  for (int s = 0; s < batch; ++s) {
+    for (int p0 = 0; p0 < prompt; p0 += kPrefillChunk) {
+      const int p1 = std::min(prompt, p0 + kPrefillChunk);
+      b.clear();
+      const int seq = b.add_sequence(tables[static_cast<size_t>(s)].blocks());
+      for (int p = p0; p < p1; ++p) b.add_token(token(rng), p, seq, p + 1 == prompt);
+      m.forward(b, pool, std::span<float>(logits).first(p1 == prompt ? static_cast<size_t>(c.vocab) : 0));
+    }
+  }
+  r.prefill_tok_s = static_cast<double>(batch) * prompt / seconds_since(start);
+
+  start = Clock::now();
+  for (int step = 0; step < gen; ++step) {
+    b.clear();
+    for (int s = 0; s < batch; ++s) {
+      const int seq = b.add_sequence(tables[static_cast<size_t>(s)].blocks());
+      b.add_token(token(rng), prompt + step, seq, true);
+    }
+    m.forward(b, pool, logits);
+  }
+  r.decode_tok_s = static_cast<double>(batch) * gen / seconds_since(start);
+
+  // Each decode step reads every weight once plus each sequence's KV so far (on average prompt + gen/2).
+  const double kv_bytes_per_seq = (prompt + gen / 2.0) * c.n_layers * 2.0 * c.kv_dim() * 2.0;
+  const double bytes_per_step = static_cast<double>(m.weight_bytes()) + batch * kv_bytes_per_seq;
+  r.decode_bound_tok_s = bandwidth * batch / bytes_per_step;
+  return r;
+}
+
+int run_bench(const BenchArgs& a) {
+  if (a.prompt <= 0 || a.gen <= 0) throw CommandError{"--prompt and --gen must be positive"};
+  const std::vector<int> batches = parse_batches(a.batches);
+  auto be = backend::make_cpu_backend(a.threads);
+  auto m = model::Model::load(a.model, *be);
+  const double bandwidth = backend::measure_read_bandwidth(be->threads());
+  {  // Fault the mapped weights in before timing anything.
+    auto pool = m->make_kv_pool(kv::KvType::F16, 1);
+    kv::BlockTable t;
+    t.reserve(pool, 1);
+    model::Batch b;
+    b.add_token(0, 0, b.add_sequence(t.blocks()), false);
+    m->forward(b, pool, {});
+  }
+  std::vector<BenchResult> results;
+  for (int batch : batches) results.push_back(bench_one(*m, batch, a.prompt, a.gen, bandwidth));
+
+  if (a.json) {
+    nlohmann::json j;
+    j["model"] = a.model;
+    j["backend"] = be->name();
+    j["threads"] = be->threads();
+    j["weight_bytes"] = m->weight_bytes();
+    j["read_bandwidth_gb_s"] = bandwidth / 1e9;
+    j["prompt"] = a.prompt;
+    j["gen"] = a.gen;
+    j["results"] = nlohmann::json::array();
+    for (const auto& r : results) {
+      j["results"].push_back({{"batch", r.batch},
+                              {"prefill_tok_s", r.prefill_tok_s},
+                              {"decode_tok_s", r.decode_tok_s},
+                              {"decode_bound_tok_s", r.decode_bound_tok_s}});
+    }
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("%s\n", fmt::format("model {}  backend {}  threads {}  weights {:.1f} MB  read bandwidth {:.1f} GB/s",
+                                  a.model, be->name(), be->threads(), m->weight_bytes() / 1e6, bandwidth / 1e9)
+                          .c_str());
+  std::printf("prompt %d, gen %d per sequence\n", a.prompt, a.gen);
+  std::printf("%6s %14s %14s %20s\n", "batch", "prefill tok/s", "decode tok/s", "decode bound tok/s");
+  for (const auto& r : results) {
+    std::printf("%6d %14.1f %14.1f %20.1f\n", r.batch, r.prefill_tok_s, r.decode_tok_s, r.decode_bound_tok_s);
+  }
+  return 0;
+}
+
+const RegisterCommand kBenchEngine{
+    "bench-engine", "Measure prefill and decode throughput beside the memory-bandwidth bound",
+    [](CLI::App& sub) -> Action {
+      auto a = std::make_shared<BenchArgs>();
+      sub.add_option("--model", a->model, "GGUF model file")->required();
+      sub.add_option("--prompt", a->prompt, "Prompt tokens per sequence (default 128)");
+      sub.add_option("--gen", a->gen, "Generated tokens per sequence (default 128)");
+      sub.add_option("--batch", a->batches, "Comma-separated batch sizes (default 1,4,8)");
+      sub.add_option("--threads", a->threads, "Worker threads (default: physical cores)");
+      sub.add_flag("--json", a->json, "Print the results as JSON");
+      return [a] { return run_bench(*a); };
+    }};
+
+}  // namespace
+}  // namespace pensieve::cli
