@@ -135,7 +135,7 @@ void BytePairModel::push_candidate(Scratch& scratch, int32_t left) const {
   if (right < 0) return;
   const MergeSlot* merge = find_merge(symbols[left].id, symbols[right].id);
   if (merge == nullptr) return;
-  scratch.heap.push_back({merge->rank, left, symbols[left].id, symbols[right].id});
+  scratch.heap.push_back({merge->rank, left, symbols[left].id, symbols[right].id, merge->merged});
   std::push_heap(scratch.heap.begin(), scratch.heap.end(), later);
 }
 
@@ -158,7 +158,7 @@ void BytePairModel::merge_symbols(std::string_view bytes, Scratch& scratch, std:
     // Stale when either side has changed since the candidate was queued.
     if (left.id != c.left_id || left.next < 0 || symbols[left.next].id != c.right_id) continue;
     auto& right = symbols[left.next];
-    left.id = find_merge(c.left_id, c.right_id)->merged;
+    left.id = c.merged;
     right.id = -2;  // gone
     left.next = right.next;
     if (right.next >= 0) symbols[right.next].prev = c.left;

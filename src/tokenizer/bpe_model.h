@@ -28,6 +28,7 @@ class BytePairModel {
       int32_t left;
       int32_t left_id;
       int32_t right_id;
+      int32_t merged;
     };
     // Direct-mapped cache of short pieces, one cache line per entry: repeated words cost one lookup.
     struct CachedPiece {
