@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/request.h"
+#include "kv/kv_cache.h"
 
 namespace pensieve::engine {
 
@@ -63,5 +64,34 @@ class Engine {
   virtual void stop_admitting() = 0;
   virtual void shutdown() = 0;
 };
+
+}  // namespace pensieve::engine
+
+// ---- Construction of the continuous-batching engine (added with its implementation) ----
+namespace pensieve::model {
+class Model;
+}
+namespace pensieve::tokenizer {
+class Tokenizer;
+}
+
+namespace pensieve::engine {
+
+struct EngineOptions {
+  int parallel = 8;              // sequences in the running set at most (each choice of a request counts)
+  int kv_blocks = 0;             // KV pool size in blocks of 16 tokens; 0: from kv_bytes
+  uint64_t kv_bytes = 0;         // KV pool size in bytes when kv_blocks is 0; both 0: parallel x context
+  kv::KvType kv_type = kv::KvType::F16;
+  int token_budget = 512;        // rows per forward step: decodes first, then prefill chunks
+  int queue_limit = 256;         // waiting requests before submit answers QueueFull
+  int context_length = 0;        // 0: the model's; capped by the pool's capacity
+  bool prefix_caching = true;
+};
+
+// Starts the engine thread. The model and tokenizer must outlive the engine; nothing else may run the model
+// meanwhile. A prompt of context_length() tokens or more is refused (PromptTooLong); max_tokens is clamped to
+// what the context leaves and such a choice ends with FinishReason::Length.
+std::unique_ptr<Engine> make_serving_engine(model::Model& model, const tokenizer::Tokenizer& tokenizer,
+                                            const EngineOptions& options);
 
 }  // namespace pensieve::engine

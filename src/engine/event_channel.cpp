@@ -1,0 +1,63 @@
+#include "engine/event_channel.h"
+
+namespace pensieve::engine {
+
+void EventChannel::notify_outside_lock(std::unique_lock<std::mutex>& lock) {
+  // A copy of the pointer, so the callback runs without our lock held (it may post to an event loop that
+  // then drains this handle).
+  const auto notify = notify_;
+  lock.unlock();
+  ready_.notify_all();
+  if (notify && *notify) (*notify)();
+}
+
+void EventChannel::push(GenerationEvent event) {
+  std::unique_lock lock(mutex_);
+  events_.push_back(std::move(event));
+  notify_outside_lock(lock);
+}
+
+void EventChannel::set_usage(const Usage& usage) {
+  std::lock_guard lock(mutex_);
+  usage_ = usage;
+}
+
+void EventChannel::close(const Usage& usage) {
+  std::unique_lock lock(mutex_);
+  usage_ = usage;
+  ended_ = true;
+  notify_outside_lock(lock);
+}
+
+bool EventChannel::drain(std::vector<GenerationEvent>& out) {
+  std::lock_guard lock(mutex_);
+  const bool had = !events_.empty();
+  for (auto& e : events_) out.push_back(std::move(e));
+  events_.clear();
+  return had || !ended_;
+}
+
+void EventChannel::wait(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  ready_.wait_for(lock, timeout, [&] { return !events_.empty() || ended_; });
+}
+
+void EventChannel::set_notify(std::function<void()> notify) {
+  std::unique_lock lock(mutex_);
+  notify_ = std::make_shared<const std::function<void()>>(std::move(notify));
+  if (!events_.empty() || ended_) {
+    notify_outside_lock(lock);
+  }
+}
+
+void EventChannel::cancel() {
+  if (cancelled_.exchange(true, std::memory_order_acq_rel)) return;
+  if (auto engine = engine_.lock()) engine->wake();
+}
+
+Usage EventChannel::usage() const {
+  std::lock_guard lock(mutex_);
+  return usage_;
+}
+
+}  // namespace pensieve::engine

@@ -1,0 +1,61 @@
+#pragma once
+// Turning one row of logits into the next token of one sequence. Pure given its inputs: the sequence's own
+// history and its own RNG, so a token never depends on what else is in the batch. Order of the transforms:
+// logit_bias -> repetition penalty (last N tokens of prompt + output) -> presence / frequency penalties
+// (output tokens) -> greedy argmax at temperature 0, else temperature -> top_k -> top_p -> min_p -> draw.
+// A Sampler holds vocab-sized scratch reused for every call, so sampling allocates nothing per token.
+#include <cstdint>
+#include <random>
+#include <span>
+#include <vector>
+
+#include "engine/request.h"
+
+namespace pensieve::engine {
+
+// A sequence's random stream: the request's seed (and the choice index) fully determine it.
+class SequenceRng {
+ public:
+  explicit SequenceRng(uint64_t seed) : engine_(seed) {}
+  double uniform() { return static_cast<double>(engine_() >> 11) * 0x1.0p-53; }  // [0, 1)
+
+ private:
+  std::mt19937_64 engine_;
+};
+
+// Seed of choice `choice` of a request seeded `seed`: distinct streams per choice, each reproducible.
+uint64_t choice_seed(uint64_t seed, int choice);
+
+class Sampler {
+ public:
+  explicit Sampler(int vocab);
+
+  // Picks a token from `logits` (modified in place). `history` is prompt + output so far, `n_prompt` of them
+  // the prompt.
+  int32_t sample(std::span<float> logits, const SamplingParams& params, std::span<const int32_t> history,
+                 size_t n_prompt, SequenceRng& rng);
+
+  // Log-softmax of `logits` at `token`, and (when top_n > 0) the top_n most likely tokens, best first, ties
+  // by lower id. Call on the raw logits, before sample() changes them.
+  float logprob_of(std::span<const float> logits, int32_t token);
+  void top_logprobs(std::span<const float> logits, int top_n, std::vector<TokenLogprob>& out);
+
+  // The individual transforms, public so they can be checked one by one.
+  static void apply_logit_bias(std::span<float> logits, std::span<const std::pair<int32_t, float>> bias);
+  void apply_penalties(std::span<float> logits, const SamplingParams& params, std::span<const int32_t> history,
+                       size_t n_prompt);
+
+ private:
+  struct Candidate {
+    int32_t id;
+    float p;  // logit, then probability
+  };
+  int32_t draw(std::span<float> logits, const SamplingParams& params, SequenceRng& rng);
+  double log_sum_exp(std::span<const float> logits) const;
+
+  int vocab_;
+  std::vector<Candidate> candidates_;
+  std::vector<int32_t> counts_;  // per token, zero between calls
+};
+
+}  // namespace pensieve::engine

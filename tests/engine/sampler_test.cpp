@@ -1,0 +1,172 @@
+// Sampler transforms, each checked against values worked out by hand from its definition, and the draw
+// checked against the distribution it should follow.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "engine/sampler.h"
+
+namespace pensieve::engine {
+namespace {
+
+std::vector<float> logs_of(std::vector<double> probs) {
+  std::vector<float> l;
+  for (double p : probs) l.push_back(static_cast<float>(std::log(p)));
+  return l;
+}
+
+// Frequencies of each token over `draws` samples from fresh copies of `logits`.
+std::vector<double> frequencies(const std::vector<float>& logits, const SamplingParams& p, int draws, uint64_t seed) {
+  Sampler s(static_cast<int>(logits.size()));
+  SequenceRng rng(seed);
+  std::vector<double> f(logits.size(), 0.0);
+  const std::vector<int32_t> history{0};
+  for (int i = 0; i < draws; ++i) {
+    auto l = logits;
+    f[static_cast<size_t>(s.sample(l, p, history, 1, rng))] += 1.0 / draws;
+  }
+  return f;
+}
+
+TEST(Sampler, GreedyTakesTheLargestLogitAndTheFirstOnTies) {
+  Sampler s(4);
+  SequenceRng rng(1);
+  SamplingParams p;
+  p.temperature = 0;
+  std::vector<float> l{0.5f, 2.0f, 2.0f, -1.0f};
+  EXPECT_EQ(s.sample(l, p, {}, 0, rng), 1);
+}
+
+TEST(Sampler, LogitBiasIsAdded) {
+  Sampler s(3);
+  SequenceRng rng(1);
+  SamplingParams p;
+  p.temperature = 0;
+  p.logit_bias = {{2, 5.0f}, {0, -1.0f}};
+  std::vector<float> l{1.0f, 3.0f, -1.0f};
+  EXPECT_EQ(s.sample(l, p, {}, 0, rng), 2);
+  EXPECT_FLOAT_EQ(l[0], 0.0f);
+  EXPECT_FLOAT_EQ(l[2], 4.0f);
+}
+
+TEST(Sampler, RepetitionPenaltyDividesPositiveAndMultipliesNegativeOncePerTokenInTheWindow) {
+  Sampler s(5);
+  SamplingParams p;
+  p.repetition_penalty = 2.0f;
+  p.repetition_last_n = 3;
+  std::vector<float> l{4.0f, -3.0f, 1.0f, 6.0f, 8.0f};
+  // History 4, 0, 1, 1: the window (last 3) is 0, 1, 1; token 4 lies outside it.
+  const std::vector<int32_t> history{4, 0, 1, 1};
+  s.apply_penalties(l, p, history, 2);
+  EXPECT_FLOAT_EQ(l[0], 2.0f);
+  EXPECT_FLOAT_EQ(l[1], -6.0f);  // once, though it appears twice
+  EXPECT_FLOAT_EQ(l[2], 1.0f);
+  EXPECT_FLOAT_EQ(l[3], 6.0f);
+  EXPECT_FLOAT_EQ(l[4], 8.0f);
+}
+
+TEST(Sampler, PresenceAndFrequencyPenaltiesCountOnlyGeneratedTokens) {
+  Sampler s(4);
+  SamplingParams p;
+  p.presence_penalty = 0.5f;
+  p.frequency_penalty = 0.25f;
+  std::vector<float> l{1.0f, 1.0f, 1.0f, 1.0f};
+  // Prompt: 3, 3 (not counted). Output: 0, 2, 0, 0.
+  const std::vector<int32_t> history{3, 3, 0, 2, 0, 0};
+  s.apply_penalties(l, p, history, 2);
+  EXPECT_FLOAT_EQ(l[0], 1.0f - 0.5f - 3 * 0.25f);
+  EXPECT_FLOAT_EQ(l[1], 1.0f);
+  EXPECT_FLOAT_EQ(l[2], 1.0f - 0.5f - 0.25f);
+  EXPECT_FLOAT_EQ(l[3], 1.0f);
+  // The scratch counts are clean again: a second call with no history changes nothing.
+  std::vector<float> m{1.0f, 1.0f, 1.0f, 1.0f};
+  s.apply_penalties(m, p, std::vector<int32_t>{3}, 1);
+  EXPECT_EQ(m, (std::vector<float>{1.0f, 1.0f, 1.0f, 1.0f}));
+}
+
+TEST(Sampler, DrawsFollowTheSoftmax) {
+  SamplingParams p;
+  p.temperature = 1.0f;
+  const auto f = frequencies(logs_of({0.1, 0.2, 0.7}), p, 20000, 7);
+  EXPECT_NEAR(f[0], 0.1, 0.01);
+  EXPECT_NEAR(f[1], 0.2, 0.015);
+  EXPECT_NEAR(f[2], 0.7, 0.015);
+}
+
+TEST(Sampler, TemperatureSharpensAsThePowerOfItsInverse) {
+  SamplingParams p;
+  p.temperature = 0.5f;  // p_i proportional to p_i^2: 1/5 and 4/5
+  const auto f = frequencies(logs_of({1.0 / 3, 2.0 / 3}), p, 20000, 8);
+  EXPECT_NEAR(f[0], 0.2, 0.012);
+  EXPECT_NEAR(f[1], 0.8, 0.012);
+}
+
+TEST(Sampler, TopKKeepsTheKBest) {
+  SamplingParams p;
+  p.top_k = 2;  // 0.4 and 0.3 survive: 4/7 and 3/7
+  const auto f = frequencies(logs_of({0.1, 0.4, 0.2, 0.3}), p, 20000, 9);
+  EXPECT_EQ(f[0], 0.0);
+  EXPECT_EQ(f[2], 0.0);
+  EXPECT_NEAR(f[1], 4.0 / 7, 0.015);
+  EXPECT_NEAR(f[3], 3.0 / 7, 0.015);
+  p.top_k = 1;
+  p.temperature = 5.0f;
+  EXPECT_NEAR(frequencies(logs_of({0.1, 0.4, 0.2, 0.3}), p, 500, 10)[1], 1.0, 1e-12);
+}
+
+TEST(Sampler, TopPKeepsTheSmallestHeadReachingP) {
+  SamplingParams p;
+  p.top_p = 0.6f;  // 0.5 alone is short of 0.6; 0.5 + 0.3 reaches it: 5/8 and 3/8
+  const auto f = frequencies(logs_of({0.3, 0.5, 0.2}), p, 20000, 11);
+  EXPECT_EQ(f[2], 0.0);
+  EXPECT_NEAR(f[1], 5.0 / 8, 0.015);
+  EXPECT_NEAR(f[0], 3.0 / 8, 0.015);
+}
+
+TEST(Sampler, MinPDropsTokensBelowAFractionOfTheBest) {
+  SamplingParams p;
+  p.min_p = 0.5f;  // threshold 0.25: 0.5 and 0.3 stay
+  const auto f = frequencies(logs_of({0.5, 0.3, 0.2}), p, 20000, 12);
+  EXPECT_EQ(f[2], 0.0);
+  EXPECT_NEAR(f[0], 5.0 / 8, 0.015);
+}
+
+TEST(Sampler, SameSeedSameDrawsAndChoicesGetTheirOwnStreams) {
+  SamplingParams p;
+  const auto logits = logs_of({0.25, 0.25, 0.25, 0.25});
+  Sampler s(4);
+  const auto run = [&](uint64_t seed) {
+    SequenceRng rng(seed);
+    std::vector<int32_t> out;
+    for (int i = 0; i < 64; ++i) {
+      auto l = logits;
+      out.push_back(s.sample(l, p, {}, 0, rng));
+    }
+    return out;
+  };
+  EXPECT_EQ(run(choice_seed(42, 0)), run(choice_seed(42, 0)));
+  EXPECT_NE(run(choice_seed(42, 0)), run(choice_seed(42, 1)));
+  EXPECT_NE(run(choice_seed(42, 0)), run(choice_seed(43, 0)));
+}
+
+TEST(Sampler, LogprobsAreTheLogSoftmaxOfTheRawLogits) {
+  Sampler s(3);
+  const std::vector<float> l{0.0f, static_cast<float>(std::log(2.0)), static_cast<float>(std::log(3.0))};
+  EXPECT_NEAR(s.logprob_of(l, 0), std::log(1.0 / 6), 1e-6);
+  EXPECT_NEAR(s.logprob_of(l, 2), std::log(3.0 / 6), 1e-6);
+  std::vector<TokenLogprob> top;
+  s.top_logprobs(l, 2, top);
+  ASSERT_EQ(top.size(), 2u);
+  EXPECT_EQ(top[0].token, 2);
+  EXPECT_NEAR(top[0].logprob, std::log(0.5), 1e-6);
+  EXPECT_EQ(top[1].token, 1);
+  EXPECT_NEAR(top[1].logprob, std::log(2.0 / 6), 1e-6);
+  s.top_logprobs(std::vector<float>{1.0f, 1.0f, 0.0f}, 5, top);  // more asked than exist; ties by lower id
+  ASSERT_EQ(top.size(), 3u);
+  EXPECT_EQ(top[0].token, 0);
+  EXPECT_EQ(top[1].token, 1);
+}
+
+}  // namespace
+}  // namespace pensieve::engine
