@@ -4,12 +4,12 @@
 #include "gguf/gguf_parser.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <bit>
 #include <cstring>
 #include <limits>
-#include <numeric>
 #include <unordered_set>
 
 namespace pensieve::gguf {
@@ -48,7 +48,6 @@ class Reader {
   uint64_t size() const { return bytes_.size(); }
 
   void set_subject(std::string subject) { subject_ = std::move(subject); }
-  const std::string& subject() const { return subject_; }
   void push_element(uint64_t i) { elements_.push_back(i); }
   void set_element(uint64_t i) { elements_.back() = i; }
   void pop_element() { elements_.pop_back(); }

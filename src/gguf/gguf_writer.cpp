@@ -4,6 +4,7 @@
 #include "gguf/gguf_writer.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <algorithm>

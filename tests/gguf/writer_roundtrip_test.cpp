@@ -20,11 +20,22 @@ Value value(T v) {
   return Value{Value::Storage(std::in_place_type<T>, std::move(v))};
 }
 
+fs::path temp_dir() { return fs::temp_directory_path() / ("pensieve-gguf-test-" + std::to_string(::getpid())); }
+
 fs::path temp_path(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("pensieve-gguf-test-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return dir / name;
+  fs::create_directories(temp_dir());
+  return temp_dir() / name;
 }
+
+// Removes the files these tests wrote once all tests are done.
+class TempDirCleanup : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    std::error_code ignored;
+    fs::remove_all(temp_dir(), ignored);
+  }
+};
+const auto* const kCleanup = ::testing::AddGlobalTestEnvironment(new TempDirCleanup);
 
 std::vector<MetadataEntry> every_value_type() {
   ArrayValue u16{ValueType::UInt16, {value<uint16_t>(1), value<uint16_t>(65535)}};
