@@ -25,6 +25,8 @@ cp "$root"/tests/gguf/regressions/* "$seeds"/ 2>/dev/null || true
 
 mkdir -p "$build/corpus" "$build/artifacts"
 echo "fuzzing for ${seconds}s with $(ls "$seeds" | wc -l) seeds"
-"$build/gguf_reader_fuzz" "$build/corpus" "$seeds" \
-  -max_total_time="$seconds" -max_len=65536 -jobs=1 -workers=1 -rss_limit_mb=2048 -timeout=10 \
+# One in-process worker: a single core, and the stats print here rather than into a fuzz-N.log.
+cd "$build"
+./gguf_reader_fuzz corpus "$seeds" \
+  -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
   -print_final_stats=1 -artifact_prefix="$build/artifacts/"
