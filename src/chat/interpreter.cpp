@@ -320,9 +320,14 @@ class Interpreter {
 
   // ---- macros and calls ----
 
+  // The macro usually lives in the very scope it closes over, so it holds that scope weakly (a strong reference
+  // would be a cycle that never frees); the interpreter keeps such scopes alive until the render ends.
   Value macro_value(const MacroStmt& macro) {
-    std::shared_ptr<Scope> closure = scope_;
-    return make_callable(macro.name, [this, &macro, closure](CallArgs& args) { return call_macro(macro, closure, args); });
+    macro_scopes_.push_back(scope_);
+    std::weak_ptr<Scope> closure = scope_;
+    return make_callable(macro.name, [this, &macro, closure](CallArgs& args) {
+      return call_macro(macro, closure.lock(), args);
+    });
   }
 
   Value call_macro(const MacroStmt& macro, const std::shared_ptr<Scope>& closure, CallArgs& args) {
@@ -548,6 +553,7 @@ class Interpreter {
 
   const RenderOptions& options_;
   std::shared_ptr<Scope> scope_;
+  std::vector<std::shared_ptr<Scope>> macro_scopes_;
   int depth_ = 0;
   int line_ = 0;
 };
