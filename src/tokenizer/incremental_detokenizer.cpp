@@ -10,11 +10,9 @@ IncrementalDetokenizer::IncrementalDetokenizer(const Tokenizer& tokenizer, bool 
 
 std::string_view IncrementalDetokenizer::push(int32_t id) {
   out_.clear();
-  // decode() of one id applies the same hiding rules; the leading-space rule is handled here across calls.
+  // The same hiding rule as decode(); the leading-space rule is carried across calls here.
   std::string_view piece = tokenizer_->token_piece(id);
-  TokenKind kind = tokenizer_->token_kind(id);
-  bool hidden = kind == TokenKind::Control || kind == TokenKind::Unknown || kind == TokenKind::Unused;
-  if (hidden && !render_special_) return out_;
+  if (!render_special_ && hidden_unless_special(tokenizer_->token_kind(id))) return out_;
   if (strip_space_ && !piece.empty()) {
     if (piece.front() == ' ') piece.remove_prefix(1);
     strip_space_ = false;

@@ -1,6 +1,8 @@
 // Tokenizer from GGUF metadata (tokenizer.ggml.*), with the defaults the reference applies when a key is absent.
 #include <algorithm>
 #include <cctype>
+#include <initializer_list>
+#include <string_view>
 
 #include "gguf/gguf_file.h"
 #include "tokenizer/pre_tokenizers.h"
@@ -26,6 +28,27 @@ void apply_phi3_strip_rules(const gguf::GgufFile& file, TokenizerSpec& spec) {
     bool special = k == TokenKind::Control || k == TokenKind::UserDefined || k == TokenKind::Unknown;
     if ((special || t == "</s>") && t != "<unk>" && t != "<s>" && t != "<|endoftext|>") {
       spec.rstrip_ids.push_back(static_cast<int32_t>(id));
+    }
+  }
+}
+
+// Converted files sometimes mark end-of-turn and fill-in-the-middle tokens as ordinary or user-defined; the
+// reference treats these spellings as control tokens (so they are matched in text only with parse_special).
+// The DeepSeek ones are split into several literals so that no hex escape swallows the letter after it.
+void force_control_spellings(TokenizerSpec& spec) {
+  static const std::initializer_list<std::string_view> kControl = {
+      "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|end_of_text|>", "<EOT>", "_<EOT>",
+      "<\xEF\xBD\x9C" "end\xE2\x96\x81" "of\xE2\x96\x81" "sentence\xEF\xBD\x9C>", "<end_of_utterance>", "<|eom_id|>",
+      "<|return|>", "<|call|>", "<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<PRE>",
+      "\xE2\x96\x81<PRE>", "<|code_prefix|>", "<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<SUF>",
+      "\xE2\x96\x81<SUF>", "<|code_suffix|>", "<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<MID>",
+      "\xE2\x96\x81<MID>", "<|code_middle|>", "<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "<|fim_repo|>",
+      "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>", "<|file_sep|>",
+      "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "begin\xEF\xBD\x9C>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "hole\xEF\xBD\x9C>",
+      "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "end\xEF\xBD\x9C>"};
+  for (std::size_t id = 0; id < spec.tokens.size(); ++id) {
+    if (std::find(kControl.begin(), kControl.end(), spec.tokens[id]) != kControl.end()) {
+      spec.kinds[id] = TokenKind::Control;
     }
   }
 }
@@ -84,6 +107,7 @@ Tokenizer Tokenizer::from_gguf(const gguf::GgufFile& file) {
   spec.add_eos = file.get_bool("tokenizer.ggml.add_eos_token").value_or(false);
   spec.add_space_prefix = file.get_bool("tokenizer.ggml.add_space_prefix").value_or(spec.add_space_prefix);
   spec.chat_template = file.get_string("tokenizer.chat_template").value_or("");
+  force_control_spellings(spec);
   apply_phi3_strip_rules(file, spec);
   return from_spec(std::move(spec));
 }

@@ -67,10 +67,6 @@ std::string token_bytes(const TokenizerSpec& spec, std::size_t id) {
   return replace_all(text, kSpmSpace, " ");
 }
 
-bool hidden_unless_special(TokenKind kind) {
-  return kind == TokenKind::Control || kind == TokenKind::Unknown || kind == TokenKind::Unused;
-}
-
 }  // namespace
 
 struct Tokenizer::Impl {

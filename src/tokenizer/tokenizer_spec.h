@@ -17,6 +17,11 @@ enum class TokenKind : uint8_t {
   Byte = 6,
 };
 
+// Kinds that decoding shows only when asked to render special tokens.
+constexpr bool hidden_unless_special(TokenKind kind) {
+  return kind == TokenKind::Control || kind == TokenKind::Unknown || kind == TokenKind::Unused;
+}
+
 enum class VocabModel : uint8_t {
   ByteLevelBpe,      // tokenizer.ggml.model "gpt2": GPT-2 byte alphabet, merges by rank
   SentencePieceBpe,  // tokenizer.ggml.model "llama": U+2581 for spaces, merges by score, <0xXX> byte fallback
