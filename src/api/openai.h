@@ -1,0 +1,17 @@
+#pragma once
+// The OpenAI API: POST /v1/chat/completions, POST /v1/completions, GET /v1/models. Bodies are validated field by
+// field (400 naming the field), turned into an engine request, and the engine's events are shaped into
+// chat.completion / text_completion objects or their SSE chunks ending with `data: [DONE]`.
+#include <span>
+#include <string_view>
+
+#include "api/generation.h"
+#include "api/served_model.h"
+
+namespace pensieve::api {
+
+Outcome openai_chat_completions(std::span<const ServedModel* const> models, std::string_view body);
+Outcome openai_completions(std::span<const ServedModel* const> models, std::string_view body);
+Reply openai_models(std::span<const ServedModel* const> models);
+
+}  // namespace pensieve::api

@@ -1,0 +1,72 @@
+#include "api/served_model.h"
+
+#include <chrono>
+
+#include "api/api_error.h"
+
+namespace pensieve::api {
+
+ServedModel::ServedModel(std::string id, engine::Engine& engine, const tokenizer::Tokenizer& tokenizer)
+    : id_(std::move(id)),
+      created_(std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+                   .count()),
+      engine_(engine),
+      tokenizer_(tokenizer) {
+  const std::string& own = tokenizer.chat_template();
+  chat::TemplateChoice choice = chat::choose_template(own.empty() ? std::nullopt : std::optional<std::string>(own));
+  template_ = std::make_unique<chat::ChatTemplate>(choice.source);
+  template_is_fallback_ = choice.is_fallback;
+  if (auto bos = tokenizer.bos_id()) bos_text_ = std::string(tokenizer.token_piece(*bos));
+  if (auto eos = tokenizer.eos_id()) eos_text_ = std::string(tokenizer.token_piece(*eos));
+}
+
+std::vector<int32_t> ServedModel::chat_prompt(const Json& messages, const Json& tools) const {
+  Json context = {{"messages", messages},
+                  {"add_generation_prompt", true},
+                  {"bos_token", bos_text_},
+                  {"eos_token", eos_text_}};
+  if (!tools.is_null()) context["tools"] = tools;
+  std::string text;
+  try {
+    text = template_->render(context);
+  } catch (const chat::TemplateError& e) {
+    // The template's own raise_exception is how templates reject a conversation shape (e.g. roles that
+    // do not alternate): the client's fault, so a 400.
+    throw ApiError(ErrorKind::InvalidRequest, std::string("chat template: ") + e.what(), "messages");
+  }
+  std::vector<int32_t> ids = tokenizer_.encode(text, /*parse_special=*/true, /*add_special=*/false);
+  // Templates usually write the BOS text themselves; add it only where the vocabulary wants one and it is missing.
+  if (tokenizer_.adds_bos() && tokenizer_.bos_id() && (ids.empty() || ids.front() != *tokenizer_.bos_id())) {
+    ids.insert(ids.begin(), *tokenizer_.bos_id());
+  }
+  return ids;
+}
+
+std::vector<int32_t> ServedModel::text_prompt(std::string_view text) const {
+  return tokenizer_.encode(text, /*parse_special=*/true, /*add_special=*/true);
+}
+
+std::vector<int32_t> ServedModel::checked_ids(const Json& ids, const std::string& field) const {
+  std::vector<int32_t> out;
+  out.reserve(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const Json& v = ids[i];
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= tokenizer_.vocab_size()) {
+      throw invalid_field(field + "[" + std::to_string(i) + "]",
+                          "must be a token id between 0 and " + std::to_string(tokenizer_.vocab_size() - 1));
+    }
+    out.push_back(static_cast<int32_t>(v.get<int64_t>()));
+  }
+  return out;
+}
+
+const ServedModel& pick_model(std::span<const ServedModel* const> models, const Fields& body) {
+  const std::string name = body.required_string("model");
+  for (const ServedModel* m : models) {
+    if (m->id() == name) return *m;
+  }
+  throw ApiError(ErrorKind::NotFound, "model '" + name + "' does not exist; GET /v1/models lists the served ones",
+                 "model");
+}
+
+}  // namespace pensieve::api

@@ -1,0 +1,51 @@
+#pragma once
+// A model as the API layer sees it: the name clients ask for, the engine that runs it, and what turns
+// messages into prompt tokens (its tokenizer and chat template).
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "api/json_fields.h"
+#include "chat/chat_template.h"
+#include "engine/serving_engine.h"
+#include "tokenizer/tokenizer.h"
+
+namespace pensieve::api {
+
+class ServedModel {
+ public:
+  // The tokenizer and engine must outlive this. The chat template is the model's own, or ChatML when it has none.
+  ServedModel(std::string id, engine::Engine& engine, const tokenizer::Tokenizer& tokenizer);
+
+  const std::string& id() const { return id_; }
+  int64_t created() const { return created_; }
+  engine::Engine& engine() const { return engine_; }
+  const tokenizer::Tokenizer& tokenizer() const { return tokenizer_; }
+  bool template_is_fallback() const { return template_is_fallback_; }
+
+  // Renders the chat template over `messages` (each content already a string or null) with the generation
+  // prompt and tokenizes the result, special tokens parsed. `tools` is passed when not null.
+  std::vector<int32_t> chat_prompt(const Json& messages, const Json& tools) const;
+  // A raw completion prompt: BOS where the vocabulary adds one, special tokens parsed.
+  std::vector<int32_t> text_prompt(std::string_view text) const;
+  // Token ids given by the client, checked against the vocabulary; `field` names them in errors.
+  std::vector<int32_t> checked_ids(const Json& ids, const std::string& field) const;
+
+ private:
+  std::string id_;
+  int64_t created_;
+  engine::Engine& engine_;
+  const tokenizer::Tokenizer& tokenizer_;
+  std::unique_ptr<chat::ChatTemplate> template_;
+  bool template_is_fallback_ = false;
+  std::string bos_text_;
+  std::string eos_text_;
+};
+
+// The model named by the body's "model" field. Required: a missing one is a 400, an unknown one a 404.
+const ServedModel& pick_model(std::span<const ServedModel* const> models, const Fields& body);
+
+}  // namespace pensieve::api

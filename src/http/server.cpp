@@ -1,0 +1,137 @@
+#include "http/server.h"
+
+#include <csignal>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+#include "http/server_state.h"
+#include "http/session.h"
+
+namespace pensieve::http {
+
+Server::Impl::Impl(ServerOptions o) : options(std::move(o)) {}
+
+Server::Server(ServerOptions options) : impl_(std::make_shared<Impl>(std::move(options))) {
+  namespace ip = asio::ip;
+  boost::system::error_code ec;
+  const ip::address address = ip::make_address(impl_->options.host, ec);
+  if (ec) throw std::runtime_error("--host '" + impl_->options.host + "' is not an IP address");
+  const ip::tcp::endpoint endpoint(address, impl_->options.port);
+  auto& acceptor = impl_->acceptor;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    throw std::runtime_error("cannot listen on " + impl_->options.host + ":" + std::to_string(impl_->options.port) +
+                             ": " + ec.message());
+  }
+}
+
+Server::~Server() = default;
+
+uint16_t Server::port() const { return impl_->acceptor.local_endpoint().port(); }
+
+void Server::serve_models(std::vector<const api::ServedModel*> models) {
+  asio::post(impl_->ioc, [impl = impl_, models = std::move(models)]() mutable {
+    impl->models = std::move(models);
+    impl->ready = !impl->stopping;
+  });
+}
+
+void Server::run() {
+  auto impl = impl_;
+  if (impl->options.handle_signals) {
+    impl->signals.add(SIGINT);
+    impl->signals.add(SIGTERM);
+    impl->signals.async_wait([impl](const boost::system::error_code& ec, int) {
+      if (!ec) impl->begin_shutdown();
+    });
+  }
+  asio::co_spawn(impl->ioc, impl->accept_loop(), asio::detached);
+  impl->ioc.run();
+}
+
+void Server::stop() {
+  asio::post(impl_->ioc, [impl = impl_] { impl->begin_shutdown(); });
+}
+
+asio::awaitable<void> Server::Impl::accept_loop() {
+  auto self = shared_from_this();
+  asio::steady_timer backoff(ioc);
+  while (!stopping) {
+    boost::system::error_code ec;
+    asio::ip::tcp::socket socket = co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+    if (stopping) break;
+    if (ec) {
+      // Out of file descriptors and the like: wait a little instead of spinning.
+      backoff.expires_after(std::chrono::milliseconds(50));
+      co_await backoff.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    socket.set_option(asio::ip::tcp::no_delay(true), ec);
+    auto session = std::make_shared<Session>(*this, std::move(socket));
+    sessions.insert(session.get());
+    asio::co_spawn(ioc, session->run(session), asio::detached);
+  }
+}
+
+void Server::Impl::begin_shutdown() {
+  if (stopping) return;
+  stopping = true;
+  ready = false;
+  boost::system::error_code ignored;
+  acceptor.close(ignored);
+  signals.cancel(ignored);
+  for (const api::ServedModel* m : models) m->engine().stop_admitting();
+  for (Session* s : std::vector<Session*>(sessions.begin(), sessions.end())) s->on_shutdown();
+  if (sessions.empty()) return;
+  grace_timer.expires_after(options.shutdown_grace);
+  grace_timer.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (ec) return;
+    for (Session* s : std::vector<Session*>(self->sessions.begin(), self->sessions.end())) s->force_end();
+  });
+}
+
+void Server::Impl::session_ended(Session* s) {
+  sessions.erase(s);
+  if (stopping && sessions.empty()) grace_timer.cancel();
+}
+
+std::string Server::Impl::metrics_text() const {
+  std::vector<ModelGauges> gauges;
+  for (const api::ServedModel* m : models) {
+    gauges.push_back({m->id(), m->engine().stats(), m->engine().max_parallel()});
+  }
+  return metrics.render(gauges, static_cast<int>(sessions.size()), active_requests);
+}
+
+std::string Server::Impl::status_json() const {
+  using nlohmann::json;
+  const double uptime =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  json models_json = json::array();
+  for (const api::ServedModel* m : models) {
+    const engine::EngineStats s = m->engine().stats();
+    models_json.push_back(
+        {{"id", m->id()},
+         {"context_length", m->engine().context_length()},
+         {"slots", {{"max_parallel", m->engine().max_parallel()}, {"running", s.running}}},
+         {"queue", {{"waiting", s.waiting}}},
+         {"kv", {{"blocks_total", s.kv_blocks_total}, {"blocks_used", s.kv_blocks_used}}},
+         {"prefix_cache", {{"queries", s.prefix_cache_queries}, {"hits", s.prefix_cache_hits}}},
+         {"tokens", {{"prompt", s.prompt_tokens}, {"prompt_cached", s.prompt_tokens_cached}, {"generated", s.generated_tokens}}},
+         {"steps", s.steps},
+         {"preemptions", s.preemptions}});
+  }
+  json j = {{"status", ready ? "ok" : (stopping ? "stopping" : "loading")},
+            {"model", models.empty() ? json(nullptr) : json(models.front()->id())},
+            {"models", std::move(models_json)},
+            {"uptime_seconds", uptime},
+            {"http", {{"open_connections", sessions.size()}, {"active_requests", active_requests},
+                      {"requests_total", metrics.requests()}}}};
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace pensieve::http

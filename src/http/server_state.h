@@ -1,0 +1,47 @@
+#pragma once
+// Internal to the http room: the state the server and its connections share. Everything here is touched only
+// on the event loop thread.
+#include <chrono>
+#include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange
+#include <memory>
+#include <unordered_set>
+#include <vector>
+
+#include <boost/asio.hpp>
+
+#include "api/served_model.h"
+#include "http/metrics.h"
+#include "http/server.h"
+
+namespace pensieve::http {
+
+namespace asio = boost::asio;
+class Session;
+
+struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
+  explicit Impl(ServerOptions o);
+
+  ServerOptions options;
+  std::vector<const api::ServedModel*> models;
+  bool ready = false;
+  bool stopping = false;
+  std::unordered_set<Session*> sessions;
+  int active_requests = 0;
+  Metrics metrics;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+
+  // Declared after the state above so that handlers it still holds at destruction find that state alive.
+  asio::io_context ioc{1};
+  asio::ip::tcp::acceptor acceptor{ioc};
+  asio::signal_set signals{ioc};
+  asio::steady_timer grace_timer{ioc};
+
+  asio::awaitable<void> accept_loop();
+  void begin_shutdown();
+  void session_ended(Session* s);
+
+  std::string metrics_text() const;
+  std::string status_json() const;
+};
+
+}  // namespace pensieve::http

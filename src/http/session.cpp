@@ -1,0 +1,230 @@
+#include "http/session.h"
+
+#include <fmt/format.h>
+
+#include "api/anthropic.h"
+#include "api/api_error.h"
+#include "api/openai.h"
+
+namespace pensieve::http {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using api::ApiError;
+using api::ErrorKind;
+
+namespace {
+constexpr auto kRedirect = [](boost::system::error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); };
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+}  // namespace
+
+void Wake::notify_here() {
+  pending.store(true);
+  timer.cancel();
+}
+
+
+Session::Session(Server::Impl& server, tcp::socket socket)
+    : server_(server), socket_(std::move(socket)), deadline_(socket_.get_executor()) {
+  boost::system::error_code ec;
+  auto ep = socket_.remote_endpoint(ec);
+  peer_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+  deadline_.expires_at(Clock::time_point::max());
+}
+
+void Session::arm(std::chrono::milliseconds timeout) { deadline_.expires_after(timeout); }
+void Session::disarm() { deadline_.expires_at(Clock::time_point::max()); }
+
+void Session::close_socket() {
+  if (closed_) return;
+  closed_ = true;
+  boost::system::error_code ignored;
+  socket_.shutdown(tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  deadline_.cancel();
+}
+
+void Session::on_shutdown() {
+  keep_alive_ = false;
+  if (idle_) close_socket();
+}
+
+void Session::force_end() {
+  forced_ = true;
+  if (handle_) handle_->cancel();
+  if (wake_) wake_->notify_here();
+  close_socket();
+}
+
+asio::awaitable<void> Session::watchdog([[maybe_unused]] std::shared_ptr<Session> self) {
+  while (!closed_) {
+    boost::system::error_code ec;
+    co_await deadline_.async_wait(kRedirect(ec));
+    if (closed_) break;
+    if (deadline_.expiry() <= Clock::now()) {
+      close_socket();
+      break;
+    }
+  }
+}
+
+asio::awaitable<void> Session::run(std::shared_ptr<Session> self) {
+  asio::co_spawn(socket_.get_executor(), watchdog(self), asio::detached);
+  const ServerOptions& opt = server_.options;
+  while (!closed_ && keep_alive_ && !server_.stopping) {
+    bhttp::request_parser<bhttp::string_body> parser;
+    parser.header_limit(static_cast<uint32_t>(opt.max_header_bytes));
+    parser.body_limit(opt.max_body_bytes);
+    idle_ = true;
+    arm(opt.idle_timeout);
+    boost::system::error_code ec;
+    co_await bhttp::async_read_header(socket_, buffer_, parser, kRedirect(ec));
+    idle_ = false;
+    Exchange x;
+    if (!ec && parser.get()[bhttp::field::expect] == "100-continue") {
+      static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      co_await asio::async_write(socket_, asio::buffer(kContinue), kRedirect(ec));
+    }
+    if (!ec && !parser.is_done()) co_await bhttp::async_read(socket_, buffer_, parser, kRedirect(ec));
+    if (ec) {
+      if (closed_ || ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+          ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
+        break;
+      }
+      // A request we refuse to read further: answer once, then drop the connection.
+      keep_alive_ = false;
+      x.method = "?";
+      x.target = "?";
+      x.route = "invalid";
+      if (ec == bhttp::error::body_limit) {
+        co_await send_error(ApiError(ErrorKind::TooLarge, "request body exceeds " + std::to_string(opt.max_body_bytes) + " bytes"), false, x);
+      } else if (ec == bhttp::error::header_limit) {
+        api::Reply r{431, R"({"error":{"message":"request headers too large","type":"invalid_request_error","param":null,"code":null}})"};
+        co_await send(r, x);
+      } else {
+        co_await send_error(ApiError(ErrorKind::InvalidRequest, "malformed HTTP request: " + ec.message()), false, x);
+      }
+      break;
+    }
+    disarm();
+    bhttp::request<bhttp::string_body> req = parser.release();
+    if (!req.keep_alive()) keep_alive_ = false;
+    co_await handle(req, x);
+    log(x);
+  }
+  close_socket();
+  server_.session_ended(this);
+}
+
+// ---- routing ----
+
+asio::awaitable<void> Session::handle(bhttp::request<bhttp::string_body>& req, Exchange& x) {
+  x.method = std::string(req.method_string());
+  x.target = std::string(req.target());
+  const std::string path = x.target.substr(0, x.target.find('?'));
+  const bool anthropic = path.rfind("/v1/messages", 0) == 0;
+  const bool is_get = req.method() == bhttp::verb::get || req.method() == bhttp::verb::head;
+  const bool is_post = req.method() == bhttp::verb::post;
+  x.route = path;
+  std::optional<ApiError> error;
+  try {
+    if (path == "/health") {
+      if (!is_get) throw ApiError(ErrorKind::MethodNotAllowed, "use GET " + path);
+      const bool ready = server_.ready;
+      co_await send(api::Reply{ready ? 200 : 503, ready ? R"({"status":"ok"})" : R"({"status":"loading"})"}, x);
+      co_return;
+    }
+    if (path == "/metrics") {
+      if (!is_get) throw ApiError(ErrorKind::MethodNotAllowed, "use GET " + path);
+      co_await send(api::Reply{200, server_.metrics_text(), "text/plain; version=0.0.4; charset=utf-8"}, x);
+      co_return;
+    }
+    if (path.rfind("/v1/", 0) != 0) {
+      x.route = "other";
+      throw ApiError(ErrorKind::NotFound, "no route for " + x.method + " " + path);
+    }
+    // Everything under /v1/ needs the key when one is set: "Authorization: Bearer KEY" or "x-api-key: KEY".
+    if (!server_.options.api_key.empty()) {
+      const std::string bearer = "Bearer " + server_.options.api_key;
+      if (req[bhttp::field::authorization] != bearer && req["x-api-key"] != server_.options.api_key) {
+        throw ApiError(ErrorKind::Authentication, "invalid or missing API key");
+      }
+    }
+    if (path == "/v1/status") {
+      if (!is_get) throw ApiError(ErrorKind::MethodNotAllowed, "use GET " + path);
+      co_await send(api::Reply{200, server_.status_json()}, x);
+      co_return;
+    }
+    if (!server_.ready) {
+      throw ApiError(ErrorKind::Unavailable, server_.stopping ? "the server is shutting down" : "the model is still loading");
+    }
+    const std::span<const api::ServedModel* const> models(server_.models);
+    api::Outcome outcome;
+    if (path == "/v1/models") {
+      if (!is_get) throw ApiError(ErrorKind::MethodNotAllowed, "use GET " + path);
+      outcome = api::openai_models(models);
+    } else if (path == "/v1/chat/completions" || path == "/v1/completions" || path == "/v1/messages" ||
+               path == "/v1/messages/count_tokens") {
+      if (!is_post) throw ApiError(ErrorKind::MethodNotAllowed, "use POST " + path);
+      if (path == "/v1/chat/completions") outcome = api::openai_chat_completions(models, req.body());
+      else if (path == "/v1/completions") outcome = api::openai_completions(models, req.body());
+      else if (path == "/v1/messages") outcome = api::anthropic_messages(models, req.body());
+      else outcome = api::anthropic_count_tokens(models, req.body());
+    } else {
+      x.route = "other";
+      throw ApiError(ErrorKind::NotFound, "no route for " + x.method + " " + path);
+    }
+    if (auto* reply = std::get_if<api::Reply>(&outcome)) {
+      co_await send(*reply, x);
+    } else {
+      co_await serve_generation(*std::get<std::unique_ptr<api::Generation>>(outcome), x);
+    }
+    co_return;
+  } catch (const ApiError& e) {
+    error = e;
+  } catch (const std::exception& e) {
+    error = ApiError(ErrorKind::Internal, std::string("internal error: ") + e.what());
+  }
+  co_await send_error(*error, anthropic, x);
+}
+
+// ---- plain responses ----
+
+asio::awaitable<void> Session::send(const api::Reply& reply, Exchange& x) {
+  bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(reply.status), 11};
+  res.set(bhttp::field::server, "pensieve");
+  res.set(bhttp::field::content_type, reply.content_type);
+  for (const auto& [name, value] : reply.headers) res.set(name, value);
+  res.keep_alive(keep_alive_ && !server_.stopping);
+  res.body() = reply.body;
+  if (x.method == "HEAD") res.body().clear();
+  res.prepare_payload();
+  x.status = reply.status;
+  arm(server_.options.write_timeout);
+  boost::system::error_code ec;
+  co_await bhttp::async_write(socket_, res, kRedirect(ec));
+  disarm();
+  if (ec) close_socket();
+}
+
+asio::awaitable<void> Session::send_error(const ApiError& e, bool anthropic, Exchange& x) {
+  api::Reply r{api::http_status(e.kind()), anthropic ? api::anthropic_error_body(e) : api::openai_error_body(e)};
+  if (e.kind() == ErrorKind::Overloaded) r.headers.emplace_back("Retry-After", std::to_string(api::kRetryAfterSeconds));
+  if (e.kind() == ErrorKind::Authentication) r.headers.emplace_back("WWW-Authenticate", "Bearer");
+  co_await send(r, x);
+}
+
+void Session::log(const Exchange& x) {
+  server_.metrics.count_request(x.route, x.status);
+  const double seconds = seconds_since(x.start);
+  server_.metrics.observe_duration(seconds);
+  if (!server_.options.log) return;
+  std::string line = fmt::format("{} {} {} {} {:.1f}ms", peer_, x.method, x.target.substr(0, 200), x.status, seconds * 1e3);
+  if (x.prompt_tokens || x.generated_tokens) line += fmt::format(" prompt={} gen={}", x.prompt_tokens, x.generated_tokens);
+  if (x.cancelled) line += " cancelled";
+  std::fprintf(server_.options.log, "%s\n", line.c_str());
+  std::fflush(server_.options.log);
+}
+
+}  // namespace pensieve::http

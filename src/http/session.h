@@ -1,0 +1,86 @@
+#pragma once
+// One client connection: a coroutine that reads requests (keep-alive), routes them and writes the responses,
+// streaming SSE for generations. While a generation runs, a second coroutine watches the socket so that a
+// client that goes away cancels its request at once, and a deadline closes connections that stall.
+#include <atomic>
+#include <chrono>
+#include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+
+#include "api/api_error.h"
+#include "api/generation.h"
+#include "http/server_state.h"
+
+namespace pensieve::http {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+
+// Wakes a coroutine waiting for engine events; notify() may run on any thread.
+struct Wake {
+  explicit Wake(asio::any_io_executor ex) : executor(ex), timer(ex) {}
+  void notify_here();  // on the loop thread
+  asio::any_io_executor executor;
+  asio::steady_timer timer;
+  std::atomic<bool> pending{false};
+};
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(Server::Impl& server, tcp::socket socket);
+  asio::awaitable<void> run(std::shared_ptr<Session> self);
+  void on_shutdown();  // close if idle between requests
+  void force_end();    // the shutdown grace is over: cancel the generation, end the connection
+
+ private:
+  // One request/response: what the log line and the metrics need.
+  struct Exchange {
+    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+    std::string method;
+    std::string target;
+    std::string route;
+    int status = 0;
+    int prompt_tokens = 0;
+    int generated_tokens = 0;
+    bool cancelled = false;
+  };
+
+  asio::awaitable<void> watchdog([[maybe_unused]] std::shared_ptr<Session> self);
+  asio::awaitable<void> watch_disconnect([[maybe_unused]] std::shared_ptr<Session> self, std::shared_ptr<Wake> wake);
+  asio::awaitable<void> handle(bhttp::request<bhttp::string_body>& req, Exchange& x);
+  asio::awaitable<void> send(const api::Reply& reply, Exchange& x);
+  asio::awaitable<void> send_error(const api::ApiError& e, bool anthropic, Exchange& x);
+  asio::awaitable<void> serve_generation(api::Generation& gen, Exchange& x);
+  asio::awaitable<bool> write_chunk(const std::string& bytes);
+  void observe_token_times(std::span<const engine::GenerationEvent> events, const Exchange& x,
+                           std::optional<std::chrono::steady_clock::time_point>& last_token);
+  void log(const Exchange& x);
+  void arm(std::chrono::milliseconds timeout);
+  void disarm();
+  void close_socket();
+
+  Server::Impl& server_;
+  tcp::socket socket_;
+  beast::flat_buffer buffer_;
+  asio::steady_timer deadline_;
+  std::string peer_;
+  bool closed_ = false;
+  bool idle_ = true;
+  bool keep_alive_ = true;
+  bool forced_ = false;
+  // While a generation runs:
+  std::shared_ptr<engine::RequestHandle> handle_;
+  std::shared_ptr<Wake> wake_;
+  bool watching_ = false;
+  bool client_gone_ = false;
+  std::string stash_;  // bytes the watcher read that belong to the next request
+};
+
+}  // namespace pensieve::http

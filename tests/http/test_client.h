@@ -1,0 +1,148 @@
+#pragma once
+// A small blocking HTTP client for the server tests, plus a harness that runs a Server on a free port of
+// 127.0.0.1 with the FakeEngine behind it and always stops it.
+#include <map>
+#include <utility>  // before Asio: Boost 1.74 uses std::exchange without including it
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "../api/fake_engine.h"
+#include "api/served_model.h"
+#include "http/server.h"
+#include "tokenizer/tokenizer.h"
+
+namespace pensieve::testing {
+
+namespace asio = boost::asio;
+namespace bhttp = boost::beast::http;
+using nlohmann::json;
+
+struct HttpResult {
+  int status = 0;
+  std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;
+  json body_json() const { return json::parse(body); }
+};
+
+inline HttpResult to_result(bhttp::response<bhttp::string_body>& res) {
+  HttpResult r;
+  r.status = static_cast<int>(res.result_int());
+  for (const auto& f : res) {
+    std::string name(f.name_string());
+    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    r.headers[name] = std::string(f.value());
+  }
+  r.body = res.body();
+  return r;
+}
+
+// One connection that may carry several requests.
+class Connection {
+ public:
+  explicit Connection(uint16_t port) : socket_(ioc_) {
+    socket_.connect({asio::ip::make_address("127.0.0.1"), port});
+  }
+  HttpResult request(const std::string& method, const std::string& target, const std::string& body = {},
+                     const std::map<std::string, std::string>& headers = {}) {
+    bhttp::request<bhttp::string_body> req{bhttp::string_to_verb(method), target, 11};
+    req.set(bhttp::field::host, "127.0.0.1");
+    for (const auto& [k, v] : headers) req.set(k, v);
+    if (!body.empty()) req.set(bhttp::field::content_type, "application/json");
+    req.body() = body;
+    req.prepare_payload();
+    bhttp::write(socket_, req);
+    bhttp::response_parser<bhttp::string_body> parser;
+    parser.body_limit(64u << 20);
+    bhttp::read(socket_, buffer_, parser);
+    auto res = parser.release();
+    return to_result(res);
+  }
+  asio::ip::tcp::socket& socket() { return socket_; }
+
+ private:
+  asio::io_context ioc_;
+  asio::ip::tcp::socket socket_;
+  boost::beast::flat_buffer buffer_;
+};
+
+inline std::string fixture_model_path() {
+  return std::string(PENSIEVE_FIXTURES_DIR) + "/models/llama3-tiny/llama3-tiny-f32.gguf";
+}
+
+inline const tokenizer::Tokenizer& fixture_tokenizer() {
+  static const tokenizer::Tokenizer tok = tokenizer::Tokenizer::load(fixture_model_path());
+  return tok;
+}
+
+class ServerHarness {
+ public:
+  explicit ServerHarness(http::ServerOptions o = {}, bool attach_models = true) {
+    o.host = "127.0.0.1";
+    o.port = 0;
+    o.log = nullptr;
+    model_ = std::make_unique<api::ServedModel>("tiny", engine, fixture_tokenizer());
+    server_ = std::make_unique<http::Server>(o);
+    if (attach_models) attach();
+    thread_ = std::thread([this] { server_->run(); });
+  }
+  ~ServerHarness() { stop(); }
+
+  void attach() { server_->serve_models({model_.get()}); }
+  void stop() {
+    if (!thread_.joinable()) return;
+    server_->stop();
+    thread_.join();
+  }
+  bool stopped() const { return !thread_.joinable(); }
+  uint16_t port() const { return server_->port(); }
+  HttpResult request(const std::string& method, const std::string& target, const std::string& body = {},
+                     const std::map<std::string, std::string>& headers = {}) {
+    Connection c(port());
+    return c.request(method, target, body, headers);
+  }
+  HttpResult post(const std::string& target, const json& body, const std::map<std::string, std::string>& headers = {}) {
+    return request("POST", target, body.dump(), headers);
+  }
+  std::thread& thread() { return thread_; }
+
+  FakeEngine engine;
+
+ private:
+  std::unique_ptr<api::ServedModel> model_;
+  std::unique_ptr<http::Server> server_;
+  std::thread thread_;
+};
+
+// "data: ..." payloads of an SSE body, in order.
+inline std::vector<std::string> sse_data(const std::string& body) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while ((pos = body.find("data: ", pos)) != std::string::npos) {
+    const size_t end = body.find("\n\n", pos);
+    out.push_back(body.substr(pos + 6, end - pos - 6));
+    pos = end;
+  }
+  return out;
+}
+
+// "event: ..." names of an SSE body, in order.
+inline std::vector<std::string> sse_events(const std::string& body) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while ((pos = body.find("event: ", pos)) != std::string::npos) {
+    const size_t end = body.find('\n', pos);
+    out.push_back(body.substr(pos + 7, end - pos - 7));
+    pos = end;
+  }
+  return out;
+}
+
+}  // namespace pensieve::testing
