@@ -1,7 +1,10 @@
 // Tokenizer from a HF tokenizer.json (+ tokenizer_config.json beside it). Supports the byte-level BPE
-// layout real models ship (GPT-2, Llama 3, Qwen, ...); anything the file asks for that is not implemented is
+// layout (GPT-2, Llama 3, Qwen, ...) and SentencePiece-style BPE exports (Llama 2, Mistral); anything the file asks for that is not implemented is
 // refused by name rather than silently tokenized differently.
+#include <cmath>
 #include <fstream>
+#include <limits>
+#include <unordered_map>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -37,6 +40,8 @@ std::string escape_literal(std::string_view text) {
 struct PreTokenizerReading {
   std::vector<std::string> regexes;
   bool byte_level = false;
+  bool metaspace = false;
+  bool metaspace_prefix = false;
 };
 
 void read_pre_tokenizer(const json& node, const std::string& file, PreTokenizerReading& r) {
@@ -58,6 +63,9 @@ void read_pre_tokenizer(const json& node, const std::string& file, PreTokenizerR
     }
     r.byte_level = true;
     if (node.value("use_regex", true)) r.regexes.push_back(kGpt2Regex);
+  } else if (type == "Metaspace") {
+    r.metaspace = true;
+    r.metaspace_prefix = node.value("prepend_scheme", node.value("add_prefix_space", true) ? "always" : "never") != "never";
   } else if (type == "Digits") {
     r.regexes.push_back(node.value("individual_digits", false) ? "\\p{N}" : "\\p{N}+");
   } else {
@@ -65,16 +73,29 @@ void read_pre_tokenizer(const json& node, const std::string& file, PreTokenizerR
   }
 }
 
-bool read_normalizer(const json& node, const std::string& file) {
-  if (node.is_null()) return false;
+struct NormalizerReading {
+  bool nfc = false;
+  bool prepend_metaspace = false;     // Prepend "▁" (SentencePiece's dummy prefix)
+  bool spaces_to_metaspace = false;   // Replace " " -> "▁"
+};
+
+constexpr std::string_view kMetaspace = "\xE2\x96\x81";
+
+void read_normalizer(const json& node, const std::string& file, NormalizerReading& r) {
+  if (node.is_null()) return;
   const std::string type = node.value("type", "");
-  if (type == "NFC") return true;
-  if (type == "Sequence") {
-    bool nfc = false;
-    for (const auto& child : node.at("normalizers")) nfc = read_normalizer(child, file) || nfc;
-    return nfc;
+  if (type == "NFC") {
+    r.nfc = true;
+  } else if (type == "Sequence") {
+    for (const auto& child : node.at("normalizers")) read_normalizer(child, file, r);
+  } else if (type == "Prepend" && node.value("prepend", "") == kMetaspace) {
+    r.prepend_metaspace = true;
+  } else if (type == "Replace" && node.at("pattern").value("String", "") == " " &&
+             node.value("content", "") == kMetaspace) {
+    r.spaces_to_metaspace = true;
+  } else {
+    throw TokenizerError(file + ": normalizer '" + type + "' is not supported");
   }
-  throw TokenizerError(file + ": normalizer '" + type + "' is not supported");
 }
 
 // tokenizer_config.json names special tokens either as a string or as {"content": ...}.
@@ -101,6 +122,40 @@ std::string chat_template_of(const json& config) {
     return first;
   }
   return "";
+}
+
+// SentencePiece models exported as HF BPE (Llama 2, Mistral): spaces are U+2581, unknown characters fall back
+// to <0xXX> tokens, and merges are given by rank. The SPM merger works by score, so each token gets minus the
+// rank of the merge that produces it; tokens no merge produces never take part in merging.
+void make_sentencepiece(TokenizerSpec& spec, const json& model, bool dummy_prefix) {
+  spec.model = VocabModel::SentencePieceBpe;
+  spec.add_space_prefix = dummy_prefix;
+  std::unordered_map<std::string, int32_t> id_of;
+  for (std::size_t id = 0; id < spec.tokens.size(); ++id) id_of.emplace(spec.tokens[id], static_cast<int32_t>(id));
+  spec.scores.assign(spec.tokens.size(), -std::numeric_limits<float>::infinity());
+  for (std::size_t rank = 0; rank < spec.merges.size(); ++rank) {
+    const std::string& m = spec.merges[rank];
+    std::size_t space = m.find(' ', 1);
+    if (space == std::string::npos) continue;
+    auto it = id_of.find(m.substr(0, space) + m.substr(space + 1));
+    if (it != id_of.end() && std::isinf(spec.scores[it->second])) spec.scores[it->second] = -static_cast<float>(rank);
+  }
+  spec.merges.clear();
+  bool byte_fallback = model.value("byte_fallback", false);
+  for (std::size_t id = 0; id < spec.tokens.size(); ++id) {
+    const std::string& t = spec.tokens[id];
+    if (byte_fallback && spec.kinds[id] == TokenKind::Normal && t.size() == 6 && t.compare(0, 3, "<0x") == 0 &&
+        t[5] == '>') {
+      spec.kinds[id] = TokenKind::Byte;
+    }
+  }
+  if (model.contains("unk_token") && model["unk_token"].is_string()) {
+    auto it = id_of.find(model["unk_token"].get<std::string>());
+    if (it != id_of.end()) {
+      spec.unk_id = it->second;
+      spec.kinds[it->second] = TokenKind::Unknown;
+    }
+  }
 }
 
 }  // namespace
@@ -146,13 +201,18 @@ Tokenizer Tokenizer::from_hf_json(const std::filesystem::path& tokenizer_json) {
 
     PreTokenizerReading pre;
     read_pre_tokenizer(j.value("pre_tokenizer", json()), file, pre);
+    NormalizerReading norm;
+    read_normalizer(j.value("normalizer", json()), file, norm);
     bool byte_level_decoder = j.contains("decoder") && j["decoder"].is_object() &&
                               j["decoder"].value("type", "") == "ByteLevel";
-    if (!pre.byte_level && !byte_level_decoder) {
-      throw TokenizerError(file + ": only byte-level BPE tokenizer.json files are supported");
+    if (pre.byte_level || byte_level_decoder) {
+      spec.pre_regexes = std::move(pre.regexes);
+      spec.normalize_nfc = norm.nfc;
+    } else if (norm.spaces_to_metaspace || pre.metaspace || model.value("byte_fallback", false)) {
+      make_sentencepiece(spec, model, norm.prepend_metaspace || pre.metaspace_prefix);
+    } else {
+      throw TokenizerError(file + ": neither a byte-level nor a SentencePiece-style BPE tokenizer");
     }
-    spec.pre_regexes = std::move(pre.regexes);
-    spec.normalize_nfc = read_normalizer(j.value("normalizer", json()), file);
 
     auto id_of = [&](const std::optional<std::string>& content) -> int32_t {
       if (!content) return -1;
@@ -161,9 +221,11 @@ Tokenizer Tokenizer::from_hf_json(const std::filesystem::path& tokenizer_json) {
       }
       return -1;
     };
+    int32_t model_unk = spec.unk_id;
     spec.bos_id = id_of(token_content(config, "bos_token"));
     spec.eos_id = id_of(token_content(config, "eos_token"));
     spec.unk_id = id_of(token_content(config, "unk_token"));
+    if (spec.unk_id < 0) spec.unk_id = model_unk;
     spec.pad_id = id_of(token_content(config, "pad_token"));
     if (config.contains("add_bos_token") && config["add_bos_token"].is_boolean()) {
       spec.add_bos = config["add_bos_token"].get<bool>();
@@ -183,6 +245,9 @@ Tokenizer Tokenizer::from_hf_json(const std::filesystem::path& tokenizer_json) {
     }
     spec.chat_template = chat_template_of(config);
     spec.pre_name = "tokenizer.json";
+    if (spec.model == VocabModel::SentencePieceBpe && !config.contains("add_bos_token")) {
+      spec.add_bos = spec.add_bos || spec.bos_id >= 0;  // SentencePiece exports add BOS unless told otherwise
+    }
     return from_spec(std::move(spec));
   } catch (const json::exception& e) {
     throw TokenizerError(file + ": unexpected layout: " + e.what());

@@ -1,6 +1,7 @@
 #include "tokenizer/spm_model.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 #include "tokenizer/utf8.h"
@@ -34,6 +35,7 @@ void SentencePieceModel::push_candidate(std::string_view text, Scratch& scratch,
   int32_t id = find_id(*text_to_id_, text.substr(symbols[left].begin, length));
   if (id < 0) return;
   float score = static_cast<std::size_t>(id) < scores_.size() ? scores_[id] : 0.0f;
+  if (std::isinf(score) && score < 0) return;  // a token no merge produces (HF exports)
   scratch.heap.push_back({score, left, length});
   std::push_heap(scratch.heap.begin(), scratch.heap.end(), later);
 }
