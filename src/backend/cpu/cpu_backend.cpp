@@ -283,11 +283,7 @@ void CpuBackend::silu_mul(float* gate, const float* up, size_t n) {
       gate[i] = g / (1.0f + std::exp(-g)) * up[i];
     }
   };
-  if (n >= kParallelElementwise) {
-    pool_.parallel_for(static_cast<int64_t>(n), 1024, body);
-  } else {
-    body(0, static_cast<int64_t>(n), 0);
-  }
+  split(n >= kParallelElementwise ? kMinParallelMacs : 0.0, static_cast<int64_t>(n), 1024, body);
 }
 
 void CpuBackend::add(float* x, const float* y, size_t n) {

@@ -40,7 +40,8 @@ class CpuBackend final : public Backend {
     if (macs < kMinParallelMacs || pool_.size() == 1) {
       if (n > 0) body(int64_t{0}, n, 0);
     } else {
-      pool_.parallel_for(n, grain, body);
+      // One captured reference keeps the std::function in its small buffer: no allocation per op.
+      pool_.parallel_for(n, grain, [&body](int64_t b, int64_t e, int t) { body(b, e, t); });
     }
   }
   // Waking a worker costs microseconds (far more on an oversubscribed machine); small ops cannot repay it.

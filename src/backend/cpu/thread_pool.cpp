@@ -13,9 +13,10 @@ namespace pensieve::backend::cpu {
 
 namespace {
 constexpr int kSpinIterations = 20000;
-}
+constexpr int64_t kChunksPerThread = 4;  // enough to even out uneven progress, few enough to stay cheap
+}  // namespace
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
+ThreadPool::ThreadPool(int n_threads) : n_threads_(std::clamp(n_threads, 1, 4096)) {
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
 }
 
@@ -29,22 +30,29 @@ ThreadPool::~ThreadPool() {
   for (auto& w : workers_) w.join();
 }
 
-void ThreadPool::run(const std::function<void(int, int)>& fn) {
-  if (n_threads_ == 1) {
-    fn(0, 1);
+void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& body) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(1, grain);
+  if (n_threads_ == 1 || n <= grain) {
+    body(0, n, 0);
     return;
   }
+  const int64_t target = (n + n_threads_ * kChunksPerThread - 1) / (n_threads_ * kChunksPerThread);
+  chunk_ = (target + grain - 1) / grain * grain;
+  n_chunks_ = (n + chunk_ - 1) / chunk_;  // at most n_threads_ * kChunksPerThread: fits the 16-bit claim fields
+  n_ = n;
+  body_ = &body;
+  completed_.store(0, std::memory_order_relaxed);
+  uint32_t gen;
   {
     std::lock_guard lock(mutex_);
-    job_ = &fn;
-    pending_.store(n_threads_ - 1);
-    generation_.fetch_add(1, std::memory_order_release);
+    gen = generation_.load() + 1;
+    claim_.store(static_cast<uint64_t>(gen) << 32 | static_cast<uint64_t>(n_chunks_) << 16, std::memory_order_release);
+    generation_.store(gen, std::memory_order_release);
   }
   wake_.notify_all();
-  fn(0, n_threads_);
-  // Spin a little (the others usually finish together with us), then yield so that a descheduled worker
-  // can get the core back on an oversubscribed machine.
-  for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
+  work_on(gen, 0);
+  for (int spins = 0; completed_.load(std::memory_order_acquire) != n_chunks_; ++spins) {
     if (spins < kSpinIterations) {
       PENSIEVE_PAUSE();
     } else {
@@ -53,8 +61,22 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
   }
 }
 
+void ThreadPool::work_on(uint32_t generation, int thread) {
+  for (;;) {
+    uint64_t c = claim_.load(std::memory_order_acquire);
+    if (static_cast<uint32_t>(c >> 32) != generation) return;
+    const int64_t index = static_cast<int64_t>(c & 0xFFFFu);
+    if (index >= static_cast<int64_t>((c >> 16) & 0xFFFFu)) return;
+    if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel)) continue;
+    // The caller cannot leave parallel_for (and so cannot change body_) before this chunk completes.
+    const int64_t begin = index * chunk_;
+    (*body_)(begin, std::min(n_, begin + chunk_), thread);
+    completed_.fetch_add(1, std::memory_order_acq_rel);
+  }
+}
+
 void ThreadPool::worker(int index) {
-  uint64_t seen = 0;
+  uint32_t seen = 0;
   for (;;) {
     int spins = 0;
     while (generation_.load(std::memory_order_acquire) == seen && spins < kSpinIterations) {
@@ -65,15 +87,9 @@ void ThreadPool::worker(int index) {
       std::unique_lock lock(mutex_);
       wake_.wait(lock, [&] { return generation_.load() != seen; });
     }
-    const std::function<void(int, int)>* job;
-    {
-      std::lock_guard lock(mutex_);
-      seen = generation_.load();
-      if (stop_.load()) return;
-      job = job_;
-    }
-    (*job)(index, n_threads_);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    seen = generation_.load(std::memory_order_acquire);
+    if (stop_.load()) return;
+    work_on(seen, index);
   }
 }
 

@@ -1,7 +1,8 @@
 #pragma once
-// A persistent pool: run(fn) calls fn(thread_index, n_threads) once on every thread (the caller is thread 0)
-// and returns when all are done. Workers spin briefly before sleeping, because ops arrive back to back in a
-// forward pass and a futex wake per op would cost more than many small ops.
+// A persistent pool for data-parallel loops. parallel_for cuts [0, n) into chunks that the caller and the
+// workers claim one at a time, so a worker that is slow to wake (a busy, oversubscribed machine) never holds
+// the caller up: whoever is running takes the next chunk. Workers spin briefly before sleeping, because ops
+// arrive back to back in a forward pass.
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -20,28 +21,27 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return n_threads_; }
-  void run(const std::function<void(int thread, int n_threads)>& fn);
 
-  // Splits [0, n) into contiguous ranges, one per thread, aligned to `grain`.
-  template <typename F>
-  void parallel_for(int64_t n, int64_t grain, F&& body) {
-    run([&](int t, int nt) {
-      int64_t chunks = (n + grain - 1) / grain;
-      int64_t begin = chunks * t / nt * grain;
-      int64_t end = chunks * (t + 1) / nt * grain;
-      if (end > n) end = n;
-      if (begin < end) body(begin, end, t);
-    });
-  }
+  // Calls body(begin, end, thread) over disjoint ranges covering [0, n); range bounds are multiples of
+  // `grain` (except the last end). `thread` < size() identifies the calling thread (for per-thread scratch).
+  void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t, int)>& body);
 
  private:
   void worker(int index);
+  void work_on(uint32_t generation, int thread);
 
   int n_threads_;
   std::vector<std::thread> workers_;
-  const std::function<void(int, int)>* job_ = nullptr;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  // The current job; written by the caller before it publishes `claim_`, read by whoever claims a chunk.
+  const std::function<void(int64_t, int64_t, int)>* body_ = nullptr;
+  int64_t n_ = 0;
+  int64_t chunk_ = 0;
+  int64_t n_chunks_ = 0;
+  // Bits 63..32: job generation; 31..16: the job's chunk count; 15..0: next chunk. Claiming is one CAS, so a
+  // worker waking late can never claim a chunk of a job other than the one it read.
+  std::atomic<uint64_t> claim_{0};
+  std::atomic<int64_t> completed_{0};
+  std::atomic<uint32_t> generation_{0};
   std::atomic<bool> stop_{false};
   std::mutex mutex_;
   std::condition_variable wake_;
