@@ -143,51 +143,91 @@ constexpr size_t kQ8_0Bytes = 34;
 constexpr size_t kQ4_0Bytes = 18;
 constexpr int kActGroup = 4;  // activation rows sharing one pass over the weight row
 
+// G activation rows per pass over the weight row. G is a compile-time constant so the accumulators live in
+// registers (indexing a local array by a run-time k would keep them in memory).
+template <int G>
+void q8_0_group(const std::byte* w, const Q8Block* a0, size_t act_stride, int n_blocks, float* out,
+                size_t out_stride) {
+  __m256 acc[G];
+  for (int k = 0; k < G; ++k) acc[k] = _mm256_setzero_ps();
+  for (int b = 0; b < n_blocks; ++b) {
+    const std::byte* wb = w + b * kQ8_0Bytes;
+    const float dw = half_to_float(wb);
+    const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 2));
+    const __m256i aw = _mm256_sign_epi8(qw, qw);  // |w| as unsigned bytes; the sign moves onto a
+#pragma GCC unroll 4
+    for (int k = 0; k < G; ++k) {
+      const Q8Block& a = a0[static_cast<size_t>(k) * act_stride + static_cast<size_t>(b)];
+      const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs));
+      const __m256i p = dot_u8s8(aw, _mm256_sign_epi8(qa, qw));
+      acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * a.d), acc[k]);
+    }
+  }
+  for (int k = 0; k < G; ++k) out[static_cast<size_t>(k) * out_stride] = hsum256(acc[k]);
+}
+
+template <int G>
+void q4_0_group(const std::byte* w, const Q8Block* a0, size_t act_stride, int n_blocks, float* out,
+                size_t out_stride) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  __m256 acc[G];
+  float offset[G];
+  for (int k = 0; k < G; ++k) {
+    acc[k] = _mm256_setzero_ps();
+    offset[k] = 0;
+  }
+  for (int b = 0; b < n_blocks; ++b) {
+    const std::byte* wb = w + b * kQ4_0Bytes;
+    const float dw = half_to_float(wb);
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + 2));
+    const __m256i qw = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low4);
+#pragma GCC unroll 4
+    for (int k = 0; k < G; ++k) {
+      const Q8Block& a = a0[static_cast<size_t>(k) * act_stride + static_cast<size_t>(b)];
+      const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs));
+      const float scale = dw * a.d;
+      acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8s8(qw, qa)), _mm256_set1_ps(scale), acc[k]);
+      offset[k] += scale * static_cast<float>(a.sum);  // weights are stored +8: subtract 8 * sum(a) at the end
+    }
+  }
+  for (int k = 0; k < G; ++k) out[static_cast<size_t>(k) * out_stride] = hsum256(acc[k]) - 8.0f * offset[k];
+}
+
+template <template <int> class Group>
+void in_groups(const std::byte* w, const Q8Block* act, size_t act_stride, int n_act, int n_blocks, float* out,
+               size_t out_stride) {
+  int j = 0;
+  for (; j + kActGroup <= n_act; j += kActGroup) {
+    Group<kActGroup>::run(w, act + static_cast<size_t>(j) * act_stride, act_stride, n_blocks,
+                          out + static_cast<size_t>(j) * out_stride, out_stride);
+  }
+  const Q8Block* a = act + static_cast<size_t>(j) * act_stride;
+  float* o = out + static_cast<size_t>(j) * out_stride;
+  switch (n_act - j) {
+    case 3: Group<3>::run(w, a, act_stride, n_blocks, o, out_stride); break;
+    case 2: Group<2>::run(w, a, act_stride, n_blocks, o, out_stride); break;
+    case 1: Group<1>::run(w, a, act_stride, n_blocks, o, out_stride); break;
+    default: break;
+  }
+}
+
+template <int G>
+struct Q8_0Group {
+  static void run(const std::byte* w, const Q8Block* a, size_t s, int nb, float* o, size_t os) { q8_0_group<G>(w, a, s, nb, o, os); }
+};
+template <int G>
+struct Q4_0Group {
+  static void run(const std::byte* w, const Q8Block* a, size_t s, int nb, float* o, size_t os) { q4_0_group<G>(w, a, s, nb, o, os); }
+};
+
 void vec_q8_0(const std::byte* w, const Q8Block* act, size_t act_stride, int n_act, int n_blocks, float* out,
               size_t out_stride) {
-  for (int j0 = 0; j0 < n_act; j0 += kActGroup) {
-    const int g = n_act - j0 < kActGroup ? n_act - j0 : kActGroup;
-    __m256 acc[kActGroup] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    const Q8Block* a0 = act + static_cast<size_t>(j0) * act_stride;
-    for (int b = 0; b < n_blocks; ++b) {
-      const std::byte* wb = w + b * kQ8_0Bytes;
-      const float dw = half_to_float(wb);
-      const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + 2));
-      const __m256i aw = _mm256_sign_epi8(qw, qw);  // |w| as unsigned bytes; the sign moves onto a
-      for (int k = 0; k < g; ++k) {
-        const Q8Block& a = a0[static_cast<size_t>(k) * act_stride + b];
-        const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs));
-        const __m256i p = dot_u8s8(aw, _mm256_sign_epi8(qa, qw));
-        acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * a.d), acc[k]);
-      }
-    }
-    for (int k = 0; k < g; ++k) out[static_cast<size_t>(j0 + k) * out_stride] = hsum256(acc[k]);
-  }
+  in_groups<Q8_0Group>(w, act, act_stride, n_act, n_blocks, out, out_stride);
 }
 
 void vec_q4_0(const std::byte* w, const Q8Block* act, size_t act_stride, int n_act, int n_blocks, float* out,
               size_t out_stride) {
-  const __m256i low4 = _mm256_set1_epi8(0x0F);
-  for (int j0 = 0; j0 < n_act; j0 += kActGroup) {
-    const int g = n_act - j0 < kActGroup ? n_act - j0 : kActGroup;
-    __m256 acc[kActGroup] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    float offset[kActGroup] = {0, 0, 0, 0};
-    const Q8Block* a0 = act + static_cast<size_t>(j0) * act_stride;
-    for (int b = 0; b < n_blocks; ++b) {
-      const std::byte* wb = w + b * kQ4_0Bytes;
-      const float dw = half_to_float(wb);
-      const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + 2));
-      const __m256i qw = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low4);
-      for (int k = 0; k < g; ++k) {
-        const Q8Block& a = a0[static_cast<size_t>(k) * act_stride + b];
-        const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs));
-        const float scale = dw * a.d;
-        acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8s8(qw, qa)), _mm256_set1_ps(scale), acc[k]);
-        offset[k] += scale * static_cast<float>(a.sum);
-      }
-    }
-    for (int k = 0; k < g; ++k) out[static_cast<size_t>(j0 + k) * out_stride] = hsum256(acc[k]) - 8.0f * offset[k];
-  }
+  in_groups<Q4_0Group>(w, act, act_stride, n_act, n_blocks, out, out_stride);
 }
 
 const pensieve::backend::cpu::KernelTable kTable{
