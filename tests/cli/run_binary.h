@@ -39,8 +39,15 @@ inline RunResult run(const std::vector<std::string>& args, const std::string& pr
   const auto out_path = scratch("stdout-" + std::to_string(counter));
   const auto err_path = scratch("stderr-" + std::to_string(counter++));
   std::string command = shell_quote(program);
-  for (const auto& a : args) command += " " + shell_quote(a);
-  command += " >" + shell_quote(out_path.string()) + " 2>" + shell_quote(err_path.string());
+  for (const auto& a : args) {
+    command += ' ';
+    command += shell_quote(a);
+  }
+  // Appended piecewise: `"literal" + std::string&&` trips a GCC 12 -Wrestrict false positive.
+  command += " >";
+  command += shell_quote(out_path.string());
+  command += " 2>";
+  command += shell_quote(err_path.string());
   const int status = std::system(command.c_str());
   RunResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
