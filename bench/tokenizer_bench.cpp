@@ -49,7 +49,10 @@ void append_prose(Lcg& rng, std::string& out) {
     for (uint32_t i = 0, n = 6 + rng.below(14); i < n; ++i) {
       sentence += (rng.below(9) == 0) ? ", " : " ";
       sentence += prose_word(rng);
-      if (rng.below(25) == 0) sentence += " " + std::to_string(rng.below(100000));
+      if (rng.below(25) == 0) {
+        sentence += ' ';
+        sentence += std::to_string(rng.below(100000));
+      }
     }
     out += sentence + (rng.below(6) == 0 ? "? " : ". ");
   }
