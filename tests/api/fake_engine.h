@@ -58,7 +58,7 @@ class FakeHandle final : public RequestHandle {
   bool cancelled() const { return cancelled_; }
 
   const GenerationRequest request;
-  int emitted = 0;
+  int live_choices = 0;  // engine thread only
 
  private:
   mutable std::mutex mutex_;
@@ -93,6 +93,7 @@ class FakeEngine final : public Engine {
     if (!admitting_) return SubmitRefused{SubmitRefused::Why::ShuttingDown, "stopping"};
     auto h = std::make_shared<FakeHandle>(std::move(request));
     h->set_prompt_usage(static_cast<int>(h->request.prompt.size()));
+    h->live_choices = h->request.n;
     submitted_.push_back(h);
     for (int c = 0; c < h->request.n; ++c) running_.push_back({h, c, 0});
     return std::shared_ptr<RequestHandle>(h);
@@ -156,28 +157,25 @@ class FakeEngine final : public Engine {
   // Emits one event; true when this choice finished.
   bool step_one(Running& r) {
     FakeHandle& h = *r.handle;
-    const bool last_choice = [&] {
-      int alive = 0;
-      for (const Running& o : running_) alive += o.handle == r.handle;
-      return alive == 1;
-    }();
+    // Only evaluated when this event finishes its choice: the request ends with its last live choice.
+    auto last_choice_ends = [&] { return --h.live_choices == 0; };
     GenerationEvent e;
     e.choice = r.choice;
     if (h.cancelled()) {
       e.finish = FinishReason::Cancelled;
       ++cancelled_;
-      h.push(std::move(e), last_choice);
+      h.push(std::move(e), last_choice_ends());
       return true;
     }
     if (fail_after && r.produced >= *fail_after) {
       e.finish = FinishReason::Error;
       e.error = "scripted failure";
-      h.push(std::move(e), last_choice);
+      h.push(std::move(e), last_choice_ends());
       return true;
     }
     if (r.produced >= static_cast<int>(script.size())) {
       e.finish = FinishReason::Stop;
-      h.push(std::move(e), last_choice);
+      h.push(std::move(e), last_choice_ends());
       return true;
     }
     const std::string& piece = script[static_cast<size_t>(r.produced)];
@@ -185,7 +183,7 @@ class FakeEngine final : public Engine {
     if (std::find(stops.begin(), stops.end(), piece) != stops.end()) {
       e.finish = FinishReason::Stop;
       e.matched_stop = piece;
-      h.push(std::move(e), last_choice);
+      h.push(std::move(e), last_choice_ends());
       return true;
     }
     e.tokens = {100 + r.produced};
@@ -199,7 +197,7 @@ class FakeEngine final : public Engine {
     ++r.produced;
     if (r.produced >= h.request.stop.max_tokens) e.finish = FinishReason::Length;
     const bool done = e.finish.has_value();
-    h.push(std::move(e), done && last_choice);
+    h.push(std::move(e), done && last_choice_ends());
     return done;
   }
 

@@ -151,10 +151,16 @@ TEST(OpenAiRoutes, LogprobsCarryTokensAndAlternatives) {
   EXPECT_EQ(h.engine.last()->request.sampling.top_logprobs, 2);
   const auto& content = j["choices"][0]["logprobs"]["content"];
   ASSERT_EQ(content.size(), 3u);
-  EXPECT_EQ(content[0]["token"], std::string(fixture_tokenizer().token_piece(100)));
+  // "bytes" carries the token's exact bytes even where they are not valid UTF-8 on their own.
+  auto bytes_of = [](std::string_view piece) {
+    json b = json::array();
+    for (unsigned char c : piece) b.push_back(int(c));
+    return b;
+  };
+  EXPECT_EQ(content[0]["bytes"], bytes_of(fixture_tokenizer().token_piece(100)));
   EXPECT_FLOAT_EQ(content[0]["logprob"].get<float>(), -0.25f);
   ASSERT_EQ(content[0]["top_logprobs"].size(), 2u);
-  EXPECT_EQ(content[0]["top_logprobs"][1]["token"], std::string(fixture_tokenizer().token_piece(201)));
+  EXPECT_EQ(content[0]["top_logprobs"][1]["bytes"], bytes_of(fixture_tokenizer().token_piece(201)));
 }
 
 TEST(OpenAiRoutes, CompletionsTakeTokenIds) {
