@@ -1,0 +1,143 @@
+// `pensieve serve --model F.gguf [...]`: the HTTP server with the OpenAI and Anthropic APIs in front of the
+// serving engine. It listens at once (/health says 503 while the model loads) and shuts down gracefully on
+// SIGINT / SIGTERM.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "api/served_model.h"
+#include "backend/backend.h"
+#include "cli/command_registry.h"
+#include "engine/serving_engine.h"
+#include "http/server.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace pensieve::cli {
+namespace {
+
+struct ServeArgs {
+  std::string model;
+  std::string alias;
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  int parallel = 20;
+  int ctx_size = 0;
+  std::string kv_memory;
+  int threads = 0;
+  std::string api_key;
+  int queue = 256;
+  double shutdown_grace = 10;
+  bool quiet = false;
+};
+
+// "512M", "2G", "1.5GiB", "1000000" -> bytes.
+uint64_t parse_size(const std::string& text) {
+  size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    throw CommandError{"--kv-memory: '" + text + "' is not a size (e.g. 2G, 512M)"};
+  }
+  std::string unit = text.substr(used);
+  if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
+  if (unit.size() > 1 && unit.back() == 'i') unit.pop_back();
+  double scale = 1;
+  if (unit.empty()) scale = 1;
+  else if (unit == "K" || unit == "k") scale = 1024.0;
+  else if (unit == "M" || unit == "m") scale = 1024.0 * 1024;
+  else if (unit == "G" || unit == "g") scale = 1024.0 * 1024 * 1024;
+  else throw CommandError{"--kv-memory: unknown unit in '" + text + "' (use K, M or G)"};
+  if (value <= 0) throw CommandError{"--kv-memory must be positive"};
+  return static_cast<uint64_t>(value * scale);
+}
+
+int run_serve(const ServeArgs& a) {
+  if (a.port < 0 || a.port > 65535) throw CommandError{"--port must be between 0 and 65535"};
+  if (a.parallel < 1) throw CommandError{"--parallel must be at least 1"};
+  if (a.queue < 0) throw CommandError{"--queue must not be negative"};
+  if (!std::filesystem::exists(a.model)) throw CommandError{"--model: no such file: " + a.model};
+
+  http::ServerOptions so;
+  so.host = a.host;
+  so.port = static_cast<uint16_t>(a.port);
+  so.api_key = a.api_key;
+  so.handle_signals = true;
+  so.shutdown_grace = std::chrono::milliseconds(static_cast<int64_t>(a.shutdown_grace * 1000));
+  so.log = a.quiet ? nullptr : stderr;
+  std::unique_ptr<http::Server> server;
+  try {
+    server = std::make_unique<http::Server>(so);
+  } catch (const std::exception& e) {
+    throw CommandError{e.what()};
+  }
+  // Scripts read this line to learn the port (useful with --port 0).
+  std::printf("pensieve: listening on http://%s:%u\n", a.host.c_str(), server->port());
+  std::fflush(stdout);
+  std::thread loop([&] { server->run(); });
+
+  const auto t0 = std::chrono::steady_clock::now();
+  std::fprintf(stderr, "pensieve: loading %s ...\n", a.model.c_str());
+  std::unique_ptr<backend::Backend> be;
+  std::unique_ptr<model::Model> model;
+  std::unique_ptr<tokenizer::Tokenizer> tok;
+  std::unique_ptr<engine::Engine> eng;
+  std::unique_ptr<api::ServedModel> served;
+  try {
+    be = backend::make_cpu_backend(a.threads);
+    model = model::Model::load(a.model, *be);
+    tok = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::from_gguf(model->file()));
+    engine::EngineOptions eo;
+    eo.parallel = a.parallel;
+    eo.context_length = a.ctx_size;
+    eo.queue_limit = a.queue;
+    if (!a.kv_memory.empty()) eo.kv_bytes = parse_size(a.kv_memory);
+    eng = engine::make_serving_engine(*model, *tok, eo);
+    const std::string alias = a.alias.empty() ? std::filesystem::path(a.model).stem().string() : a.alias;
+    served = std::make_unique<api::ServedModel>(alias, *eng, *tok);
+  } catch (const std::exception& e) {
+    server->stop();
+    loop.join();
+    throw CommandError{std::string("cannot load the model: ") + (dynamic_cast<const CommandError*>(&e) ? "" : e.what())};
+  } catch (const CommandError&) {
+    server->stop();
+    loop.join();
+    throw;
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const engine::EngineStats stats = eng->stats();
+  std::fprintf(stderr,
+               "pensieve: ready in %.1fs: model '%s', context %d tokens, %d parallel, KV pool %d blocks%s\n",
+               seconds, served->id().c_str(), eng->context_length(), eng->max_parallel(), stats.kv_blocks_total,
+               served->template_is_fallback() ? " (no chat template in the file: using ChatML)" : "");
+  server->serve_models({served.get()});
+  loop.join();  // returns after SIGINT / SIGTERM and the graceful drain
+  eng->shutdown();
+  std::fprintf(stderr, "pensieve: stopped\n");
+  return 0;
+}
+
+const RegisterCommand kServe{
+    "serve", "Serve a model over HTTP (OpenAI and Anthropic APIs)", [](CLI::App& sub) -> Action {
+      auto a = std::make_shared<ServeArgs>();
+      sub.add_option("--model", a->model, "GGUF model file")->required();
+      sub.add_option("--alias", a->alias, "Model name clients use (default: the file name without .gguf)");
+      sub.add_option("--host", a->host, "Address to bind (default 127.0.0.1)");
+      sub.add_option("--port", a->port, "Port (default 8080; 0 picks a free one)");
+      sub.add_option("--parallel", a->parallel, "Sequences generated at once (default 20)");
+      sub.add_option("--ctx-size", a->ctx_size, "Longest prompt + completion per sequence (default: the model's)");
+      sub.add_option("--kv-memory", a->kv_memory, "KV cache pool size, e.g. 2G (default: parallel x context)");
+      sub.add_option("--threads", a->threads, "Compute threads (default: physical cores)");
+      sub.add_option("--api-key", a->api_key, "Require this key (Authorization: Bearer KEY or x-api-key: KEY)");
+      sub.add_option("--queue", a->queue, "Requests that may wait for a slot before 429 (default 256)");
+      sub.add_option("--shutdown-grace", a->shutdown_grace, "Seconds in-flight requests get on shutdown (default 10)");
+      sub.add_flag("--quiet", a->quiet, "No per-request log lines");
+      return [a] { return run_serve(*a); };
+    }};
+
+}  // namespace
+}  // namespace pensieve::cli
