@@ -21,12 +21,14 @@ build: deps $(BUILD_DIR)/build.ninja
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
 
-# Until the HTTP server exists, `serve` synthesizes the bundled demo model and shows what it holds.
+# The bundled demo model is synthesized once (random weights, real Llama 3 tokenizer) and cached in models/.
 $(DEFAULT_MODEL): | build
 	bash scripts/make-default-model.sh $(PENSIEVE) $@
 
+# Extra flags for the server, e.g. `make serve SERVE_ARGS="--port 9000 --api-key secret"`.
+SERVE_ARGS ?=
 serve: build $(DEFAULT_MODEL)
-	$(PENSIEVE) inspect $(DEFAULT_MODEL)
+	$(PENSIEVE) serve --model $(DEFAULT_MODEL) --alias demo $(SERVE_ARGS)
 
 bench: build
 	bash scripts/bench.sh $(BUILD_DIR)
