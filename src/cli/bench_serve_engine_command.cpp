@@ -143,6 +143,10 @@ ServingResult bench_one(model::Model& m, const tokenizer::Tokenizer& tok, const 
     }
   }
   const auto end = Clock::now();
+  const auto st = e->stats();
+  // The engine thread may still be inside a notify callback (the one after the last event): stop it before
+  // reading the clocks it writes.
+  e->shutdown();
 
   ServingResult r;
   r.streams = streams;
@@ -166,7 +170,6 @@ ServingResult bench_one(model::Model& m, const tokenizer::Tokenizer& tok, const 
   r.ttft_p95 = percentile(ttft, 0.95);
   r.itl_p50 = percentile(itl, 0.5);
   r.itl_p95 = percentile(itl, 0.95);
-  const auto st = e->stats();
   r.cached_prompt_tokens = st.prompt_tokens_cached;
   r.preemptions = st.preemptions;
   return r;

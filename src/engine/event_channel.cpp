@@ -2,19 +2,18 @@
 
 namespace pensieve::engine {
 
-void EventChannel::notify_outside_lock(std::unique_lock<std::mutex>& lock) {
-  // A copy of the pointer, so the callback runs without our lock held (it may post to an event loop that
-  // then drains this handle).
-  const auto notify = notify_;
+void EventChannel::notify_locked(std::unique_lock<std::mutex>& lock) {
+  // The callback runs under our lock, so that once set_notify({}) returns it is neither running nor will
+  // run again: a caller may then free whatever the callback touches.
+  if (notify_) notify_();
   lock.unlock();
   ready_.notify_all();
-  if (notify && *notify) (*notify)();
 }
 
 void EventChannel::push(GenerationEvent event) {
   std::unique_lock lock(mutex_);
   events_.push_back(std::move(event));
-  notify_outside_lock(lock);
+  notify_locked(lock);
 }
 
 void EventChannel::set_usage(const Usage& usage) {
@@ -26,7 +25,7 @@ void EventChannel::close(const Usage& usage) {
   std::unique_lock lock(mutex_);
   usage_ = usage;
   ended_ = true;
-  notify_outside_lock(lock);
+  notify_locked(lock);
 }
 
 bool EventChannel::drain(std::vector<GenerationEvent>& out) {
@@ -44,9 +43,9 @@ void EventChannel::wait(std::chrono::milliseconds timeout) {
 
 void EventChannel::set_notify(std::function<void()> notify) {
   std::unique_lock lock(mutex_);
-  notify_ = std::make_shared<const std::function<void()>>(std::move(notify));
+  notify_ = std::move(notify);
   if (!events_.empty() || ended_) {
-    notify_outside_lock(lock);
+    notify_locked(lock);
   }
 }
 

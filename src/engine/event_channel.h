@@ -33,12 +33,14 @@ class EventChannel final : public RequestHandle {
   // the request has ended and there was nothing left to take.
   bool drain(std::vector<GenerationEvent>& out) override;
   void wait(std::chrono::milliseconds timeout) override;
+  // The callback is invoked with the handle's lock held (it must not call into this handle); after
+  // set_notify({}) returns it is not running and will not run again.
   void set_notify(std::function<void()> notify) override;
   void cancel() override;
   Usage usage() const override;
 
  private:
-  void notify_outside_lock(std::unique_lock<std::mutex>& lock);
+  void notify_locked(std::unique_lock<std::mutex>& lock);
 
   std::weak_ptr<EngineWakeup> engine_;
   mutable std::mutex mutex_;
@@ -46,7 +48,7 @@ class EventChannel final : public RequestHandle {
   std::vector<GenerationEvent> events_;
   bool ended_ = false;
   Usage usage_;
-  std::shared_ptr<const std::function<void()>> notify_;
+  std::function<void()> notify_;
   std::atomic<bool> cancelled_{false};
 };
 
