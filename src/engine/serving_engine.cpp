@@ -368,6 +368,13 @@ class ServingEngine final : public Engine {
       s.block_keys.push_back(parent);
     }
     const int cached_blocks = static_cast<int>(s.blocks.size());
+    if (cached_blocks < max_cached && prefix_being_computed(s, cached_blocks)) {
+      // Its next block is being prefilled by a running sequence right now: wait a step or two and take it
+      // from the cache rather than compute it twice.
+      cache_.release_all(s.blocks);
+      s.block_keys.clear();
+      return false;
+    }
     const int needed = (n_tokens + kv::kBlockTokens - 1) / kv::kBlockTokens - cached_blocks;
     // Leave a block per running sequence for its next decode, so admission does not force a preemption.
     const int headroom = running_.empty() ? 0 : static_cast<int>(running_.size());
@@ -393,6 +400,20 @@ class ServingEngine final : public Engine {
     }
     s.preempted = false;
     return true;
+  }
+
+  // Whether a running sequence still prefilling has the same tokens as `s` up to the end of block `block`
+  // and has not computed that block yet (so it will be published shortly).
+  bool prefix_being_computed(const Sequence& s, int block) const {
+    if (!cache_.enabled()) return false;
+    const size_t end = static_cast<size_t>(block + 1) * kv::kBlockTokens;
+    for (const Sequence* r : running_) {
+      if (r->remaining() <= 1 || r->tokens.size() < end || static_cast<size_t>(r->n_computed) >= end) continue;
+      if (std::equal(s.tokens.begin(), s.tokens.begin() + static_cast<std::ptrdiff_t>(end), r->tokens.begin())) {
+        return true;
+      }
+    }
+    return false;
   }
 
   void preempt(Sequence& s) {

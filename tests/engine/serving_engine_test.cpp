@@ -118,6 +118,25 @@ TEST(ServingEngine, SecondRequestWithASharedPrefixPrefillsOnlyTheTail) {
   EXPECT_EQ(plain->stats().prompt_tokens_cached, 0u);
 }
 
+TEST(ServingEngine, RequestsArrivingTogetherComputeTheirSharedPrefixOnce) {
+  std::mt19937 rng(20);
+  const auto prefix = random_prompt(rng, 256);
+  EngineOptions o;
+  o.kv_type = kv::KvType::F32;
+  o.token_budget = 2048;  // room to admit all four in the first step, had they not waited for the prefix
+  auto e = make_engine(o);
+  std::vector<std::shared_ptr<RequestHandle>> handles;
+  for (int i = 0; i < 4; ++i) {
+    auto p = prefix;
+    const auto own = random_prompt(rng, 20);
+    p.insert(p.end(), own.begin(), own.end());
+    handles.push_back(submit_ok(*e, greedy_request(p, 3)));
+  }
+  int cached = 0;
+  for (auto& h : handles) cached += collect(*h, 1).usage.cached_prompt_tokens;
+  EXPECT_EQ(cached, 3 * 256);
+}
+
 TEST(ServingEngine, AnIdenticalPromptStillComputesItsLastToken) {
   std::mt19937 rng(14);
   const auto prompt = random_prompt(rng, 64);  // exactly 4 blocks
