@@ -117,6 +117,8 @@ int run_bench(const BenchArgs& a) {
   const std::vector<int> levels = parse_levels(a.concurrency);
   try {
     check_reachable(c.endpoint);
+    wait_until_ready(c.endpoint, std::chrono::seconds(300));
+    if (c.model.empty()) c.model = first_served_model(c.endpoint, c.api_key);
   } catch (const std::exception& e) {
     throw CommandError{e.what()};
   }
@@ -143,7 +145,7 @@ int run_bench(const BenchArgs& a) {
     nlohmann::json doc{{"url", a.url},
                        {"api", a.api},
                        {"endpoint", c.api == ApiKind::openai ? "/v1/completions" : "/v1/messages"},
-                       {"model", a.model},
+                       {"model", c.model},
                        {"prompt_tokens", a.prompt_tokens},
                        {"shared_prefix", a.shared_prefix},
                        {"max_tokens", a.max_tokens},
@@ -164,7 +166,7 @@ const RegisterCommand registration{
       auto a = std::make_shared<BenchArgs>();
       sub.add_option("--url", a->url, "Server root, e.g. http://127.0.0.1:8080")->required();
       sub.add_option("--api", a->api, "openai (/v1/completions) or anthropic (/v1/messages); default openai");
-      sub.add_option("--model", a->model, "Model name to send (default: none for openai, 'default' for anthropic)");
+      sub.add_option("--model", a->model, "Model name to send (default: the first one GET /v1/models lists)");
       sub.add_option("--concurrency", a->concurrency, "Comma-separated concurrent stream counts (default 1,4,16,20)");
       sub.add_option("--prompt-tokens", a->prompt_tokens, "Words of each request's own prompt, ~1 token each (default 128)");
       sub.add_option("--max-tokens", a->max_tokens, "Output tokens per request, sent with ignore_eos (default 256)");

@@ -4,6 +4,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <mutex>
 #include <random>
 #include <stdexcept>
@@ -68,7 +69,6 @@ std::string request_body(const LoadConfig& c, int index) {
     body["prompt"] = prompt;
     body["stream_options"] = {{"include_usage", true}};
   } else {
-    if (!body.contains("model")) body["model"] = "default";
     body["messages"] = Json::array({{{"role", "user"}, {"content", prompt}}});
   }
   return body.dump();
@@ -185,7 +185,8 @@ RequestSample run_request(const LoadConfig& c, tcp::socket& socket, beast::flat_
   const auto sent = Clock::now();
   http::write(socket, req);
   http::response_parser<http::buffer_body> parser;
-  parser.body_limit(boost::none);
+  // Not boost::none: Boost 1.74 compares Content-Length against the empty optional and rejects every body.
+  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
   http::read_header(socket, buffer, parser);
   const unsigned status = parser.get().result_int();
   StreamScorer scorer(c.api, sent, s);
@@ -269,6 +270,52 @@ void check_reachable(const Endpoint& endpoint) {
   } catch (const std::exception& ex) {
     throw std::runtime_error("cannot connect to " + endpoint.host + ":" + endpoint.port + ": " + ex.what());
   }
+}
+
+namespace {
+
+http::response<http::string_body> http_get(const Endpoint& endpoint, const std::string& path, const std::string& api_key) {
+  asio::io_context io;
+  tcp::socket socket(io);
+  connect(socket, endpoint);
+  http::request<http::empty_body> req{http::verb::get, endpoint.base_path + path, 11};
+  req.set(http::field::host, endpoint.host + ":" + endpoint.port);
+  if (!api_key.empty()) {
+    req.set(http::field::authorization, "Bearer " + api_key);
+    req.set("x-api-key", api_key);
+  }
+  http::write(socket, req);
+  beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+  http::read(socket, buffer, parser);
+  return parser.release();
+}
+
+}  // namespace
+
+void wait_until_ready(const Endpoint& endpoint, std::chrono::seconds patience) {
+  const auto deadline = Clock::now() + patience;
+  // Only 503 means "loading"; any other answer (even 404 from a server without /health) means go ahead.
+  while (http_get(endpoint, "/health", "").result_int() == 503) {
+    if (Clock::now() > deadline)
+      throw std::runtime_error("the server at " + endpoint.host + ":" + endpoint.port + " is still loading after " +
+                               std::to_string(patience.count()) + " s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+std::string first_served_model(const Endpoint& endpoint, const std::string& api_key) {
+  try {
+    const auto res = http_get(endpoint, "/v1/models", api_key);
+    if (res.result_int() != 200) return "";
+    const Json j = Json::parse(res.body(), nullptr, false);
+    if (j.is_object() && j.contains("data") && j["data"].is_array() && !j["data"].empty() &&
+        j["data"][0].contains("id") && j["data"][0]["id"].is_string())
+      return j["data"][0]["id"];
+  } catch (const std::exception&) {
+  }
+  return "";
 }
 
 std::string make_prompt(int shared, int own, int index) {

@@ -2,6 +2,7 @@
 // The load generator behind `pensieve bench`: N client threads, each with its own blocking HTTP/1.1
 // connection, stream completions from an OpenAI- or Anthropic-compatible server and time every token.
 // Threads are fine here: concurrency is at most a few dozen streams, and a blocking client is easy to trust.
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -59,6 +60,12 @@ struct LevelResult {
 
 // Throws std::runtime_error with one line when the server cannot be reached at all.
 void check_reachable(const Endpoint& endpoint);
+
+// Polls /health while it answers 503 (the model is loading), for at most `patience`; throws when it gives up.
+void wait_until_ready(const Endpoint& endpoint, std::chrono::seconds patience);
+
+// The first id GET /v1/models lists, or "" when the server does not say.
+std::string first_served_model(const Endpoint& endpoint, const std::string& api_key);
 
 // Runs `requests` streamed requests with `concurrency` of them in flight at a time.
 LevelResult run_level(const LoadConfig& config, int concurrency, int requests);

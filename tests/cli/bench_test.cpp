@@ -99,9 +99,10 @@ TEST(Bench, ReportsEveryRequestAndTokenAgainstPensieveServe) {
     EXPECT_EQ(level["completed"], kRequests);
     EXPECT_EQ(level["errors"], 0);
     EXPECT_EQ(level["output_tokens"], kRequests * kMaxTokens);
-    // 20 words of prompt are about 20 tokens (plus BOS); far off would mean the prompt builder is wrong.
-    EXPECT_GE(level["mean_prompt_tokens"].get<double>(), 15);
-    EXPECT_LE(level["mean_prompt_tokens"].get<double>(), 30);
+    // 20 words of prompt: at least a token each, and at most one per byte (7 bytes a word with its space, + BOS).
+    // (The tiny fixture's small vocabulary splits words; a real Llama 3 vocabulary keeps them whole.)
+    EXPECT_GE(level["mean_prompt_tokens"].get<double>(), 20);
+    EXPECT_LE(level["mean_prompt_tokens"].get<double>(), 20 * 7 + 1);
     EXPECT_GT(level["aggregate_output_tok_s"].get<double>(), 0);
     EXPECT_GT(level["per_stream_output_tok_s"].get<double>(), 0);
     for (const char* metric : {"ttft_ms", "itl_ms", "e2e_ms"}) {
