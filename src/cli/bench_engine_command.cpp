@@ -1,5 +1,6 @@
 // `pensieve bench-engine --model F --prompt 128 --gen 128 --batch 1,4,8 [--threads N] [--json]`: prefill and
-// decode throughput of the engine alone (no HTTP), beside the memory-bandwidth bound for decode.
+// decode throughput of the model alone (no HTTP), beside the memory-bandwidth bound for decode.
+// With --streams 1,4,8,20 it measures the serving engine instead (see bench_engine_serving.h).
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -12,6 +13,7 @@
 
 #include "backend/backend.h"
 #include "backend/memory_bandwidth.h"
+#include "cli/bench_engine_serving.h"
 #include "cli/command_registry.h"
 #include "model/model.h"
 
@@ -148,16 +150,35 @@ int run_bench(const BenchArgs& a) {
 }
 
 const RegisterCommand kBenchEngine{
-    "bench-engine", "Measure prefill and decode throughput beside the memory-bandwidth bound",
+    "bench-engine",
+    "Measure prefill and decode throughput beside the memory-bandwidth bound; with --streams, the serving engine",
     [](CLI::App& sub) -> Action {
       auto a = std::make_shared<BenchArgs>();
+      auto s = std::make_shared<ServingBenchArgs>();
       sub.add_option("--model", a->model, "GGUF model file")->required();
-      sub.add_option("--prompt", a->prompt, "Prompt tokens per sequence (default 128)");
-      sub.add_option("--gen", a->gen, "Generated tokens per sequence (default 128)");
-      sub.add_option("--batch", a->batches, "Comma-separated batch sizes (default 1,4,8)");
+      auto* prompt = sub.add_option("--prompt", a->prompt,
+                                    "Prompt tokens per sequence (default 128; with --streams: each stream's own, 64)");
+      auto* gen = sub.add_option("--gen", a->gen, "Generated tokens per sequence (default 128; with --streams 64)");
+      auto* batch = sub.add_option("--batch", a->batches, "Comma-separated batch sizes (default 1,4,8)");
       sub.add_option("--threads", a->threads, "Worker threads (default: physical cores)");
       sub.add_flag("--json", a->json, "Print the results as JSON");
-      return [a] { return run_bench(*a); };
+      auto* streams = sub.add_option("--streams", s->streams,
+                                     "Serving mode: comma-separated concurrent stream counts, e.g. 1,4,8,20");
+      streams->excludes(batch);
+      sub.add_option("--shared-prefix", s->shared_prefix, "Serving mode: prompt tokens every stream shares (default 0)")
+          ->needs(streams);
+      sub.add_option("--prefix-cache", s->prefix_cache, "Serving mode: on, off or both (default both)")->needs(streams);
+      sub.add_option("--token-budget", s->token_budget, "Serving mode: rows per engine step (default 512)")
+          ->needs(streams);
+      return [a, s, streams, prompt, gen] {
+        if (streams->count() == 0) return run_bench(*a);
+        s->model = a->model;
+        s->threads = a->threads;
+        s->json = a->json;
+        if (prompt->count() > 0) s->prompt = a->prompt;
+        if (gen->count() > 0) s->gen = a->gen;
+        return run_serving_bench(*s);
+      };
     }};
 
 }  // namespace

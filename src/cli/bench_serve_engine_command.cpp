@@ -1,6 +1,6 @@
-// `pensieve bench-engine-serving --model F --streams 1,4,8,20 --shared-prefix 2000 --prompt 64 --gen 64`: the
-// serving engine under N concurrent streams submitted at once (no HTTP): aggregate generated tok/s, time to
-// first token and inter-token latency percentiles, with prefix caching on and off.
+// `pensieve bench-engine --model F --streams 1,4,8,20 --shared-prefix 2000 --prompt 64 --gen 64`: the serving
+// engine under N concurrent streams submitted at once (no HTTP): aggregate generated tok/s, time to first token
+// and inter-token latency percentiles, with prefix caching on and off.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/backend.h"
+#include "cli/bench_engine_serving.h"
 #include "cli/command_registry.h"
 #include "engine/serving_engine.h"
 #include "model/model.h"
@@ -25,18 +26,6 @@ namespace pensieve::cli {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-struct ServingBenchArgs {
-  std::string model;
-  std::string streams = "1,4,8,20";
-  int shared_prefix = 0;
-  int prompt = 64;
-  int gen = 64;
-  std::string prefix_cache = "both";
-  int token_budget = 512;
-  int threads = 0;
-  bool json = false;
-};
 
 struct ServingResult {
   int streams = 0;
@@ -175,6 +164,8 @@ ServingResult bench_one(model::Model& m, const tokenizer::Tokenizer& tok, const 
   return r;
 }
 
+}  // namespace
+
 int run_serving_bench(const ServingBenchArgs& a) {
   if (a.prompt <= 0 || a.gen <= 0 || a.shared_prefix < 0) {
     throw CommandError{"--prompt and --gen must be positive, --shared-prefix not negative"};
@@ -242,21 +233,4 @@ int run_serving_bench(const ServingBenchArgs& a) {
   return 0;
 }
 
-const RegisterCommand kBenchEngineServing{
-    "bench-engine-serving", "Measure the serving engine with N concurrent streams (TTFT, inter-token latency, tok/s)",
-    [](CLI::App& sub) -> Action {
-      auto a = std::make_shared<ServingBenchArgs>();
-      sub.add_option("--model", a->model, "GGUF model file")->required();
-      sub.add_option("--streams", a->streams, "Comma-separated concurrent stream counts (default 1,4,8,20)");
-      sub.add_option("--shared-prefix", a->shared_prefix, "Prompt tokens every stream shares (default 0)");
-      sub.add_option("--prompt", a->prompt, "Prompt tokens of each stream's own (default 64)");
-      sub.add_option("--gen", a->gen, "Generated tokens per stream (default 64)");
-      sub.add_option("--prefix-cache", a->prefix_cache, "on, off or both (default both)");
-      sub.add_option("--token-budget", a->token_budget, "Rows per engine step (default 512)");
-      sub.add_option("--threads", a->threads, "Worker threads (default: physical cores)");
-      sub.add_flag("--json", a->json, "Print the results as JSON");
-      return [a] { return run_serving_bench(*a); };
-    }};
-
-}  // namespace
 }  // namespace pensieve::cli
