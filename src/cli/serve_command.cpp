@@ -11,6 +11,7 @@
 #include "api/served_model.h"
 #include "backend/backend.h"
 #include "cli/command_registry.h"
+#include "cli/memory_plan.h"
 #include "engine/serving_engine.h"
 #include "http/server.h"
 #include "model/model.h"
@@ -114,6 +115,14 @@ int run_serve(const ServeArgs& a) {
                "pensieve: ready in %.1fs: model '%s', context %d tokens, %d parallel, KV pool %d blocks%s\n",
                seconds, served->id().c_str(), eng->context_length(), eng->max_parallel(), stats.kv_blocks_total,
                served->template_is_fallback() ? " (no chat template in the file: using ChatML)" : "");
+  // The pool's real size (the engine chose its blocks), in the terms `pensieve plan` predicts.
+  const uint64_t kv_bytes = kv_bytes_per_token(model->config(), kv::KvType::F16) * kv::kBlockTokens *
+                            static_cast<uint64_t>(stats.kv_blocks_total);
+  const uint64_t weights = file_weight_bytes(model->file());
+  const uint64_t scratch = scratch_bytes(model->config(), eng->max_parallel());
+  std::fprintf(stderr, "pensieve: memory: weights %llu B, KV pool %llu B, scratch %llu B, total %llu B\n",
+               static_cast<unsigned long long>(weights), static_cast<unsigned long long>(kv_bytes),
+               static_cast<unsigned long long>(scratch), static_cast<unsigned long long>(weights + kv_bytes + scratch));
   server->serve_models({served.get()});
   loop.join();  // returns after SIGINT / SIGTERM and the graceful drain
   eng->shutdown();

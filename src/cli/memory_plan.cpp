@@ -1,0 +1,97 @@
+#include "cli/memory_plan.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+
+#include "cli/command_registry.h"
+#include "engine/serving_engine.h"
+
+namespace pensieve::cli {
+namespace {
+
+// The serving engine's cap on the default pool's per-sequence context (kDefaultContextCap in
+// serving_engine.cpp) and its fallback when the file gives no context length.
+constexpr int kDefaultContextCap = 8192;
+constexpr int kContextWhenUnknown = 4096;
+
+int requested_context(const model::ModelConfig& c, int ctx_size) {
+  const int model_ctx = c.context_length > 0 ? c.context_length : kContextWhenUnknown;
+  return ctx_size > 0 ? std::min(ctx_size, model_ctx) : model_ctx;
+}
+
+}  // namespace
+
+uint64_t file_weight_bytes(const gguf::GgufFile& file) {
+  uint64_t total = 0;
+  for (const gguf::TensorInfo& t : file.tensors()) total += t.n_bytes;
+  return total;
+}
+
+uint64_t kv_bytes_per_token(const model::ModelConfig& c, kv::KvType type) {
+  return 2ull * static_cast<uint64_t>(c.n_layers) * static_cast<uint64_t>(c.kv_dim()) * kv::kv_element_bytes(type);
+}
+
+uint64_t scratch_bytes(const model::ModelConfig& c, int parallel) {
+  const uint64_t rows = static_cast<uint64_t>(std::max(engine::EngineOptions{}.token_budget, parallel));
+  const uint64_t per_row = static_cast<uint64_t>(c.dim) + static_cast<uint64_t>(std::max(c.dim, c.q_dim())) +
+                           2ull * static_cast<uint64_t>(c.q_dim()) + 2ull * static_cast<uint64_t>(c.kv_dim()) +
+                           2ull * static_cast<uint64_t>(c.ffn_dim) + static_cast<uint64_t>(c.n_rot);
+  const uint64_t seqs = static_cast<uint64_t>(std::max(1, parallel));
+  // Logits of every sequence, one raw row for sampling, and the final-norm rows selected for the output head.
+  const uint64_t logits = (seqs + 1) * static_cast<uint64_t>(c.vocab) + seqs * static_cast<uint64_t>(c.dim);
+  return (rows * per_row + logits) * sizeof(float);
+}
+
+MemoryPlan plan_memory(const gguf::GgufFile& file, const model::ModelConfig& c, const PlanInputs& in) {
+  MemoryPlan p;
+  const int context = requested_context(c, in.ctx_size);
+  const uint64_t per_token = kv_bytes_per_token(c, in.kv_type);
+  const uint64_t block_bytes = per_token * kv::kBlockTokens;
+  if (in.kv_memory > 0) {
+    p.kv_blocks = static_cast<int>(std::max<uint64_t>(1, in.kv_memory / block_bytes));
+  } else {
+    const int per_seq = (std::min(context, kDefaultContextCap) + kv::kBlockTokens - 1) / kv::kBlockTokens;
+    p.kv_blocks = std::max(1, in.parallel) * per_seq;
+  }
+  p.context = std::min(context, p.kv_blocks * kv::kBlockTokens);
+  p.weight_bytes = file_weight_bytes(file);
+  p.kv_bytes_per_token = per_token;
+  p.kv_pool_bytes = block_bytes * static_cast<uint64_t>(p.kv_blocks);
+  p.scratch_bytes = scratch_bytes(c, in.parallel);
+  return p;
+}
+
+uint64_t parse_size(const std::string& text, const std::string& flag) {
+  size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    throw CommandError{flag + ": '" + text + "' is not a size (e.g. 2G, 512M)"};
+  }
+  std::string unit = text.substr(used);
+  if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
+  if (unit.size() > 1 && unit.back() == 'i') unit.pop_back();
+  double scale = 1;
+  if (unit.empty()) scale = 1;
+  else if (unit == "K" || unit == "k") scale = 1024.0;
+  else if (unit == "M" || unit == "m") scale = 1024.0 * 1024;
+  else if (unit == "G" || unit == "g") scale = 1024.0 * 1024 * 1024;
+  else if (unit == "T" || unit == "t") scale = 1024.0 * 1024 * 1024 * 1024;
+  else throw CommandError{flag + ": unknown unit in '" + text + "' (use K, M, G or T)"};
+  if (value <= 0) throw CommandError{flag + " must be positive"};
+  return static_cast<uint64_t>(value * scale);
+}
+
+std::string format_bytes(uint64_t bytes) {
+  char buf[64];
+  const double b = static_cast<double>(bytes);
+  if (bytes >= (1ull << 30)) std::snprintf(buf, sizeof buf, "%.2f GiB", b / (1ull << 30));
+  else if (bytes >= (1ull << 20)) std::snprintf(buf, sizeof buf, "%.1f MiB", b / (1ull << 20));
+  else if (bytes >= (1ull << 10)) std::snprintf(buf, sizeof buf, "%.1f KiB", b / (1ull << 10));
+  else std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(bytes));
+  return buf;
+}
+
+}  // namespace pensieve::cli

@@ -1,0 +1,42 @@
+#pragma once
+// What serving a model costs in memory: the mapped weights, the KV pool the serving engine allocates, and the
+// scratch its forward passes grow to. `pensieve plan` prints it; `pensieve serve` logs it at startup, so the
+// two can be compared.
+#include <cstdint>
+#include <string>
+
+#include "gguf/gguf_file.h"
+#include "kv/kv_cache.h"
+#include "model/model_config.h"
+
+namespace pensieve::cli {
+
+struct PlanInputs {
+  int parallel = 20;
+  int ctx_size = 0;          // 0: the model's
+  uint64_t kv_memory = 0;    // 0: parallel x min(context, the engine's default cap)
+  kv::KvType kv_type = kv::KvType::F16;
+};
+
+struct MemoryPlan {
+  int context = 0;               // tokens per sequence the engine will allow
+  int kv_blocks = 0;
+  uint64_t weight_bytes = 0;     // every tensor of the file (mapped)
+  uint64_t kv_bytes_per_token = 0;
+  uint64_t kv_pool_bytes = 0;
+  uint64_t scratch_bytes = 0;    // activations for one full token-budget step plus the logits of every sequence
+  uint64_t total_bytes() const { return weight_bytes + kv_pool_bytes + scratch_bytes; }
+};
+
+uint64_t file_weight_bytes(const gguf::GgufFile& file);
+uint64_t kv_bytes_per_token(const model::ModelConfig& config, kv::KvType type);
+// Activation and logits buffers of the engine and model at `parallel` sequences (the engine's token budget).
+uint64_t scratch_bytes(const model::ModelConfig& config, int parallel);
+// Sizes the KV pool the way make_serving_engine does for the same options.
+MemoryPlan plan_memory(const gguf::GgufFile& file, const model::ModelConfig& config, const PlanInputs& in);
+
+// "512M", "2G", "1.5GiB", "1000000" -> bytes; throws CommandError naming `flag`.
+uint64_t parse_size(const std::string& text, const std::string& flag);
+std::string format_bytes(uint64_t bytes);  // "1.50 GiB", "12.0 MiB", "900 B"
+
+}  // namespace pensieve::cli

@@ -1,0 +1,153 @@
+// `pensieve plan --model F [--parallel 20] [--ctx-size N] [--kv-type f16] [--budget SIZE] [--json]`: what
+// `pensieve serve` with the same flags will need in memory, whether that fits, and the most parallel sequences
+// that would.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/command_registry.h"
+#include "cli/memory_plan.h"
+#include "gguf/gguf_file.h"
+#include "model/model_config.h"
+
+namespace pensieve::cli {
+namespace {
+
+struct PlanArgs {
+  std::string model;
+  int parallel = 20;
+  int ctx_size = 0;
+  std::string kv_type = "f16";
+  std::string kv_memory;
+  std::string budget;
+  bool json = false;
+};
+
+// MemAvailable from /proc/meminfo: what can be allocated without swapping.
+uint64_t available_memory() {
+  std::ifstream in("/proc/meminfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string key;
+    uint64_t kib = 0;
+    if (fields >> key >> kib && key == "MemAvailable:") return kib * 1024;
+  }
+  throw CommandError{"cannot read MemAvailable from /proc/meminfo; pass --budget"};
+}
+
+kv::KvType parse_kv_type(const std::string& name) {
+  if (name == "f16") return kv::KvType::F16;
+  if (name == "f32") return kv::KvType::F32;
+  if (name == "q8_0") throw CommandError{"--kv-type q8_0: the engine's KV cache is f16 or f32 only"};
+  throw CommandError{"--kv-type must be f16 or f32, not '" + name + "'"};
+}
+
+// The largest parallel whose plan fits, 0 when not even one sequence does. Totals grow with parallel.
+int largest_parallel(const gguf::GgufFile& file, const model::ModelConfig& config, PlanInputs in, uint64_t budget) {
+  const auto fits = [&](int p) {
+    in.parallel = p;
+    return plan_memory(file, config, in).total_bytes() <= budget;
+  };
+  if (!fits(1)) return 0;
+  int lo = 1, hi = 2;
+  while (hi < (1 << 24) && fits(hi)) lo = hi, hi *= 2;
+  if (fits(hi)) return hi;
+  while (hi - lo > 1) {
+    const int mid = lo + (hi - lo) / 2;
+    (fits(mid) ? lo : hi) = mid;
+  }
+  return lo;
+}
+
+int run_plan(const PlanArgs& a) {
+  if (a.parallel < 1) throw CommandError{"--parallel must be at least 1"};
+  if (a.ctx_size < 0) throw CommandError{"--ctx-size must not be negative"};
+  PlanInputs in;
+  in.parallel = a.parallel;
+  in.ctx_size = a.ctx_size;
+  in.kv_type = parse_kv_type(a.kv_type);
+  if (!a.kv_memory.empty()) in.kv_memory = parse_size(a.kv_memory, "--kv-memory");
+  const bool budget_given = !a.budget.empty();
+  const uint64_t budget = budget_given ? parse_size(a.budget, "--budget") : available_memory();
+  if (!std::filesystem::exists(a.model)) throw CommandError{"--model: no such file: " + a.model};
+
+  gguf::GgufFile file = [&] {
+    try {
+      return gguf::GgufFile::open(a.model);
+    } catch (const std::exception& e) {
+      throw CommandError{e.what()};
+    }
+  }();
+  model::ModelConfig config;
+  try {
+    config = model::read_model_config(file);
+  } catch (const std::exception& e) {
+    throw CommandError{e.what()};
+  }
+  const MemoryPlan p = plan_memory(file, config, in);
+  const bool fits = p.total_bytes() <= budget;
+  const int best = largest_parallel(file, config, in, budget);
+  const bool pool_fixed = in.kv_memory > 0;
+
+  if (a.json) {
+    nlohmann::ordered_json j;
+    j["model"] = a.model;
+    j["parallel"] = a.parallel;
+    j["context"] = p.context;
+    j["kv_type"] = a.kv_type;
+    j["weight_bytes"] = p.weight_bytes;
+    j["kv_bytes_per_token"] = p.kv_bytes_per_token;
+    j["kv_blocks"] = p.kv_blocks;
+    j["kv_pool_bytes"] = p.kv_pool_bytes;
+    j["scratch_bytes"] = p.scratch_bytes;
+    j["total_bytes"] = p.total_bytes();
+    j["budget_bytes"] = budget;
+    j["budget_source"] = budget_given ? "--budget" : "MemAvailable";
+    j["fits"] = fits;
+    j["max_parallel"] = best;
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("model        %s (%s, %d layers, %d KV heads x %d)\n", a.model.c_str(), config.arch_name.c_str(),
+              config.n_layers, config.n_kv_heads, config.head_dim);
+  std::printf("weights      %s (mapped from the file)\n", format_bytes(p.weight_bytes).c_str());
+  std::printf("KV cache     %s per token (%s); pool %d blocks of %d tokens = %s\n",
+              format_bytes(p.kv_bytes_per_token).c_str(), a.kv_type.c_str(), p.kv_blocks, kv::kBlockTokens,
+              format_bytes(p.kv_pool_bytes).c_str());
+  std::printf("             %d parallel x %d tokens of context\n", a.parallel, p.context);
+  std::printf("scratch      %s (activations and logits)\n", format_bytes(p.scratch_bytes).c_str());
+  std::printf("total        %s\n", format_bytes(p.total_bytes()).c_str());
+  std::printf("budget       %s (%s)\n", format_bytes(budget).c_str(), budget_given ? "--budget" : "available memory");
+  if (fits) std::printf("fits         yes\n");
+  else std::printf("fits         NO: %s over\n", format_bytes(p.total_bytes() - budget).c_str());
+  if (best == 0) {
+    std::printf("max parallel none: even --parallel 1 does not fit; try a smaller --ctx-size%s\n",
+                pool_fixed ? " or --kv-memory" : "");
+  } else {
+    std::printf("max parallel %d (largest --parallel that fits%s)\n", best,
+                pool_fixed ? " with this --kv-memory" : "");
+  }
+  return 0;
+}
+
+const RegisterCommand kPlan{
+    "plan", "Show the memory `serve` will need and the most parallel sequences that fit", [](CLI::App& sub) -> Action {
+      auto a = std::make_shared<PlanArgs>();
+      sub.add_option("--model", a->model, "GGUF model file")->required();
+      sub.add_option("--parallel", a->parallel, "Sequences generated at once (default 20, as serve)");
+      sub.add_option("--ctx-size", a->ctx_size, "Longest prompt + completion per sequence (default: the model's)");
+      sub.add_option("--kv-type", a->kv_type, "KV cache precision: f16 (default) or f32");
+      sub.add_option("--kv-memory", a->kv_memory, "KV pool size as serve --kv-memory (default: parallel x context)");
+      sub.add_option("--budget", a->budget, "Memory to fit in, e.g. 16G (default: MemAvailable)");
+      sub.add_flag("--json", a->json, "Print one JSON object");
+      return [a] { return run_plan(*a); };
+    }};
+
+}  // namespace
+}  // namespace pensieve::cli
