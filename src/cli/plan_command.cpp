@@ -87,6 +87,10 @@ int run_plan(const PlanArgs& a) {
   model::ModelConfig config;
   try {
     config = model::read_model_config(file);
+    // Model::load takes the vocabulary from the embedding's rows; so must the logits estimate.
+    if (const gguf::TensorInfo* embd = file.find_tensor("token_embd.weight"); embd && embd->shape.size() == 2) {
+      config.vocab = static_cast<int>(embd->shape[1]);
+    }
   } catch (const std::exception& e) {
     throw CommandError{e.what()};
   }
