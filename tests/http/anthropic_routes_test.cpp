@@ -42,7 +42,7 @@ TEST(AnthropicRoutes, StopReasons) {
 TEST(AnthropicRoutes, FieldsReachTheEngineAndSystemBlocksAreRendered) {
   ServerHarness h;
   auto r = h.post("/v1/messages", messages_body({{"temperature", 0.25}, {"top_p", 0.5}, {"top_k", 9},
-                                                 {"metadata", {{"user_id", "u"}}},
+                                                 {"metadata", {{"user_id", "u"}}}, {"ignore_eos", true},
                                                  {"system", {{{"type", "text"}, {"text", "Be brief."}}}},
                                                  {"messages", {{{"role", "user"}, {"content", {{{"type", "text"}, {"text", "Q1"}}}}},
                                                                {{"role", "assistant"}, {"content", "A1"}},
@@ -52,6 +52,7 @@ TEST(AnthropicRoutes, FieldsReachTheEngineAndSystemBlocksAreRendered) {
   EXPECT_FLOAT_EQ(q.sampling.temperature, 0.25f);
   EXPECT_FLOAT_EQ(q.sampling.top_p, 0.5f);
   EXPECT_EQ(q.sampling.top_k, 9);
+  EXPECT_TRUE(q.stop.ignore_eos);
   EXPECT_EQ(q.stop.max_tokens, 100);
   const std::string prompt = fixture_tokenizer().decode(q.prompt, true);
   const size_t sys = prompt.find("Be brief."), q1 = prompt.find("Q1"), a1 = prompt.find("A1"), q2 = prompt.find("Q2");
