@@ -21,7 +21,8 @@ struct Weight {
   std::span<const std::byte> data;
 };
 
-enum class KvElement { F32, F16 };
+// Q8_0: GGML blocks of 32 elements (fp16 scale, 32 int8), 34 bytes; head_dim must be a multiple of 32.
+enum class KvElement { F32, F16, Q8_0 };
 
 // One layer's view of the paged KV pool: block b's K rows start at k + b * block_bytes, laid out
 // [block_tokens][n_kv_heads][head_dim]; V likewise.
@@ -33,6 +34,18 @@ struct KvLayerView {
   KvElement element = KvElement::F16;
   int n_kv_heads = 0;
   int head_dim = 0;
+
+  // One KV head's part of a token's row, and the whole row, in bytes.
+  size_t head_bytes() const {
+    const auto hd = static_cast<size_t>(head_dim);
+    switch (element) {
+      case KvElement::F32: return hd * 4;
+      case KvElement::F16: return hd * 2;
+      case KvElement::Q8_0: return hd / 32 * 34;
+    }
+    return 0;
+  }
+  size_t row_bytes() const { return static_cast<size_t>(n_kv_heads) * head_bytes(); }
 };
 
 // Which cache slots the rows of a batch use: row i is position positions[i] of sequence seq_of_row[i],

@@ -15,6 +15,7 @@
 #include "backend/memory_bandwidth.h"
 #include "cli/bench_engine_serving.h"
 #include "cli/command_registry.h"
+#include "cli/memory_plan.h"
 #include "model/model.h"
 
 namespace pensieve::cli {
@@ -27,6 +28,7 @@ struct BenchArgs {
   int prompt = 128;
   int gen = 128;
   std::string batches = "1,4,8";
+  std::string kv_type = "f16";
   int threads = 0;
   bool json = false;
 };
@@ -58,10 +60,10 @@ std::vector<int> parse_batches(const std::string& text) {
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-BenchResult bench_one(model::Model& m, int batch, int prompt, int gen, double bandwidth) {
+BenchResult bench_one(model::Model& m, kv::KvType kv_type, int batch, int prompt, int gen, double bandwidth) {
   const auto& c = m.config();
   const int per_seq_blocks = (prompt + gen) / kv::kBlockTokens + 1;
-  auto pool = m.make_kv_pool(kv::KvType::F16, batch * per_seq_blocks);
+  auto pool = m.make_kv_pool(kv_type, batch * per_seq_blocks);
   std::vector<kv::BlockTable> tables(static_cast<size_t>(batch));
   for (auto& t : tables) t.reserve(pool, prompt + gen);
   std::mt19937 rng(1234);
@@ -96,7 +98,8 @@ BenchResult bench_one(model::Model& m, int batch, int prompt, int gen, double ba
   r.decode_tok_s = static_cast<double>(batch) * gen / seconds_since(start);
 
   // Each decode step reads every weight once plus each sequence's KV so far (on average prompt + gen/2).
-  const double kv_bytes_per_seq = (prompt + gen / 2.0) * c.n_layers * 2.0 * c.kv_dim() * 2.0;
+  const double kv_bytes_per_seq =
+      (prompt + gen / 2.0) * c.n_layers * 2.0 * static_cast<double>(kv::kv_row_bytes(kv_type, c.kv_dim()));
   const double bytes_per_step = static_cast<double>(m.weight_bytes()) + batch * kv_bytes_per_seq;
   r.decode_bound_tok_s = bandwidth * batch / bytes_per_step;
   return r;
@@ -105,11 +108,13 @@ BenchResult bench_one(model::Model& m, int batch, int prompt, int gen, double ba
 int run_bench(const BenchArgs& a) {
   if (a.prompt <= 0 || a.gen <= 0) throw CommandError{"--prompt and --gen must be positive"};
   const std::vector<int> batches = parse_batches(a.batches);
+  const kv::KvType kv_type = parse_kv_type_flag(a.kv_type, "--kv-type");
   auto be = backend::make_cpu_backend(a.threads);
   auto m = model::Model::load(a.model, *be);
+  require_kv_type_fits(kv_type, m->config());
   const double bandwidth = backend::measure_read_bandwidth(be->threads());
   {  // Fault the mapped weights in before timing anything.
-    auto pool = m->make_kv_pool(kv::KvType::F16, 1);
+    auto pool = m->make_kv_pool(kv_type, 1);
     kv::BlockTable t;
     t.reserve(pool, 1);
     model::Batch b;
@@ -117,13 +122,14 @@ int run_bench(const BenchArgs& a) {
     m->forward(b, pool, {});
   }
   std::vector<BenchResult> results;
-  for (int batch : batches) results.push_back(bench_one(*m, batch, a.prompt, a.gen, bandwidth));
+  for (int batch : batches) results.push_back(bench_one(*m, kv_type, batch, a.prompt, a.gen, bandwidth));
 
   if (a.json) {
     nlohmann::json j;
     j["model"] = a.model;
     j["backend"] = be->name();
     j["threads"] = be->threads();
+    j["kv_type"] = kv::kv_type_name(kv_type);
     j["weight_bytes"] = m->weight_bytes();
     j["read_bandwidth_gb_s"] = bandwidth / 1e9;
     j["prompt"] = a.prompt;
@@ -141,7 +147,7 @@ int run_bench(const BenchArgs& a) {
   std::printf("%s\n", fmt::format("model {}  backend {}  threads {}  weights {:.1f} MB  read bandwidth {:.1f} GB/s",
                                   a.model, be->name(), be->threads(), m->weight_bytes() / 1e6, bandwidth / 1e9)
                           .c_str());
-  std::printf("prompt %d, gen %d per sequence\n", a.prompt, a.gen);
+  std::printf("prompt %d, gen %d per sequence, KV %s\n", a.prompt, a.gen, kv::kv_type_name(kv_type));
   std::printf("%6s %14s %14s %20s\n", "batch", "prefill tok/s", "decode tok/s", "decode bound tok/s");
   for (const auto& r : results) {
     std::printf("%6d %14.1f %14.1f %20.1f\n", r.batch, r.prefill_tok_s, r.decode_tok_s, r.decode_bound_tok_s);
@@ -161,6 +167,7 @@ const RegisterCommand kBenchEngine{
       auto* gen = sub.add_option("--gen", a->gen, "Generated tokens per sequence (default 128; with --streams 64)");
       auto* batch = sub.add_option("--batch", a->batches, "Comma-separated batch sizes (default 1,4,8)");
       sub.add_option("--threads", a->threads, "Worker threads (default: physical cores)");
+      sub.add_option("--kv-type", a->kv_type, "KV cache precision: f16 (default), q8_0 or f32");
       sub.add_flag("--json", a->json, "Print the results as JSON");
       auto* streams = sub.add_option("--streams", s->streams,
                                      "Serving mode: comma-separated concurrent stream counts, e.g. 1,4,8,20");
@@ -174,6 +181,7 @@ const RegisterCommand kBenchEngine{
         if (streams->count() == 0) return run_bench(*a);
         s->model = a->model;
         s->threads = a->threads;
+        s->kv_type = a->kv_type;
         s->json = a->json;
         if (prompt->count() > 0) s->prompt = a->prompt;
         if (gen->count() > 0) s->gen = a->gen;

@@ -14,6 +14,7 @@ struct ServingBenchArgs {
   int gen = 64;
   std::string prefix_cache = "both";
   int token_budget = 512;
+  std::string kv_type = "f16";  // f16, q8_0 or f32
   int threads = 0;
   bool json = false;
 };

@@ -18,6 +18,7 @@
 #include "backend/backend.h"
 #include "cli/bench_engine_serving.h"
 #include "cli/command_registry.h"
+#include "cli/memory_plan.h"
 #include "engine/serving_engine.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -69,10 +70,11 @@ struct StreamClock {
   std::vector<Clock::time_point> arrivals;
 };
 
-ServingResult bench_one(model::Model& m, const tokenizer::Tokenizer& tok, const ServingBenchArgs& a, int streams,
-                        bool caching) {
+ServingResult bench_one(model::Model& m, const tokenizer::Tokenizer& tok, const ServingBenchArgs& a,
+                        kv::KvType kv_type, int streams, bool caching) {
   const int per_stream = a.shared_prefix + a.prompt + a.gen;
   engine::EngineOptions o;
+  o.kv_type = kv_type;
   o.parallel = streams;
   o.kv_blocks = streams * (per_stream / kv::kBlockTokens + 2);
   o.token_budget = a.token_budget;
@@ -175,12 +177,14 @@ int run_serving_bench(const ServingBenchArgs& a) {
   if (a.prefix_cache == "off" || a.prefix_cache == "both") modes.push_back(false);
   if (modes.empty()) throw CommandError{"--prefix-cache: expected on, off or both"};
   const std::vector<int> stream_counts = parse_list(a.streams);
+  const kv::KvType kv_type = parse_kv_type_flag(a.kv_type, "--kv-type");
 
   auto be = backend::make_cpu_backend(a.threads);
   auto m = model::Model::load(a.model, *be);
+  require_kv_type_fits(kv_type, m->config());
   const auto tok = tokenizer::Tokenizer::from_gguf(m->file());
   {  // Fault the mapped weights in before timing anything.
-    auto pool = m->make_kv_pool(kv::KvType::F16, 1);
+    auto pool = m->make_kv_pool(kv_type, 1);
     kv::BlockTable t;
     t.reserve(pool, 1);
     model::Batch b;
@@ -189,7 +193,7 @@ int run_serving_bench(const ServingBenchArgs& a) {
   }
   std::vector<ServingResult> results;
   for (int n : stream_counts) {
-    for (bool caching : modes) results.push_back(bench_one(*m, tok, a, n, caching));
+    for (bool caching : modes) results.push_back(bench_one(*m, tok, a, kv_type, n, caching));
   }
 
   if (a.json) {
@@ -197,6 +201,7 @@ int run_serving_bench(const ServingBenchArgs& a) {
     j["model"] = a.model;
     j["backend"] = be->name();
     j["threads"] = be->threads();
+    j["kv_type"] = kv::kv_type_name(kv_type);
     j["shared_prefix"] = a.shared_prefix;
     j["prompt"] = a.prompt;
     j["gen"] = a.gen;
@@ -221,8 +226,8 @@ int run_serving_bench(const ServingBenchArgs& a) {
   std::printf("%s\n", fmt::format("model {}  backend {}  threads {}  weights {:.1f} MB", a.model, be->name(),
                                   be->threads(), m->weight_bytes() / 1e6)
                           .c_str());
-  std::printf("per stream: shared prefix %d + own prompt %d tokens, %d generated (greedy); token budget %d\n",
-              a.shared_prefix, a.prompt, a.gen, a.token_budget);
+  std::printf("per stream: shared prefix %d + own prompt %d tokens, %d generated (greedy); token budget %d; KV %s\n",
+              a.shared_prefix, a.prompt, a.gen, a.token_budget, kv::kv_type_name(kv_type));
   std::printf("%7s %6s %9s %10s %10s %10s %10s %10s %12s\n", "streams", "cache", "tok/s", "TTFT p50", "TTFT p95",
               "ITL p50", "ITL p95", "wall s", "cached tok");
   for (const auto& r : results) {

@@ -9,6 +9,7 @@
 
 #include "backend/backend.h"
 #include "cli/command_registry.h"
+#include "cli/memory_plan.h"
 #include "model/generate.h"
 #include "model/model.h"
 
@@ -49,9 +50,10 @@ struct GenerateArgs {
 int run_generate(const GenerateArgs& a) {
   const std::vector<int32_t> prompt = parse_tokens(a.tokens);
   if (a.max_tokens < 0) throw CommandError{"--max-tokens must not be negative"};
-  if (a.kv != "f32" && a.kv != "f16") throw CommandError{"--kv must be f32 or f16"};
+  const kv::KvType kv_type = parse_kv_type_flag(a.kv, "--kv");
   auto be = backend::make_cpu_backend(a.threads);
   auto model = model::Model::load(a.model, *be);
+  require_kv_type_fits(kv_type, model->config());
   for (int32_t t : prompt) {
     if (t >= model->config().vocab) {
       throw CommandError{"token id " + std::to_string(t) + " is outside the vocabulary of " +
@@ -62,7 +64,7 @@ int run_generate(const GenerateArgs& a) {
   o.max_tokens = a.max_tokens;
   o.temperature = a.temperature;
   o.seed = a.seed;
-  o.kv_type = a.kv == "f32" ? kv::KvType::F32 : kv::KvType::F16;
+  o.kv_type = kv_type;
   if (a.stop_at_eos) {
     if (auto eos = model->file().get_int("tokenizer.ggml.eos_token_id")) o.stop_token = static_cast<int32_t>(*eos);
   }
@@ -90,7 +92,7 @@ const RegisterCommand kGenerate{
       sub.add_option("--temperature", a->temperature, "0 (default) picks the most likely token");
       sub.add_option("--seed", a->seed, "Sampling seed when temperature > 0");
       sub.add_flag("--stop-at-eos", a->stop_at_eos, "Stop after the model's end-of-sequence token");
-      sub.add_option("--kv", a->kv, "KV cache precision: f16 (default) or f32");
+      sub.add_option("--kv", a->kv, "KV cache precision: f16 (default), q8_0 or f32");
       sub.add_option("--threads", a->threads, "Worker threads (default: physical cores)");
       sub.add_flag("--json", a->json, "Print {\"tokens\": [...], ...} instead of space-separated ids");
       return [a] { return run_generate(*a); };

@@ -8,6 +8,7 @@
 
 #include "backend/backend.h"
 #include "cli/command_registry.h"
+#include "cli/memory_plan.h"
 #include "model/generate.h"
 #include "model/model.h"
 
@@ -36,11 +37,11 @@ std::vector<int32_t> parse_tokens(const std::string& text) {
 int run_logits(const std::string& model_path, const std::string& tokens_text, const std::string& out_path,
                const std::string& kv_name, int threads) {
   const std::vector<int32_t> tokens = parse_tokens(tokens_text);
-  if (kv_name != "f32" && kv_name != "f16") throw CommandError{"--kv must be f32 or f16"};
+  const kv::KvType kv_type = parse_kv_type_flag(kv_name, "--kv");
   auto be = backend::make_cpu_backend(threads);
   auto model = model::Model::load(model_path, *be);
-  const auto logits =
-      model::all_position_logits(*model, tokens, kv_name == "f32" ? kv::KvType::F32 : kv::KvType::F16);
+  require_kv_type_fits(kv_type, model->config());
+  const auto logits = model::all_position_logits(*model, tokens, kv_type);
   std::ofstream out(out_path, std::ios::binary);
   if (!out) throw CommandError{"cannot write " + out_path};
   out.write(reinterpret_cast<const char*>(logits.data()), static_cast<std::streamsize>(logits.size() * sizeof(float)));
@@ -59,7 +60,7 @@ const RegisterCommand kLogits{
       sub.add_option("--model", *model, "GGUF model file")->required();
       sub.add_option("--tokens", *tokens, "Comma-separated token ids, fed as is (no BOS added)")->required();
       sub.add_option("--out", *out, "Output file: float32 [tokens][vocab], row-major")->required();
-      sub.add_option("--kv", *kv, "KV cache precision: f32 (default, exact) or f16");
+      sub.add_option("--kv", *kv, "KV cache precision: f32 (default, exact), f16 or q8_0");
       sub.add_option("--threads", *threads, "Worker threads (default: physical cores)");
       return [=] { return run_logits(*model, *tokens, *out, *kv, *threads); };
     }};

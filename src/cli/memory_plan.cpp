@@ -29,7 +29,7 @@ uint64_t file_weight_bytes(const gguf::GgufFile& file) {
 }
 
 uint64_t kv_bytes_per_token(const model::ModelConfig& c, kv::KvType type) {
-  return 2ull * static_cast<uint64_t>(c.n_layers) * static_cast<uint64_t>(c.kv_dim()) * kv::kv_element_bytes(type);
+  return 2ull * static_cast<uint64_t>(c.n_layers) * kv::kv_row_bytes(type, c.kv_dim());
 }
 
 uint64_t scratch_bytes(const model::ModelConfig& c, int parallel) {
@@ -43,7 +43,19 @@ uint64_t scratch_bytes(const model::ModelConfig& c, int parallel) {
   return (rows * per_row + logits) * sizeof(float);
 }
 
+kv::KvType parse_kv_type_flag(const std::string& value, const std::string& flag) {
+  if (const auto type = kv::parse_kv_type(value)) return *type;
+  throw CommandError{flag + " must be f16, q8_0 or f32, not '" + value + "'"};
+}
+
+void require_kv_type_fits(kv::KvType type, const model::ModelConfig& config) {
+  if (const std::string why = kv::kv_type_unsupported_reason(type, config.head_dim); !why.empty()) {
+    throw CommandError{why};
+  }
+}
+
 MemoryPlan plan_memory(const gguf::GgufFile& file, const model::ModelConfig& c, const PlanInputs& in) {
+  require_kv_type_fits(in.kv_type, c);
   MemoryPlan p;
   const int context = requested_context(c, in.ctx_size);
   const uint64_t per_token = kv_bytes_per_token(c, in.kv_type);

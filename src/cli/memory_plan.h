@@ -35,6 +35,11 @@ uint64_t scratch_bytes(const model::ModelConfig& config, int parallel);
 // Sizes the KV pool the way make_serving_engine does for the same options.
 MemoryPlan plan_memory(const gguf::GgufFile& file, const model::ModelConfig& config, const PlanInputs& in);
 
+// "f16", "q8_0", "f32" -> the KV type; throws a one-line CommandError naming `flag` for anything else.
+kv::KvType parse_kv_type_flag(const std::string& value, const std::string& flag);
+// Throws CommandError when the model's heads cannot be held in `type` (q8_0 needs head_dim % 32 == 0).
+void require_kv_type_fits(kv::KvType type, const model::ModelConfig& config);
+
 // "512M", "2G", "1.5GiB", "1000000" -> bytes; throws CommandError naming `flag`.
 uint64_t parse_size(const std::string& text, const std::string& flag);
 std::string format_bytes(uint64_t bytes);  // "1.50 GiB", "12.0 MiB", "900 B"

@@ -1,4 +1,4 @@
-// `pensieve plan --model F [--parallel 20] [--ctx-size N] [--kv-type f16] [--budget SIZE] [--json]`: what
+// `pensieve plan --model F [--parallel 20] [--ctx-size N] [--kv-type f16|q8_0|f32] [--budget SIZE] [--json]`: what
 // `pensieve serve` with the same flags will need in memory, whether that fits, and the most parallel sequences
 // that would.
 #include <cstdio>
@@ -41,13 +41,6 @@ uint64_t available_memory() {
   throw CommandError{"cannot read MemAvailable from /proc/meminfo; pass --budget"};
 }
 
-kv::KvType parse_kv_type(const std::string& name) {
-  if (name == "f16") return kv::KvType::F16;
-  if (name == "f32") return kv::KvType::F32;
-  if (name == "q8_0") throw CommandError{"--kv-type q8_0: the engine's KV cache is f16 or f32 only"};
-  throw CommandError{"--kv-type must be f16 or f32, not '" + name + "'"};
-}
-
 // The largest parallel whose plan fits, 0 when not even one sequence does. Totals grow with parallel.
 int largest_parallel(const gguf::GgufFile& file, const model::ModelConfig& config, PlanInputs in, uint64_t budget) {
   const auto fits = [&](int p) {
@@ -71,7 +64,7 @@ int run_plan(const PlanArgs& a) {
   PlanInputs in;
   in.parallel = a.parallel;
   in.ctx_size = a.ctx_size;
-  in.kv_type = parse_kv_type(a.kv_type);
+  in.kv_type = parse_kv_type_flag(a.kv_type, "--kv-type");
   if (!a.kv_memory.empty()) in.kv_memory = parse_size(a.kv_memory, "--kv-memory");
   const bool budget_given = !a.budget.empty();
   const uint64_t budget = budget_given ? parse_size(a.budget, "--budget") : available_memory();
@@ -146,7 +139,7 @@ const RegisterCommand kPlan{
       sub.add_option("--model", a->model, "GGUF model file")->required();
       sub.add_option("--parallel", a->parallel, "Sequences generated at once (default 20, as serve)");
       sub.add_option("--ctx-size", a->ctx_size, "Longest prompt + completion per sequence (default: the model's)");
-      sub.add_option("--kv-type", a->kv_type, "KV cache precision: f16 (default) or f32");
+      sub.add_option("--kv-type", a->kv_type, "KV cache precision, as serve --kv-type: f16 (default), q8_0 or f32");
       sub.add_option("--kv-memory", a->kv_memory, "KV pool size as serve --kv-memory (default: parallel x context)");
       sub.add_option("--budget", a->budget, "Memory to fit in, e.g. 16G (default: MemAvailable)");
       sub.add_flag("--json", a->json, "Print one JSON object");

@@ -19,6 +19,7 @@
 #include "api/served_model.h"
 #include "backend/backend.h"
 #include "cli/command_registry.h"
+#include "cli/memory_plan.h"
 #include "engine/serving_engine.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -34,6 +35,7 @@ struct RunArgs {
   float temperature = 0.8f;
   std::optional<uint64_t> seed;
   int ctx_size = 0;
+  std::string kv_type = "f16";
   int threads = 0;
 };
 
@@ -192,6 +194,7 @@ int chat_loop(const api::ServedModel& served, api::Json messages, const RunArgs&
 int run_run(const RunArgs& a) {
   if (a.max_tokens < 1) throw CommandError{"--max-tokens must be at least 1"};
   if (a.temperature < 0) throw CommandError{"--temperature must not be negative"};
+  const kv::KvType kv_type = parse_kv_type_flag(a.kv_type, "--kv-type");
   if (!std::filesystem::is_regular_file(a.model)) throw CommandError{"--model: no such file: " + a.model};
 
   SigintGuard sigint;
@@ -204,7 +207,9 @@ int run_run(const RunArgs& a) {
     be = backend::make_cpu_backend(a.threads);
     model = model::Model::load(a.model, *be);
     tok = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::from_gguf(model->file()));
+    require_kv_type_fits(kv_type, model->config());
     engine::EngineOptions eo;
+    eo.kv_type = kv_type;
     eo.parallel = 1;
     eo.context_length = a.ctx_size;
     eng = engine::make_serving_engine(*model, *tok, eo);
@@ -250,6 +255,7 @@ const RegisterCommand kRun{
       sub.add_option("--temperature", a->temperature, "Sampling temperature; 0 is greedy (default 0.8)");
       sub.add_option("--seed", a->seed, "Sampling seed (default: random)");
       sub.add_option("--ctx-size", a->ctx_size, "Longest conversation in tokens (default: the model's, up to 8192)");
+      sub.add_option("--kv-type", a->kv_type, "KV cache precision: f16 (default), q8_0 or f32");
       sub.add_option("--threads", a->threads, "Compute threads (default: physical cores)");
       return [a] { return run_run(*a); };
     }};

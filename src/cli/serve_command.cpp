@@ -28,6 +28,7 @@ struct ServeArgs {
   int parallel = 20;
   int ctx_size = 0;
   std::string kv_memory;
+  std::string kv_type = "f16";
   int threads = 0;
   std::string api_key;
   int queue = 256;
@@ -61,6 +62,7 @@ int run_serve(const ServeArgs& a) {
   if (a.port < 0 || a.port > 65535) throw CommandError{"--port must be between 0 and 65535"};
   if (a.parallel < 1) throw CommandError{"--parallel must be at least 1"};
   if (a.queue < 0) throw CommandError{"--queue must not be negative"};
+  const kv::KvType kv_type = parse_kv_type_flag(a.kv_type, "--kv-type");
   if (!std::filesystem::exists(a.model)) throw CommandError{"--model: no such file: " + a.model};
 
   http::ServerOptions so;
@@ -92,7 +94,9 @@ int run_serve(const ServeArgs& a) {
     be = backend::make_cpu_backend(a.threads);
     model = model::Model::load(a.model, *be);
     tok = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::from_gguf(model->file()));
+    require_kv_type_fits(kv_type, model->config());
     engine::EngineOptions eo;
+    eo.kv_type = kv_type;
     eo.parallel = a.parallel;
     eo.context_length = a.ctx_size;
     eo.queue_limit = a.queue;
@@ -116,13 +120,14 @@ int run_serve(const ServeArgs& a) {
                seconds, served->id().c_str(), eng->context_length(), eng->max_parallel(), stats.kv_blocks_total,
                served->template_is_fallback() ? " (no chat template in the file: using ChatML)" : "");
   // The pool's real size (the engine chose its blocks), in the terms `pensieve plan` predicts.
-  const uint64_t kv_bytes = kv_bytes_per_token(model->config(), kv::KvType::F16) * kv::kBlockTokens *
+  const uint64_t kv_bytes = kv_bytes_per_token(model->config(), kv_type) * kv::kBlockTokens *
                             static_cast<uint64_t>(stats.kv_blocks_total);
   const uint64_t weights = file_weight_bytes(model->file());
   const uint64_t scratch = scratch_bytes(model->config(), eng->max_parallel());
-  std::fprintf(stderr, "pensieve: memory: weights %llu B, KV pool %llu B, scratch %llu B, total %llu B\n",
+  std::fprintf(stderr, "pensieve: memory: weights %llu B, KV pool %llu B, scratch %llu B, total %llu B (KV %s)\n",
                static_cast<unsigned long long>(weights), static_cast<unsigned long long>(kv_bytes),
-               static_cast<unsigned long long>(scratch), static_cast<unsigned long long>(weights + kv_bytes + scratch));
+               static_cast<unsigned long long>(scratch), static_cast<unsigned long long>(weights + kv_bytes + scratch),
+               kv::kv_type_name(kv_type));
   server->serve_models({served.get()});
   loop.join();  // returns after SIGINT / SIGTERM and the graceful drain
   eng->shutdown();
@@ -140,6 +145,7 @@ const RegisterCommand kServe{
       sub.add_option("--parallel", a->parallel, "Sequences generated at once (default 20)");
       sub.add_option("--ctx-size", a->ctx_size, "Longest prompt + completion per sequence (default: the model's)");
       sub.add_option("--kv-memory", a->kv_memory, "KV cache pool size, e.g. 2G (default: parallel x context)");
+      sub.add_option("--kv-type", a->kv_type, "KV cache precision: f16 (default), q8_0 (head size a multiple of 32) or f32");
       sub.add_option("--threads", a->threads, "Compute threads (default: physical cores)");
       sub.add_option("--api-key", a->api_key, "Require this key (Authorization: Bearer KEY or x-api-key: KEY)");
       sub.add_option("--queue", a->queue, "Requests that may wait for a slot before 429 (default 256)");

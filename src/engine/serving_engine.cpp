@@ -47,8 +47,8 @@ struct Inbox final : EngineWakeup {
 int pool_blocks(const model::Model& m, const EngineOptions& o, int context) {
   if (o.kv_blocks > 0) return o.kv_blocks;
   const auto& c = m.config();
-  const uint64_t block_bytes = 2ull * kv::kBlockTokens * static_cast<uint64_t>(c.kv_dim()) *
-                               kv::kv_element_bytes(o.kv_type) * static_cast<uint64_t>(c.n_layers);
+  const uint64_t block_bytes = 2ull * kv::kBlockTokens * kv::kv_row_bytes(o.kv_type, c.kv_dim()) *
+                               static_cast<uint64_t>(c.n_layers);
   if (o.kv_bytes > 0) return static_cast<int>(std::max<uint64_t>(1, o.kv_bytes / block_bytes));
   const int per_seq = (std::min(context, kDefaultContextCap) + kv::kBlockTokens - 1) / kv::kBlockTokens;
   return std::max(1, o.parallel) * per_seq;

@@ -5,11 +5,50 @@
 
 namespace pensieve::kv {
 
-size_t kv_element_bytes(KvType type) { return type == KvType::F32 ? 4 : 2; }
+size_t kv_row_bytes(KvType type, int row_elements) {
+  const auto n = static_cast<size_t>(row_elements);
+  switch (type) {
+    case KvType::F32: return n * 4;
+    case KvType::F16: return n * 2;
+    case KvType::Q8_0:
+      if (row_elements % kQ8_0BlockElements != 0) {
+        throw std::invalid_argument("a q8_0 KV row needs a multiple of 32 elements, not " + std::to_string(row_elements));
+      }
+      return n / kQ8_0BlockElements * kQ8_0BlockBytes;
+  }
+  throw std::invalid_argument("unknown KV type");
+}
+
+const char* kv_type_name(KvType type) {
+  switch (type) {
+    case KvType::F32: return "f32";
+    case KvType::F16: return "f16";
+    case KvType::Q8_0: return "q8_0";
+  }
+  return "?";
+}
+
+std::optional<KvType> parse_kv_type(std::string_view name) {
+  for (KvType t : {KvType::F32, KvType::F16, KvType::Q8_0}) {
+    if (name == kv_type_name(t)) return t;
+  }
+  return std::nullopt;
+}
+
+std::string kv_type_unsupported_reason(KvType type, int head_dim) {
+  if (type == KvType::Q8_0 && head_dim % kQ8_0BlockElements != 0) {
+    return "a q8_0 KV cache needs a head size that is a multiple of 32; this model's is " + std::to_string(head_dim) +
+           " (use f16)";
+  }
+  return {};
+}
 
 KvBlockPool::KvBlockPool(KvShape shape, KvType type, int n_blocks) : shape_(shape), type_(type), n_blocks_(n_blocks) {
   if (shape.n_layers <= 0 || shape.n_kv_heads <= 0 || shape.head_dim <= 0 || n_blocks <= 0) {
     throw std::invalid_argument("KV pool needs positive layers, heads, head size and block count");
+  }
+  if (const std::string why = kv_type_unsupported_reason(type, shape.head_dim); !why.empty()) {
+    throw std::invalid_argument(why);
   }
   storage_.resize(2 * block_bytes() * static_cast<size_t>(n_blocks) * static_cast<size_t>(shape.n_layers));
   free_.reserve(static_cast<size_t>(n_blocks));
@@ -19,7 +58,7 @@ KvBlockPool::KvBlockPool(KvShape shape, KvType type, int n_blocks) : shape_(shap
 }
 
 size_t KvBlockPool::block_bytes() const {
-  return static_cast<size_t>(kBlockTokens) * static_cast<size_t>(shape_.kv_row_elements()) * kv_element_bytes(type_);
+  return static_cast<size_t>(kBlockTokens) * kv_row_bytes(type_, shape_.kv_row_elements());
 }
 
 std::optional<int32_t> KvBlockPool::allocate() {

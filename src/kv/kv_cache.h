@@ -2,19 +2,32 @@
 // Paged KV cache: one pool of fixed-size blocks per model, shared by all sequences. A sequence owns a block
 // table (block ids in position order); position p of that sequence lives in block table[p / kBlockTokens],
 // slot p % kBlockTokens. The storage of one block, per layer, is [kBlockTokens][n_kv_heads][head_dim] for K
-// and the same for V, in F32 or F16.
+// and the same for V, in F32, F16 or Q8_0 (each token's row of n_kv_heads * head_dim as GGML Q8_0 blocks:
+// an fp16 scale and 32 int8, 34 bytes per 32 elements).
 #include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
+#include <string_view>
 #include <vector>
 
 namespace pensieve::kv {
 
 inline constexpr int kBlockTokens = 16;
 
-enum class KvType { F32, F16 };
-size_t kv_element_bytes(KvType type);
+enum class KvType { F32, F16, Q8_0 };
+inline constexpr int kQ8_0BlockElements = 32;
+inline constexpr size_t kQ8_0BlockBytes = 34;
+
+// Bytes one token's K (or V) row of `row_elements` takes in one layer; for Q8_0 row_elements must be a whole
+// number of blocks (std::invalid_argument otherwise).
+size_t kv_row_bytes(KvType type, int row_elements);
+const char* kv_type_name(KvType type);                   // "f32", "f16", "q8_0"
+std::optional<KvType> parse_kv_type(std::string_view name);  // the names above; nullopt for anything else
+// Empty when a cache of `type` can hold heads of `head_dim`, else why not. Q8_0 needs head_dim % 32 == 0:
+// attention dequantizes one head's blocks at a time, so a block must not straddle two heads.
+std::string kv_type_unsupported_reason(KvType type, int head_dim);
 
 struct KvShape {
   int n_layers = 0;

@@ -166,6 +166,9 @@ void Model::forward(const Batch& batch, kv::KvBlockPool& kv, std::span<float> lo
   be.embed(token_embd_, batch.tokens, x_.data());
   backend::fill_rope_table(batch.positions, {c.rope_theta, c.n_rot, rope_freq_factors_}, rope_.data());
   const float attn_scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  const backend::KvElement kv_element = kv.type() == kv::KvType::F32  ? backend::KvElement::F32
+                                        : kv.type() == kv::KvType::F16 ? backend::KvElement::F16
+                                                                        : backend::KvElement::Q8_0;
   const size_t dim_elems = static_cast<size_t>(n) * static_cast<size_t>(c.dim);
 
   for (int l = 0; l < c.n_layers; ++l) {
@@ -191,7 +194,7 @@ void Model::forward(const Batch& batch, kv::KvBlockPool& kv, std::span<float> lo
     view.v = kv.v_base(l);
     view.block_bytes = kv.block_bytes();
     view.block_tokens = kv::kBlockTokens;
-    view.element = kv.type() == kv::KvType::F32 ? backend::KvElement::F32 : backend::KvElement::F16;
+    view.element = kv_element;
     view.n_kv_heads = c.n_kv_heads;
     view.head_dim = c.head_dim;
     be.store_kv(view, k_.data(), v_.data(), slots);

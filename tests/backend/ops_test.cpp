@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <random>
 #include <vector>
 
@@ -96,6 +97,78 @@ TEST(Attention, MatchesSoftmaxOverEachSequencesOwnPast) {
       }
     }
   }
+}
+
+// Stores 30 positions of one sequence (blocks 3 then 1) in a cache of `elem`, then attends from a few of them.
+std::vector<float> store_then_attend(const KernelTable& k, KvElement elem, int heads, int kv_heads, int hd,
+                                     const std::vector<float>& keys, const std::vector<float>& values,
+                                     const std::vector<float>& q, const std::vector<int32_t>& qpos) {
+  constexpr int kBt = 16, kLen = 30;
+  const KvLayerView shape{nullptr, nullptr, 0, kBt, elem, kv_heads, hd};
+  const size_t block_bytes = kBt * shape.row_bytes();
+  std::vector<std::byte> kcache(block_bytes * 4), vcache(block_bytes * 4);
+  const KvLayerView view{kcache.data(), vcache.data(), block_bytes, kBt, elem, kv_heads, hd};
+  const std::vector<int32_t> table{3, 1};
+  const std::vector<std::span<const int32_t>> tables{table};
+  std::vector<int32_t> pos(kLen), seq(kLen, 0);
+  for (int p = 0; p < kLen; ++p) pos[static_cast<size_t>(p)] = p;
+  CpuBackend be(2, k);
+  be.store_kv(view, keys.data(), values.data(), {pos, seq, tables});
+  const std::vector<int32_t> qseq(qpos.size(), 0);
+  std::vector<float> out(q.size());
+  be.attention(q.data(), heads, view, {qpos, qseq, tables}, 1.0f / std::sqrt(static_cast<float>(hd)), out.data());
+  return out;
+}
+
+// Q8_0 KV: attention equals attention over the keys and values as Q8_0 round-trips them (the reference
+// quantizer and dequantizer), and stays within quantization error of the F32 cache.
+TEST(Attention, Q8_0CacheMatchesF32CacheWithinQuantizationError) {
+  constexpr int kHeads = 4, kKvHeads = 2, kHd = 64, kLen = 30;
+  const size_t row = kKvHeads * kHd;
+  const auto keys = random_floats(kLen * row, 11), values = random_floats(kLen * row, 12);
+  const std::vector<int32_t> qpos{0, 15, 16, 29};
+  const auto q = random_floats(qpos.size() * kHeads * kHd, 13);
+  // llama.cpp's quantize_row_q8_0 per 32 elements: d = amax / 127, q = round(x * (1 / d)), d kept as fp16.
+  auto round_trip = [](const std::vector<float>& x) {
+    std::vector<float> y(x.size());
+    for (size_t b = 0; b < x.size(); b += 32) {
+      float amax = 0;
+      for (size_t j = b; j < b + 32; ++j) amax = std::max(amax, std::fabs(x[j]));
+      const float d = amax / 127.0f;
+      const float d_stored = tensor::fp16_to_fp32(tensor::fp32_to_fp16(d));
+      const float inverse = d > 0 ? 1.0f / d : 0.0f;
+      for (size_t j = b; j < b + 32; ++j) y[j] = d_stored * std::round(x[j] * inverse);
+    }
+    return y;
+  };
+  const auto keys_q = round_trip(keys), values_q = round_trip(values);
+  for (const KernelTable* k : all_tables()) {
+    const auto got = store_then_attend(*k, KvElement::Q8_0, kHeads, kKvHeads, kHd, keys, values, q, qpos);
+    const auto exact = store_then_attend(*k, KvElement::F32, kHeads, kKvHeads, kHd, keys_q, values_q, q, qpos);
+    const auto f32 = store_then_attend(*k, KvElement::F32, kHeads, kKvHeads, kHd, keys, values, q, qpos);
+    float err_exact = 0, err_f32 = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+      err_exact = std::max(err_exact, std::fabs(got[i] - exact[i]));
+      err_f32 = std::max(err_f32, std::fabs(got[i] - f32[i]));
+    }
+    std::printf("[ %s ] q8_0 KV attention: max |err| vs round-tripped f32 %.2e, vs f32 %.2e\n", k->name, err_exact,
+                err_f32);
+    EXPECT_LE(err_exact, 1e-5f) << k->name;
+    // Each element is off by at most amax/254 of its block (~0.01 for these N(0,1) rows).
+    EXPECT_LE(err_f32, 0.03f) << k->name;
+    EXPECT_GT(err_f32, 0.0f) << k->name << ": a q8_0 cache that is exact was not quantized";
+  }
+}
+
+TEST(Attention, Q8_0CacheRefusesHeadsThatAreNotWholeBlocks) {
+  CpuBackend be(1, scalar_kernels());
+  std::vector<std::byte> cache(16 * 48 / 32 * 34 * 2);
+  const KvLayerView view{cache.data(), cache.data(), cache.size(), 16, KvElement::Q8_0, 1, 48};
+  const std::vector<int32_t> table{0};
+  const std::vector<std::span<const int32_t>> tables{table};
+  const std::vector<int32_t> pos{0}, seq{0};
+  std::vector<float> q(48), out(48);
+  EXPECT_THROW(be.attention(q.data(), 1, view, {pos, seq, tables}, 1.0f, out.data()), std::invalid_argument);
 }
 
 TEST(Attention, PositionBeyondBlockTableThrows) {

@@ -20,6 +20,7 @@ namespace fs = std::filesystem;
 
 const fs::path kModelDir = fs::path(PENSIEVE_FIXTURES_DIR) / "models" / "llama3-tiny";
 const fs::path kModel = kModelDir / "llama3-tiny-f32.gguf";
+const fs::path kQwen3 = fs::path(PENSIEVE_FIXTURES_DIR) / "models" / "qwen3-tiny" / "qwen3-tiny-f32.gguf";
 
 json config() {
   std::ifstream in(kModelDir / "config.json");
@@ -41,6 +42,7 @@ json plan_json(std::vector<std::string> args) {
 
 struct ServeMemory {
   double weights = 0, kv = 0, scratch = 0, total = 0;
+  std::string kv_type;
 };
 
 // Starts `pensieve serve --port 0 ARGS`, reads the memory line it logs once the model is loaded, stops it.
@@ -60,7 +62,7 @@ ServeMemory serve_memory(const std::vector<std::string>& args) {
     ::execv(argv[0], argv.data());
     ::_exit(127);
   }
-  const std::regex line(R"(memory: weights (\d+) B, KV pool (\d+) B, scratch (\d+) B, total (\d+) B)");
+  const std::regex line(R"(memory: weights (\d+) B, KV pool (\d+) B, scratch (\d+) B, total (\d+) B \(KV (\w+)\))");
   std::smatch m;
   std::string err;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
@@ -82,6 +84,7 @@ ServeMemory serve_memory(const std::vector<std::string>& args) {
   s.kv = std::stod(m[2]);
   s.scratch = std::stod(m[3]);
   s.total = std::stod(m[4]);
+  s.kv_type = m[5];
   return s;
 }
 
@@ -113,15 +116,24 @@ TEST(Plan, FiguresFollowFromTheModelShapes) {
   EXPECT_EQ(d["parallel"], 20);
   EXPECT_EQ(d["kv_blocks"], 20 * 8192 / 16);
   EXPECT_EQ(plan_json({"--kv-type", "f32", "--ctx-size", "100"})["kv_bytes_per_token"], 2 * per_token);
+  // q8_0: every 32 elements of a token's K (or V) row take 34 bytes (an fp16 scale and 32 int8).
+  const json q8 = plan_json({"--kv-type", "q8_0", "--parallel", "3", "--ctx-size", "100"});
+  EXPECT_EQ(q8["kv_bytes_per_token"], 2 * layers * (kv_heads * head_dim / 32) * 34);
+  EXPECT_EQ(q8["kv_blocks"], 3 * 7);
+  EXPECT_EQ(q8["kv_type"], "q8_0");
 }
 
 TEST(Plan, AgreesWithWhatServeAllocates) {
   for (const std::vector<std::string>& flags :
        {std::vector<std::string>{"--parallel", "4", "--ctx-size", "300"}, std::vector<std::string>{},
-        std::vector<std::string>{"--parallel", "2", "--kv-memory", "3M"}}) {
+        std::vector<std::string>{"--parallel", "2", "--kv-memory", "3M"},
+        std::vector<std::string>{"--kv-type", "q8_0", "--parallel", "4", "--ctx-size", "300"},
+        std::vector<std::string>{"--kv-type", "q8_0", "--parallel", "2", "--kv-memory", "3M"},
+        std::vector<std::string>{"--kv-type", "f32", "--parallel", "2", "--kv-memory", "3M"}}) {
     SCOPED_TRACE(::testing::PrintToString(flags));
     const json p = plan_json(flags);
     const ServeMemory s = serve_memory(flags);
+    EXPECT_EQ(s.kv_type, p["kv_type"].get<std::string>()) << "serve logs the KV type it allocated";
     expect_within_5_percent(p["weight_bytes"].get<double>(), s.weights, "weights");
     expect_within_5_percent(p["kv_pool_bytes"].get<double>(), s.kv, "KV pool");
     expect_within_5_percent(p["scratch_bytes"].get<double>(), s.scratch, "scratch");
@@ -158,7 +170,9 @@ TEST(Plan, DefaultBudgetIsTheAvailableMemory) {
 
 TEST(Plan, RefusesWhatItCannotPlanWithOneLine) {
   for (const std::vector<std::string>& args :
-       {std::vector<std::string>{"plan", "--model", kModel.string(), "--kv-type", "q8_0"},
+       {std::vector<std::string>{"plan", "--model", kModel.string(), "--kv-type", "q4_0"},
+        // qwen3-tiny's heads are 48 wide: q8_0 blocks of 32 would straddle them.
+        std::vector<std::string>{"plan", "--model", kQwen3.string(), "--kv-type", "q8_0"},
         std::vector<std::string>{"plan", "--model", "/no/such/model.gguf"},
         std::vector<std::string>{"plan", "--model", kModel.string(), "--budget", "lots"}}) {
     SCOPED_TRACE(::testing::PrintToString(args));
@@ -168,7 +182,8 @@ TEST(Plan, RefusesWhatItCannotPlanWithOneLine) {
     ASSERT_FALSE(r.err.empty());
     EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "one line: " << r.err;
   }
-  EXPECT_NE(run({"plan", "--model", kModel.string(), "--kv-type", "q8_0"}).err.find("f16"), std::string::npos);
+  EXPECT_NE(run({"plan", "--model", kModel.string(), "--kv-type", "q4_0"}).err.find("q8_0"), std::string::npos);
+  EXPECT_NE(run({"plan", "--model", kQwen3.string(), "--kv-type", "q8_0"}).err.find("48"), std::string::npos);
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include <set>
+#include <stdexcept>
+#include <string>
 
 #include "kv/kv_cache.h"
 
@@ -16,6 +18,39 @@ TEST(KvBlockPool, SizesFollowShapeAndType) {
   // K and V of every layer are disjoint regions.
   EXPECT_EQ(f16.v_base(0) - f16.k_base(0), static_cast<std::ptrdiff_t>(10 * f16.block_bytes()));
   EXPECT_EQ(f16.k_base(1) - f16.k_base(0), static_cast<std::ptrdiff_t>(20 * f16.block_bytes()));
+}
+
+TEST(KvBlockPool, Q8_0StoresEach32ElementsIn34Bytes) {
+  // 4 heads x 64 = 256 elements per token row: 8 blocks of (2-byte scale + 32 int8).
+  KvBlockPool q8({2, 4, 64}, KvType::Q8_0, 10);
+  EXPECT_EQ(q8.block_bytes(), 16u * 8 * 34);
+  EXPECT_EQ(q8.total_bytes(), 2u * 2 * 10 * q8.block_bytes());
+  EXPECT_EQ(q8.v_base(0) - q8.k_base(0), static_cast<std::ptrdiff_t>(10 * q8.block_bytes()));
+  EXPECT_EQ(kv_row_bytes(KvType::Q8_0, 256), 8u * 34);
+  EXPECT_EQ(kv_row_bytes(KvType::F16, 256), 512u);
+  EXPECT_EQ(kv_row_bytes(KvType::F32, 256), 1024u);
+}
+
+TEST(KvBlockPool, Q8_0RefusesHeadsThatAreNotWholeBlocks) {
+  // 2 heads x 48 is 96 = 3 blocks per row, but a block would straddle two heads.
+  try {
+    KvBlockPool pool({1, 2, 48}, KvType::Q8_0, 4);
+    FAIL() << "a q8_0 pool with head_dim 48 was created";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("48"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("f16"), std::string::npos) << e.what();
+  }
+  EXPECT_NO_THROW(KvBlockPool({1, 2, 48}, KvType::F16, 4));
+  EXPECT_FALSE(kv_type_unsupported_reason(KvType::Q8_0, 48).empty());
+  EXPECT_TRUE(kv_type_unsupported_reason(KvType::Q8_0, 64).empty());
+  EXPECT_THROW(kv_row_bytes(KvType::Q8_0, 40), std::invalid_argument);
+}
+
+TEST(KvType, NamesRoundTrip) {
+  for (KvType t : {KvType::F32, KvType::F16, KvType::Q8_0}) EXPECT_EQ(parse_kv_type(kv_type_name(t)), t);
+  EXPECT_EQ(parse_kv_type("q8_0"), KvType::Q8_0);
+  EXPECT_FALSE(parse_kv_type("q4_0").has_value());
+  EXPECT_FALSE(parse_kv_type("F16").has_value());
 }
 
 TEST(KvBlockPool, AllocatesEachBlockOnceUntilReleased) {

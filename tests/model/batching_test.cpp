@@ -27,11 +27,10 @@ class Batching : public ::testing::TestWithParam<std::tuple<const char*, const c
   }
 };
 
-TEST_P(Batching, AllPromptsInOneBatchEqualEachAlone) {
-  const Fixture f = load_fixture(model_name());
-  auto m = Model::load(file(), test_backend());
-  const int vocab = m->config().vocab;
-  auto pool = m->make_kv_pool(kv::KvType::F16, 32);
+// Every prompt in one batch, rows interleaved, must give each prompt's logits run alone (same KV type).
+void expect_batch_equals_alone(Model& m, const Fixture& f, kv::KvType type) {
+  const int vocab = m.config().vocab;
+  auto pool = m.make_kv_pool(type, 32);
   std::vector<kv::BlockTable> tables(f.prompts.size());
   Batch b;
   size_t total = 0;
@@ -51,18 +50,33 @@ TEST_P(Batching, AllPromptsInOneBatchEqualEachAlone) {
     }
   }
   std::vector<float> together(total * static_cast<size_t>(vocab));
-  m->forward(b, pool, together);
+  m.forward(b, pool, together);
 
   for (size_t p = 0; p < f.prompts.size(); ++p) {
-    const auto alone = prefill_all_logits(*m, f.prompts[p], kv::KvType::F16);
+    const auto alone = prefill_all_logits(m, f.prompts[p], type);
     std::vector<float> mine;
     for (size_t r : row_of[p]) {
       mine.insert(mine.end(), together.begin() + static_cast<std::ptrdiff_t>(r * static_cast<size_t>(vocab)),
                   together.begin() + static_cast<std::ptrdiff_t>((r + 1) * static_cast<size_t>(vocab)));
     }
     expect_rows_close(mine.data(), alone.data(), static_cast<int>(f.prompts[p].size()), vocab, 1e-5f,
-                      "prompt " + std::to_string(p));
+                      std::string("kv ") + kv::kv_type_name(type) + " prompt " + std::to_string(p));
   }
+}
+
+TEST_P(Batching, AllPromptsInOneBatchEqualEachAlone) {
+  const Fixture f = load_fixture(model_name());
+  auto m = Model::load(file(), test_backend());
+  expect_batch_equals_alone(*m, f, kv::KvType::F16);
+}
+
+// Q8_0 quantizes each token's row on its own, so batching must not change its logits either. (Models whose
+// head size is not a multiple of 32 cannot use it; golden_logits_test checks that they are refused.)
+TEST_P(Batching, AllPromptsInOneBatchEqualEachAloneWithQ8_0Cache) {
+  const Fixture f = load_fixture(model_name());
+  auto m = Model::load(file(), test_backend());
+  if (m->config().head_dim % 32 != 0) GTEST_SKIP() << "head_dim " << m->config().head_dim << " cannot use a q8_0 cache";
+  expect_batch_equals_alone(*m, f, kv::KvType::Q8_0);
 }
 
 TEST_P(Batching, PrefillThenDecodeEqualsFullRecompute) {

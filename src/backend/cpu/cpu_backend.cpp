@@ -7,6 +7,7 @@
 
 #include "gguf/ggml_type.h"
 #include "tensor/dequantize.h"
+#include "tensor/quantize.h"
 
 namespace pensieve::backend::cpu {
 
@@ -159,10 +160,23 @@ std::byte* slot_row(std::byte* base, const KvLayerView& kv, const TokenSlots& sl
   if (pos < 0 || block_index >= table.size()) {
     throw std::out_of_range("position " + std::to_string(pos) + " has no KV block in its sequence's block table");
   }
-  const size_t elem = kv.element == KvElement::F32 ? 4 : 2;
-  const size_t row_bytes = static_cast<size_t>(kv.n_kv_heads) * static_cast<size_t>(kv.head_dim) * elem;
   return base + static_cast<size_t>(table[block_index]) * kv.block_bytes +
-         static_cast<size_t>(pos % kv.block_tokens) * row_bytes;
+         static_cast<size_t>(pos % kv.block_tokens) * kv.row_bytes();
+}
+
+// One KV head's Q8_0 blocks (n / 32 of them: fp16 scale, then 32 int8) back to n floats.
+void dequantize_q8_0_head(const std::byte* blocks, float* out, int n) {
+  constexpr int kBlock = 32;
+  constexpr size_t kBlockBytes = 34;
+  for (int b = 0; b < n / kBlock; ++b) {
+    const std::byte* block = blocks + static_cast<size_t>(b) * kBlockBytes;
+    uint16_t d16;
+    std::memcpy(&d16, block, sizeof d16);
+    const float d = tensor::fp16_to_fp32(d16);
+    const auto* qs = reinterpret_cast<const int8_t*>(block + sizeof d16);
+    float* y = out + static_cast<size_t>(b) * kBlock;
+    for (int j = 0; j < kBlock; ++j) y[j] = d * static_cast<float>(qs[j]);
+  }
 }
 
 }  // namespace
@@ -177,9 +191,14 @@ void CpuBackend::store_kv(const KvLayerView& kv, const float* k, const float* v,
     if (kv.element == KvElement::F32) {
       std::memcpy(kd, kr, static_cast<size_t>(width) * 4);
       std::memcpy(vd, vr, static_cast<size_t>(width) * 4);
-    } else {
+    } else if (kv.element == KvElement::F16) {
       kernels_.f32_to_f16(kr, reinterpret_cast<uint16_t*>(kd), width);
       kernels_.f32_to_f16(vr, reinterpret_cast<uint16_t*>(vd), width);
+    } else {
+      // The row's blocks run across heads; head_dim % 32 == 0 keeps each block within one head.
+      const size_t n = static_cast<size_t>(width);
+      tensor::quantize(GgmlType::Q8_0, {kr, n}, {kd, kv.row_bytes()});
+      tensor::quantize(GgmlType::Q8_0, {vr, n}, {vd, kv.row_bytes()});
     }
   }
 }
@@ -190,10 +209,13 @@ void CpuBackend::attention(const float* q, int n_heads, const KvLayerView& kv, c
   const int hd = kv.head_dim;
   const int n_kv = kv.n_kv_heads;
   if (n_heads % n_kv != 0) throw std::invalid_argument("attention heads must be a multiple of KV heads");
+  if (kv.element == KvElement::Q8_0 && hd % 32 != 0) {
+    throw std::invalid_argument("a Q8_0 KV cache needs head_dim a multiple of 32");
+  }
   const int rep = n_heads / n_kv;
   const int bt = kv.block_tokens;
-  const size_t elem = kv.element == KvElement::F32 ? 4 : 2;
-  const size_t kv_row_bytes = static_cast<size_t>(n_kv) * static_cast<size_t>(hd) * elem;
+  const size_t kv_row_bytes = kv.row_bytes();
+  const size_t head_bytes = kv.head_bytes();
   const size_t q_row = static_cast<size_t>(n_heads) * static_cast<size_t>(hd);
   // Per thread: a K row and a V row in float, then scores[rep][block_tokens], running max and sum per head.
   ensure_thread_scratch(2 * static_cast<size_t>(hd) + static_cast<size_t>(rep) * static_cast<size_t>(bt + 2));
@@ -227,13 +249,16 @@ void CpuBackend::attention(const float* q, int n_heads, const KvLayerView& kv, c
       for (int b0 = 0; b0 < n_ctx; b0 += bt) {
         const int count = std::min(bt, n_ctx - b0);
         const size_t block = static_cast<size_t>(table[static_cast<size_t>(b0 / bt)]);
-        const std::byte* kblock = kv.k + block * kv.block_bytes + static_cast<size_t>(g) * static_cast<size_t>(hd) * elem;
-        const std::byte* vblock = kv.v + block * kv.block_bytes + static_cast<size_t>(g) * static_cast<size_t>(hd) * elem;
+        const std::byte* kblock = kv.k + block * kv.block_bytes + static_cast<size_t>(g) * head_bytes;
+        const std::byte* vblock = kv.v + block * kv.block_bytes + static_cast<size_t>(g) * head_bytes;
         for (int s = 0; s < count; ++s) {
           const std::byte* kr = kblock + static_cast<size_t>(s) * kv_row_bytes;
           const float* kf = reinterpret_cast<const float*>(kr);
           if (kv.element == KvElement::F16) {
             kernels_.f16_to_f32(reinterpret_cast<const uint16_t*>(kr), kbuf, hd);
+            kf = kbuf;
+          } else if (kv.element == KvElement::Q8_0) {
+            dequantize_q8_0_head(kr, kbuf, hd);
             kf = kbuf;
           }
           for (int r = 0; r < rep; ++r) {
@@ -262,6 +287,9 @@ void CpuBackend::attention(const float* q, int n_heads, const KvLayerView& kv, c
           const float* vf = reinterpret_cast<const float*>(vr);
           if (kv.element == KvElement::F16) {
             kernels_.f16_to_f32(reinterpret_cast<const uint16_t*>(vr), vbuf, hd);
+            vf = vbuf;
+          } else if (kv.element == KvElement::Q8_0) {
+            dequantize_q8_0_head(vr, vbuf, hd);
             vf = vbuf;
           }
           for (int r = 0; r < rep; ++r) {
