@@ -32,6 +32,16 @@ struct KernelTable {
   void (*quantize_q8)(const float* x, Q8Block* out, int n);    // n a multiple of 32
   VecDotQ8 vec_q8_0;  // weight blocks: Q8_0 (fp16 d, 32 x int8)
   VecDotQ8 vec_q4_0;  // weight blocks: Q4_0 (fp16 d, 16 bytes of nibbles, value = d * (q - 8))
+  // The other block formats, as laid out in tensor/block_layouts.h. For the K-quants n_blocks counts the
+  // 32-element activation blocks and must be a multiple of 8 (one 256-element super-block each).
+  VecDotQ8 vec_q4_1;
+  VecDotQ8 vec_q5_0;
+  VecDotQ8 vec_q5_1;
+  VecDotQ8 vec_q2_k;
+  VecDotQ8 vec_q3_k;
+  VecDotQ8 vec_q4_k;
+  VecDotQ8 vec_q5_k;
+  VecDotQ8 vec_q6_k;
 };
 
 const KernelTable& scalar_kernels();

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/kernels_quant_scalar.h"
 #include "tensor/dequantize.h"
 
 namespace pensieve::backend::cpu {
@@ -101,8 +102,11 @@ void vec_q4_0(const std::byte* w, const Q8Block* act, size_t act_stride, int n_a
 }  // namespace
 
 const KernelTable& scalar_kernels() {
-  static const KernelTable table{"scalar",  dot_f32,     axpy_f32, scale_f32, f16_to_f32,
-                                 f32_to_f16, bf16_to_f32, quantize_q8, vec_q8_0, vec_q4_0};
+  static const KernelTable table{"scalar",         dot_f32,          axpy_f32,         scale_f32,
+                                 f16_to_f32,       f32_to_f16,       bf16_to_f32,      quantize_q8,
+                                 vec_q8_0,         vec_q4_0,         scalar::vec_q4_1, scalar::vec_q5_0,
+                                 scalar::vec_q5_1, scalar::vec_q2_k, scalar::vec_q3_k, scalar::vec_q4_k,
+                                 scalar::vec_q5_k, scalar::vec_q6_k};
   return table;
 }
 

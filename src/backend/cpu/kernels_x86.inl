@@ -230,12 +230,15 @@ void vec_q4_0(const std::byte* w, const Q8Block* act, size_t act_stride, int n_a
   in_groups<Q4_0Group>(w, act, act_stride, n_act, n_blocks, out, out_stride);
 }
 
+#include "backend/cpu/kernels_quant_x86.inl"
+
 const pensieve::backend::cpu::KernelTable kTable{
 #ifdef PENSIEVE_AVX512
     "avx512",
 #else
     "avx2",
 #endif
-    dot_f32, axpy_f32, scale_f32, f16_to_f32, f32_to_f16, bf16_to_f32, quantize_q8, vec_q8_0, vec_q4_0};
+    dot_f32,  axpy_f32, scale_f32, f16_to_f32, f32_to_f16, bf16_to_f32, quantize_q8, vec_q8_0, vec_q4_0,
+    vec_q4_1, vec_q5_0, vec_q5_1,  vec_q2_k,   vec_q3_k,   vec_q4_k,    vec_q5_k,    vec_q6_k};
 
 }  // namespace
