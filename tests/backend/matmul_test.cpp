@@ -31,7 +31,12 @@ std::vector<float> random_floats(size_t n, uint32_t seed) {
 }
 
 bool uses_int8_activations(uint32_t type) {
-  return type == static_cast<uint32_t>(gguf::GgmlType::Q8_0) || type == static_cast<uint32_t>(gguf::GgmlType::Q4_0);
+  using gguf::GgmlType;
+  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q2_K,
+                     GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
+    if (type == static_cast<uint32_t>(t)) return true;
+  }
+  return false;
 }
 
 // Checks y = x W^T. The int8 paths round each activation to within half a step (amax/127/2) of its block,

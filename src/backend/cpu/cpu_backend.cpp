@@ -40,6 +40,14 @@ void CpuBackend::matmul(const Weight& w, const float* x, int n, float* y) {
   if (is(w.type_id, GgmlType::F32)) return matmul_f32(w, x, n, y);
   if (is(w.type_id, GgmlType::Q8_0)) return matmul_int8(w, kernels_.vec_q8_0, x, n, y);
   if (is(w.type_id, GgmlType::Q4_0)) return matmul_int8(w, kernels_.vec_q4_0, x, n, y);
+  if (is(w.type_id, GgmlType::Q4_K)) return matmul_int8(w, kernels_.vec_q4_k, x, n, y);
+  if (is(w.type_id, GgmlType::Q6_K)) return matmul_int8(w, kernels_.vec_q6_k, x, n, y);
+  if (is(w.type_id, GgmlType::Q5_K)) return matmul_int8(w, kernels_.vec_q5_k, x, n, y);
+  if (is(w.type_id, GgmlType::Q3_K)) return matmul_int8(w, kernels_.vec_q3_k, x, n, y);
+  if (is(w.type_id, GgmlType::Q2_K)) return matmul_int8(w, kernels_.vec_q2_k, x, n, y);
+  if (is(w.type_id, GgmlType::Q4_1)) return matmul_int8(w, kernels_.vec_q4_1, x, n, y);
+  if (is(w.type_id, GgmlType::Q5_0)) return matmul_int8(w, kernels_.vec_q5_0, x, n, y);
+  if (is(w.type_id, GgmlType::Q5_1)) return matmul_int8(w, kernels_.vec_q5_1, x, n, y);
   matmul_dequantized(w, x, n, y);
 }
 
