@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "gguf/ggml_type.h"
 #include "tensor/dequantize.h"
 
 namespace pensieve::backend::cpu {
@@ -157,6 +158,110 @@ TEST(Attention, Q8_0CacheMatchesF32CacheWithinQuantizationError) {
     // Each element is off by at most amax/254 of its block (~0.01 for these N(0,1) rows).
     EXPECT_LE(err_f32, 0.03f) << k->name;
     EXPECT_GT(err_f32, 0.0f) << k->name << ": a q8_0 cache that is exact was not quantized";
+  }
+}
+
+// Batches as prefill chunks make them: runs of consecutive positions of one sequence, interleaved with rows of
+// other sequences, contexts that end mid-block. Checked against softmax(q k^T * scale) v in double over the
+// keys and values as the cache holds them (read back with the reference dequantizer), and SIMD against scalar.
+struct AttentionShape {
+  int rep, kv_heads, hd;
+};
+
+std::vector<float> cache_row_head(const std::vector<std::byte>& cache, const KvLayerView& view, size_t block, int slot,
+                                  int g) {
+  const uint32_t type = static_cast<uint32_t>(view.element == KvElement::F32   ? gguf::GgmlType::F32
+                                              : view.element == KvElement::F16 ? gguf::GgmlType::F16
+                                                                               : gguf::GgmlType::Q8_0);
+  const size_t offset = block * view.block_bytes + static_cast<size_t>(slot) * view.row_bytes() +
+                        static_cast<size_t>(g) * view.head_bytes();
+  std::vector<float> out(static_cast<size_t>(view.head_dim));
+  tensor::dequantize(type, std::span<const std::byte>(cache).subspan(offset, view.head_bytes()), out);
+  return out;
+}
+
+TEST(Attention, PrefillRunsOfOneSequenceMixedWithOthersMatchReference) {
+  constexpr int kBt = 16, kBlocks = 12;
+  const int len[3] = {37, 50, 21};
+  const std::vector<int32_t> table_0{4, 0, 9}, table_1{2, 11, 5, 7}, table_2{8, 1};
+  const std::vector<std::span<const int32_t>> tables{table_0, table_1, table_2};
+  // Query rows: rounds of 5 consecutive positions of sequence 0, 1 of sequence 2, 9 of sequence 1.
+  std::vector<int32_t> qpos, qseq;
+  const int take[3] = {5, 9, 1};
+  int next[3] = {0, 0, 0};
+  while (next[0] < len[0] || next[1] < len[1] || next[2] < len[2]) {
+    for (int s : {0, 2, 1}) {
+      for (int k = 0; k < take[s] && next[s] < len[s]; ++k) {
+        qpos.push_back(next[s]++);
+        qseq.push_back(s);
+      }
+    }
+  }
+  for (const AttentionShape shape : {AttentionShape{1, 2, 64}, AttentionShape{7, 2, 128}, AttentionShape{7, 1, 64}}) {
+    const int heads = shape.rep * shape.kv_heads, hd = shape.hd;
+    const size_t kv_width = static_cast<size_t>(shape.kv_heads * hd);
+    const auto q = random_floats(qpos.size() * static_cast<size_t>(heads * hd), 21);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    for (KvElement elem : {KvElement::F32, KvElement::F16, KvElement::Q8_0}) {
+      const KvLayerView shape_view{nullptr, nullptr, 0, kBt, elem, shape.kv_heads, hd};
+      const size_t block_bytes = kBt * shape_view.row_bytes();
+      std::vector<std::byte> kcache(block_bytes * kBlocks), vcache(block_bytes * kBlocks);
+      const KvLayerView view{kcache.data(), vcache.data(), block_bytes, kBt, elem, shape.kv_heads, hd};
+      // Every position of every sequence, stored in one batch.
+      std::vector<int32_t> pos, seq;
+      for (int s = 0; s < 3; ++s) {
+        for (int p = 0; p < len[s]; ++p) {
+          pos.push_back(p);
+          seq.push_back(s);
+        }
+      }
+      const auto keys = random_floats(pos.size() * kv_width, 22), values = random_floats(pos.size() * kv_width, 23);
+      CpuBackend(1, scalar_kernels()).store_kv(view, keys.data(), values.data(), {pos, seq, tables});
+
+      std::vector<double> expect(q.size());
+      for (size_t i = 0; i < qpos.size(); ++i) {
+        const auto table = tables[static_cast<size_t>(qseq[i])];
+        for (int h = 0; h < heads; ++h) {
+          const int g = h / shape.rep;
+          const float* qh = q.data() + (i * static_cast<size_t>(heads) + static_cast<size_t>(h)) * static_cast<size_t>(hd);
+          std::vector<double> w;
+          std::vector<std::vector<float>> v;
+          double mx = -1e300, z = 0;
+          for (int p = 0; p <= qpos[i]; ++p) {
+            const size_t block = static_cast<size_t>(table[static_cast<size_t>(p / kBt)]);
+            const auto kr = cache_row_head(kcache, view, block, p % kBt, g);
+            v.push_back(cache_row_head(vcache, view, block, p % kBt, g));
+            double s = 0;
+            for (int d = 0; d < hd; ++d) s += static_cast<double>(qh[d]) * kr[static_cast<size_t>(d)];
+            w.push_back(s * scale);
+            mx = std::max(mx, w.back());
+          }
+          for (auto& x : w) z += (x = std::exp(x - mx));
+          for (int d = 0; d < hd; ++d) {
+            double acc = 0;
+            for (size_t p = 0; p < w.size(); ++p) acc += w[p] / z * v[p][static_cast<size_t>(d)];
+            expect[(i * static_cast<size_t>(heads) + static_cast<size_t>(h)) * static_cast<size_t>(hd) + static_cast<size_t>(d)] = acc;
+          }
+        }
+      }
+      std::vector<float> scalar_out;
+      for (const KernelTable* k : all_tables()) {
+        for (int threads : {1, 2}) {
+          CpuBackend be(threads, *k);
+          std::vector<float> out(q.size(), std::nanf(""));  // stale output must not leak in
+          be.attention(q.data(), heads, view, {qpos, qseq, tables}, scale, out.data());
+          if (scalar_out.empty()) scalar_out = out;
+          double worst = 0, worst_vs_scalar = 0;
+          for (size_t j = 0; j < out.size(); ++j) {
+            worst = std::max(worst, std::fabs(out[j] - expect[j]));
+            worst_vs_scalar = std::max(worst_vs_scalar, static_cast<double>(std::fabs(out[j] - scalar_out[j])));
+          }
+          EXPECT_LE(worst, 2e-5) << k->name << " threads " << threads << " rep " << shape.rep << " hd " << hd
+                                 << " element " << static_cast<int>(elem);
+          EXPECT_LE(worst_vs_scalar, 2e-5) << k->name << " threads " << threads << " rep " << shape.rep;
+        }
+      }
+    }
   }
 }
 

@@ -225,8 +225,19 @@ void CpuBackend::attention(const float* q, int n_heads, const KvLayerView& kv, c
   const size_t kv_row_bytes = kv.row_bytes();
   const size_t head_bytes = kv.head_bytes();
   const size_t q_row = static_cast<size_t>(n_heads) * static_cast<size_t>(hd);
-  // Per thread: a K row and a V row in float, then scores[rep][block_tokens], running max and sum per head.
-  ensure_thread_scratch(2 * static_cast<size_t>(hd) + static_cast<size_t>(rep) * static_cast<size_t>(bt + 2));
+  const size_t head_floats = static_cast<size_t>(hd);
+  // F32 rows are read in place (one token's heads apart); other types are converted a block at a time.
+  const bool in_place = kv.element == KvElement::F32;
+  const size_t row_stride = in_place ? kv_row_bytes / sizeof(float) : head_floats;
+  // Rows of one sequence in the same tile share each converted K/V block. Tiles stay small enough that
+  // every thread gets several items (decode batches are one row per sequence anyway).
+  constexpr int kMaxTileRows = 16;
+  const int64_t wanted_items = 8 * static_cast<int64_t>(pool_.size());
+  const int tile = static_cast<int>(std::clamp<int64_t>(static_cast<int64_t>(n_rows) * n_kv / wanted_items, 1, kMaxTileRows));
+  const int n_tiles = (n_rows + tile - 1) / tile;
+  // Per thread: a block of K and of V in float, one head's scores, running max and sum per (tile row, head).
+  const size_t block_floats = static_cast<size_t>(bt) * head_floats;
+  ensure_thread_scratch(2 * block_floats + static_cast<size_t>(bt) + 2 * static_cast<size_t>(kMaxTileRows * rep));
 
   // Checked here, not in the workers: an exception must not escape a pool thread.
   for (int i = 0; i < n_rows; ++i) {
@@ -236,77 +247,88 @@ void CpuBackend::attention(const float* q, int n_heads, const KvLayerView& kv, c
       throw std::out_of_range("attention context exceeds the sequence's block table");
     }
   }
-  double macs = 0;
-  for (int32_t p : slots.positions) macs += 2.0 * (p + 1) * n_heads * hd;
-  split(macs, static_cast<int64_t>(n_rows) * n_kv, 1, [&](int64_t w0, int64_t w1, int t) {
-    float* kbuf = thread_scratch(t);
-    float* vbuf = kbuf + hd;
-    float* scores = vbuf + hd;                    // [rep][bt]
-    float* run_max = scores + static_cast<size_t>(rep) * static_cast<size_t>(bt);
-    float* run_sum = run_max + rep;
-    for (int64_t item = w0; item < w1; ++item) {
-      const size_t i = static_cast<size_t>(item / n_kv);
-      const int g = static_cast<int>(item % n_kv);
-      const int n_ctx = slots.positions[i] + 1;
-      const auto table = slots.tables[static_cast<size_t>(slots.seq_of_row[i])];
-      const float* qg = q + i * q_row + static_cast<size_t>(g * rep) * static_cast<size_t>(hd);
-      float* og = out + i * q_row + static_cast<size_t>(g * rep) * static_cast<size_t>(hd);
-      std::fill(og, og + static_cast<size_t>(rep) * static_cast<size_t>(hd), 0.0f);
-      std::fill(run_max, run_max + rep, -INFINITY);
-      std::fill(run_sum, run_sum + rep, 0.0f);
-      for (int b0 = 0; b0 < n_ctx; b0 += bt) {
+  auto to_float = [&](const std::byte* rows, int count, float* dst) {
+    for (int s = 0; s < count; ++s) {
+      const std::byte* r = rows + static_cast<size_t>(s) * kv_row_bytes;
+      float* d = dst + static_cast<size_t>(s) * head_floats;
+      if (kv.element == KvElement::F16) {
+        kernels_.f16_to_f32(reinterpret_cast<const uint16_t*>(r), d, hd);
+      } else {
+        dequantize_q8_0_head(r, d, hd);
+      }
+    }
+  };
+  // Rows [a, b) of one sequence against KV head g: online softmax over blocks of positions, each block's
+  // K and V converted once for all the rows.
+  auto attend_run = [&](int a, int b, int g, float* scratch) {
+    float* kconv = scratch;
+    float* vconv = kconv + block_floats;
+    float* scores = vconv + block_floats;  // [bt], one head at a time
+    float* run_max = scores + bt;          // [row - a][rep]
+    float* run_sum = run_max + kMaxTileRows * rep;
+    const auto table = slots.tables[static_cast<size_t>(slots.seq_of_row[static_cast<size_t>(a)])];
+    int max_ctx = 0;
+    for (int i = a; i < b; ++i) {
+      max_ctx = std::max(max_ctx, slots.positions[static_cast<size_t>(i)] + 1);
+      float* og = out + static_cast<size_t>(i) * q_row + static_cast<size_t>(g * rep) * head_floats;
+      std::fill(og, og + static_cast<size_t>(rep) * head_floats, 0.0f);
+    }
+    std::fill(run_max, run_max + (b - a) * rep, -INFINITY);
+    std::fill(run_sum, run_sum + (b - a) * rep, 0.0f);
+    for (int b0 = 0; b0 < max_ctx; b0 += bt) {
+      const size_t block = static_cast<size_t>(table[static_cast<size_t>(b0 / bt)]);
+      const std::byte* kblock = kv.k + block * kv.block_bytes + static_cast<size_t>(g) * head_bytes;
+      const std::byte* vblock = kv.v + block * kv.block_bytes + static_cast<size_t>(g) * head_bytes;
+      const float* kf = reinterpret_cast<const float*>(kblock);
+      const float* vf = reinterpret_cast<const float*>(vblock);
+      if (!in_place) {
+        const int block_count = std::min(bt, max_ctx - b0);
+        to_float(kblock, block_count, kconv);
+        to_float(vblock, block_count, vconv);
+        kf = kconv;
+        vf = vconv;
+      }
+      for (int i = a; i < b; ++i) {
+        const int n_ctx = slots.positions[static_cast<size_t>(i)] + 1;
+        if (n_ctx <= b0) continue;
         const int count = std::min(bt, n_ctx - b0);
-        const size_t block = static_cast<size_t>(table[static_cast<size_t>(b0 / bt)]);
-        const std::byte* kblock = kv.k + block * kv.block_bytes + static_cast<size_t>(g) * head_bytes;
-        const std::byte* vblock = kv.v + block * kv.block_bytes + static_cast<size_t>(g) * head_bytes;
-        for (int s = 0; s < count; ++s) {
-          const std::byte* kr = kblock + static_cast<size_t>(s) * kv_row_bytes;
-          const float* kf = reinterpret_cast<const float*>(kr);
-          if (kv.element == KvElement::F16) {
-            kernels_.f16_to_f32(reinterpret_cast<const uint16_t*>(kr), kbuf, hd);
-            kf = kbuf;
-          } else if (kv.element == KvElement::Q8_0) {
-            dequantize_q8_0_head(kr, kbuf, hd);
-            kf = kbuf;
-          }
-          for (int r = 0; r < rep; ++r) {
-            scores[r * bt + s] = kernels_.dot_f32(qg + static_cast<size_t>(r) * static_cast<size_t>(hd), kf, hd) * scale;
-          }
-        }
-        // Online softmax: fold this block into the running max and sum, rescaling what was accumulated.
+        const float* qg = q + static_cast<size_t>(i) * q_row + static_cast<size_t>(g * rep) * head_floats;
+        float* og = out + static_cast<size_t>(i) * q_row + static_cast<size_t>(g * rep) * head_floats;
+        float* row_max = run_max + (i - a) * rep;
+        float* row_sum = run_sum + (i - a) * rep;
         for (int r = 0; r < rep; ++r) {
-          float* sr = scores + r * bt;
-          float block_max = sr[0];
-          for (int s = 1; s < count; ++s) block_max = std::max(block_max, sr[s]);
-          const float new_max = std::max(run_max[r], block_max);
-          const float correction = std::exp(run_max[r] - new_max);
-          if (correction != 1.0f) {
-            kernels_.scale_f32(correction, og + static_cast<size_t>(r) * static_cast<size_t>(hd), hd);
-            run_sum[r] *= correction;
-          }
-          for (int s = 0; s < count; ++s) {
-            sr[s] = std::exp(sr[s] - new_max);
-            run_sum[r] += sr[s];
-          }
-          run_max[r] = new_max;
-        }
-        for (int s = 0; s < count; ++s) {
-          const std::byte* vr = vblock + static_cast<size_t>(s) * kv_row_bytes;
-          const float* vf = reinterpret_cast<const float*>(vr);
-          if (kv.element == KvElement::F16) {
-            kernels_.f16_to_f32(reinterpret_cast<const uint16_t*>(vr), vbuf, hd);
-            vf = vbuf;
-          } else if (kv.element == KvElement::Q8_0) {
-            dequantize_q8_0_head(vr, vbuf, hd);
-            vf = vbuf;
-          }
-          for (int r = 0; r < rep; ++r) {
-            kernels_.axpy_f32(scores[r * bt + s], vf, og + static_cast<size_t>(r) * static_cast<size_t>(hd), hd);
-          }
+          kernels_.attn_scores(qg + static_cast<size_t>(r) * head_floats, kf, row_stride, count, hd, scale, scores);
+          float block_max = scores[0];
+          for (int s = 1; s < count; ++s) block_max = std::max(block_max, scores[s]);
+          // Fold this block into the running max and sum, rescaling what was accumulated.
+          const float new_max = std::max(row_max[r], block_max);
+          const float correction = std::exp(row_max[r] - new_max);
+          row_sum[r] = row_sum[r] * correction + kernels_.exp_shifted_sum(scores, new_max, count);
+          row_max[r] = new_max;
+          kernels_.attn_accumulate(scores, vf, row_stride, count, hd, correction, og + static_cast<size_t>(r) * head_floats);
         }
       }
+    }
+    for (int i = a; i < b; ++i) {
+      float* og = out + static_cast<size_t>(i) * q_row + static_cast<size_t>(g * rep) * head_floats;
       for (int r = 0; r < rep; ++r) {
-        kernels_.scale_f32(1.0f / run_sum[r], og + static_cast<size_t>(r) * static_cast<size_t>(hd), hd);
+        kernels_.scale_f32(1.0f / run_sum[(i - a) * rep + r], og + static_cast<size_t>(r) * head_floats, hd);
+      }
+    }
+  };
+  double macs = 0;
+  for (int32_t p : slots.positions) macs += 2.0 * (p + 1) * n_heads * hd;
+  split(macs, static_cast<int64_t>(n_tiles) * n_kv, 1, [&](int64_t w0, int64_t w1, int t) {
+    for (int64_t item = w0; item < w1; ++item) {
+      const int r0 = static_cast<int>(item / n_kv) * tile;
+      const int r1 = std::min(n_rows, r0 + tile);
+      const int g = static_cast<int>(item % n_kv);
+      // Runs of consecutive rows of the same sequence share blocks; a tile may hold several runs.
+      for (int a = r0; a < r1;) {
+        int b = a + 1;
+        while (b < r1 && slots.seq_of_row[static_cast<size_t>(b)] == slots.seq_of_row[static_cast<size_t>(a)]) ++b;
+        attend_run(a, b, g, thread_scratch(t));
+        a = b;
       }
     }
   });

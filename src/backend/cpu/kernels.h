@@ -42,6 +42,14 @@ struct KernelTable {
   VecDotQ8 vec_q4_k;
   VecDotQ8 vec_q5_k;
   VecDotQ8 vec_q6_k;
+  // Attention over one block of cached positions whose rows lie `stride` floats apart.
+  // out[s] = scale * dot(q, rows[s]) for s < n_rows.
+  void (*attn_scores)(const float* q, const float* rows, size_t stride, int n_rows, int n, float scale, float* out);
+  // x[i] = exp(x[i] - shift); returns the sum of the new x.
+  float (*exp_shifted_sum)(float* x, float shift, int n);
+  // y = y_scale * y + sum over s < n_rows of w[s] * rows[s].
+  void (*attn_accumulate)(const float* w, const float* rows, size_t stride, int n_rows, int n, float y_scale,
+                          float* y);
 };
 
 const KernelTable& scalar_kernels();

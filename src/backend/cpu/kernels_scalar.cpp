@@ -99,6 +99,24 @@ void vec_q4_0(const std::byte* w, const Q8Block* act, size_t act_stride, int n_a
   }
 }
 
+void attn_scores(const float* q, const float* rows, size_t stride, int n_rows, int n, float scale, float* out) {
+  for (int s = 0; s < n_rows; ++s) out[s] = scale * dot_f32(q, rows + static_cast<size_t>(s) * stride, n);
+}
+
+float exp_shifted_sum(float* x, float shift, int n) {
+  float sum = 0;
+  for (int i = 0; i < n; ++i) sum += (x[i] = std::exp(x[i] - shift));
+  return sum;
+}
+
+void attn_accumulate(const float* w, const float* rows, size_t stride, int n_rows, int n, float y_scale, float* y) {
+  for (int i = 0; i < n; ++i) {
+    float acc = y_scale * y[i];
+    for (int s = 0; s < n_rows; ++s) acc += w[s] * rows[static_cast<size_t>(s) * stride + static_cast<size_t>(i)];
+    y[i] = acc;
+  }
+}
+
 }  // namespace
 
 const KernelTable& scalar_kernels() {
@@ -106,7 +124,8 @@ const KernelTable& scalar_kernels() {
                                  f16_to_f32,       f32_to_f16,       bf16_to_f32,      quantize_q8,
                                  vec_q8_0,         vec_q4_0,         scalar::vec_q4_1, scalar::vec_q5_0,
                                  scalar::vec_q5_1, scalar::vec_q2_k, scalar::vec_q3_k, scalar::vec_q4_k,
-                                 scalar::vec_q5_k, scalar::vec_q6_k};
+                                 scalar::vec_q5_k, scalar::vec_q6_k, attn_scores,      exp_shifted_sum,
+                                 attn_accumulate};
   return table;
 }
 

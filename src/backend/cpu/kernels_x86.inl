@@ -230,6 +230,110 @@ void vec_q4_0(const std::byte* w, const Q8Block* act, size_t act_stride, int n_a
   in_groups<Q4_0Group>(w, act, act_stride, n_act, n_blocks, out, out_stride);
 }
 
+// Eight accumulators to one vector of their eight horizontal sums.
+inline __m256 hsum8x8(const __m256* a) {
+  const __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+  const __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+void attn_scores(const float* q, const float* rows, size_t stride, int n_rows, int n, float scale, float* out) {
+  int s = 0;
+  if (n % 8 == 0) {
+    const __m256 vscale = _mm256_set1_ps(scale);
+    // Eight positions at once: eight independent FMA chains and one reduction for all eight.
+    for (; s + 8 <= n_rows; s += 8) {
+      const float* r = rows + static_cast<size_t>(s) * stride;
+      __m256 acc[8];
+      for (int k = 0; k < 8; ++k) acc[k] = _mm256_setzero_ps();
+      for (int i = 0; i < n; i += 8) {
+        const __m256 qv = _mm256_loadu_ps(q + i);
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; ++k) {
+          acc[k] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(r + static_cast<size_t>(k) * stride + static_cast<size_t>(i)), acc[k]);
+        }
+      }
+      _mm256_storeu_ps(out + s, _mm256_mul_ps(hsum8x8(acc), vscale));
+    }
+  }
+  for (; s < n_rows; ++s) out[s] = scale * dot_f32(q, rows + static_cast<size_t>(s) * stride, n);
+}
+
+// exp(x) to ~2 ulp for x <= 88 (Cephes' expf polynomial); below -87.3 it is 0, NaN stays NaN.
+inline __m256 exp256(__m256 x) {
+  const __m256 lo = _mm256_set1_ps(-87.3f);
+  const __m256 underflow = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+  x = _mm256_min_ps(_mm256_set1_ps(88.0f), _mm256_max_ps(lo, x));  // operand order keeps a NaN x
+  const __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+  return _mm256_andnot_ps(underflow, _mm256_mul_ps(y, _mm256_castsi256_ps(e)));
+}
+
+float exp_shifted_sum(float* x, float shift, int n) {
+  const __m256 vshift = _mm256_set1_ps(shift);
+  __m256 sum = _mm256_setzero_ps();
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vshift));
+    _mm256_storeu_ps(x + i, e);
+    sum = _mm256_add_ps(sum, e);
+  }
+  if (i < n) {
+    // The tail through a padded vector: -inf pads exponentiate to 0 and add nothing.
+    alignas(32) float tail[8];
+    for (int k = 0; k < 8; ++k) tail[k] = i + k < n ? x[i + k] : -INFINITY;
+    const __m256 e = exp256(_mm256_sub_ps(_mm256_load_ps(tail), vshift));
+    _mm256_store_ps(tail, e);
+    sum = _mm256_add_ps(sum, e);
+    for (int k = 0; i + k < n; ++k) x[i + k] = tail[k];
+  }
+  return hsum256(sum);
+}
+
+void attn_accumulate(const float* w, const float* rows, size_t stride, int n_rows, int n, float y_scale, float* y) {
+  const __m256 ys = _mm256_set1_ps(y_scale);
+  int i = 0;
+  // 32 outputs stay in registers across all the positions.
+  for (; i + 32 <= n; i += 32) {
+    __m256 a0 = _mm256_mul_ps(ys, _mm256_loadu_ps(y + i)), a1 = _mm256_mul_ps(ys, _mm256_loadu_ps(y + i + 8));
+    __m256 a2 = _mm256_mul_ps(ys, _mm256_loadu_ps(y + i + 16)), a3 = _mm256_mul_ps(ys, _mm256_loadu_ps(y + i + 24));
+    for (int s = 0; s < n_rows; ++s) {
+      const __m256 ws = _mm256_set1_ps(w[s]);
+      const float* r = rows + static_cast<size_t>(s) * stride + static_cast<size_t>(i);
+      a0 = _mm256_fmadd_ps(ws, _mm256_loadu_ps(r), a0);
+      a1 = _mm256_fmadd_ps(ws, _mm256_loadu_ps(r + 8), a1);
+      a2 = _mm256_fmadd_ps(ws, _mm256_loadu_ps(r + 16), a2);
+      a3 = _mm256_fmadd_ps(ws, _mm256_loadu_ps(r + 24), a3);
+    }
+    _mm256_storeu_ps(y + i, a0);
+    _mm256_storeu_ps(y + i + 8, a1);
+    _mm256_storeu_ps(y + i + 16, a2);
+    _mm256_storeu_ps(y + i + 24, a3);
+  }
+  for (; i + 8 <= n; i += 8) {
+    __m256 a = _mm256_mul_ps(ys, _mm256_loadu_ps(y + i));
+    for (int s = 0; s < n_rows; ++s) {
+      a = _mm256_fmadd_ps(_mm256_set1_ps(w[s]), _mm256_loadu_ps(rows + static_cast<size_t>(s) * stride + static_cast<size_t>(i)), a);
+    }
+    _mm256_storeu_ps(y + i, a);
+  }
+  for (; i < n; ++i) {
+    float acc = y_scale * y[i];
+    for (int s = 0; s < n_rows; ++s) acc += w[s] * rows[static_cast<size_t>(s) * stride + static_cast<size_t>(i)];
+    y[i] = acc;
+  }
+}
+
 #include "backend/cpu/kernels_quant_x86.inl"
 
 const pensieve::backend::cpu::KernelTable kTable{
@@ -239,6 +343,7 @@ const pensieve::backend::cpu::KernelTable kTable{
     "avx2",
 #endif
     dot_f32,  axpy_f32, scale_f32, f16_to_f32, f32_to_f16, bf16_to_f32, quantize_q8, vec_q8_0, vec_q4_0,
-    vec_q4_1, vec_q5_0, vec_q5_1,  vec_q2_k,   vec_q3_k,   vec_q4_k,    vec_q5_k,    vec_q6_k};
+    vec_q4_1, vec_q5_0, vec_q5_1,  vec_q2_k,   vec_q3_k,   vec_q4_k,    vec_q5_k,    vec_q6_k,
+    attn_scores, exp_shifted_sum, attn_accumulate};
 
 }  // namespace
