@@ -28,6 +28,8 @@ $(DEFAULT_MODEL): | build
 # Extra flags for the server, e.g. `make serve SERVE_ARGS="--port 9000 --api-key secret"`.
 SERVE_ARGS ?=
 serve: build $(DEFAULT_MODEL)
+	@echo "make serve: $(DEFAULT_MODEL) is the bundled demo model. Its weights are RANDOM, so its text is noise."
+	@echo "make serve: to serve a real model: $(PENSIEVE) serve --model PATH/TO/model.gguf"
 	$(PENSIEVE) serve --model $(DEFAULT_MODEL) --alias demo $(SERVE_ARGS)
 
 bench: build
