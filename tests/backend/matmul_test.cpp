@@ -85,6 +85,39 @@ TEST(Matmul, QuantizedFromRandomWeights) {
   }
 }
 
+// A four-row kernel computes the same integer block sums as the one-row kernel, only reduced in another
+// order: the results agree to float rounding, for every group size and with outputs strided.
+TEST(Matmul, Q4_0FourRowsAtOnceMatchOneRowAtATime) {
+  const int cols = 256, n_blocks = cols / kQ8BlockElements;
+  auto dense = random_floats(4 * static_cast<size_t>(cols), 5);
+  const size_t row_bytes = *gguf::bytes_for(static_cast<uint32_t>(gguf::GgmlType::Q4_0), cols);
+  std::vector<std::byte> w(4 * row_bytes);
+  tensor::quantize(gguf::GgmlType::Q4_0, dense, w);
+  int tested = 0;
+  for (const KernelTable* k : all_tables()) {
+    if (k->rows4_q4_0 == nullptr) continue;
+    ++tested;
+    for (int n_act : {1, 2, 3, 4, 5, 9}) {
+      auto x = random_floats(static_cast<size_t>(n_act) * cols, 7 + static_cast<uint32_t>(n_act));
+      std::vector<Q8Block> act(static_cast<size_t>(n_act * n_blocks));
+      for (int j = 0; j < n_act; ++j) k->quantize_q8(x.data() + j * cols, act.data() + j * n_blocks, cols);
+      const size_t out_stride = 6;  // wider than the four rows: the columns past them must stay untouched
+      std::vector<float> four(static_cast<size_t>(n_act) * out_stride, -1.0f), one(four);
+      k->rows4_q4_0(w.data(), row_bytes, act.data(), n_blocks, n_act, n_blocks, four.data(), out_stride);
+      for (int r = 0; r < 4; ++r) {
+        scalar_kernels().vec_q4_0(w.data() + r * row_bytes, act.data(), n_blocks, n_act, n_blocks, one.data() + r,
+                                  out_stride);
+      }
+      for (size_t i = 0; i < four.size(); ++i) {
+        ASSERT_NEAR(four[i], one[i], 1e-5 * (1.0 + std::fabs(one[i]))) << k->name << " n_act " << n_act << " at " << i;
+      }
+    }
+  }
+  if (avx2_kernels() != nullptr) {
+    EXPECT_GT(tested, 0) << "the AVX2 table has a four-row Q4_0 kernel";
+  }
+}
+
 // The llama.cpp-quantized fixtures hold real tensors of every format pensieve reads.
 TEST(Matmul, EveryTensorTypeInTheQuantFixtures) {
   const auto dir = std::filesystem::path(PENSIEVE_FIXTURES_DIR) / "quant";

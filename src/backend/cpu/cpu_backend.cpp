@@ -39,7 +39,7 @@ void CpuBackend::matmul(const Weight& w, const float* x, int n, float* y) {
   if (n <= 0) return;
   if (is(w.type_id, GgmlType::F32)) return matmul_f32(w, x, n, y);
   if (is(w.type_id, GgmlType::Q8_0)) return matmul_int8(w, kernels_.vec_q8_0, x, n, y);
-  if (is(w.type_id, GgmlType::Q4_0)) return matmul_int8(w, kernels_.vec_q4_0, x, n, y);
+  if (is(w.type_id, GgmlType::Q4_0)) return matmul_int8(w, kernels_.vec_q4_0, x, n, y, kernels_.rows4_q4_0);
   if (is(w.type_id, GgmlType::Q4_K)) return matmul_int8(w, kernels_.vec_q4_k, x, n, y);
   if (is(w.type_id, GgmlType::Q6_K)) return matmul_int8(w, kernels_.vec_q6_k, x, n, y);
   if (is(w.type_id, GgmlType::Q5_K)) return matmul_int8(w, kernels_.vec_q5_k, x, n, y);
@@ -68,7 +68,7 @@ void CpuBackend::matmul_f32(const Weight& w, const float* x, int n, float* y) {
   });
 }
 
-void CpuBackend::matmul_int8(const Weight& w, VecDotQ8 vec, const float* x, int n, float* y) {
+void CpuBackend::matmul_int8(const Weight& w, VecDotQ8 vec, const float* x, int n, float* y, VecDotQ8Rows4 rows4) {
   const int cols = static_cast<int>(w.cols);
   const int n_blocks = cols / kQ8BlockElements;
   const size_t act_stride = static_cast<size_t>(n_blocks);
@@ -84,7 +84,14 @@ void CpuBackend::matmul_int8(const Weight& w, VecDotQ8 vec, const float* x, int 
   split(static_cast<double>(w.rows) * static_cast<double>(w.cols) * n, w.rows, kRowGrain, [&](int64_t r0, int64_t r1, int) {
     for (int j0 = 0; j0 < n; j0 += kActTile) {
       const int g = std::min(n - j0, kActTile);
-      for (int64_t r = r0; r < r1; ++r) {
+      int64_t r = r0;
+      if (rows4 != nullptr) {
+        for (; r + 4 <= r1; r += 4) {
+          rows4(w.data.data() + static_cast<size_t>(r) * w.row_bytes, w.row_bytes, act + static_cast<size_t>(j0) * act_stride,
+                act_stride, g, n_blocks, y + static_cast<size_t>(j0) * rows + static_cast<size_t>(r), rows);
+        }
+      }
+      for (; r < r1; ++r) {
         vec(w.data.data() + static_cast<size_t>(r) * w.row_bytes, act + static_cast<size_t>(j0) * act_stride, act_stride,
             g, n_blocks, y + static_cast<size_t>(j0) * rows + static_cast<size_t>(r), rows);
       }

@@ -32,7 +32,8 @@ class CpuBackend final : public Backend {
 
  private:
   void matmul_f32(const Weight& w, const float* x, int n, float* y);
-  void matmul_int8(const Weight& w, VecDotQ8 vec, const float* x, int n, float* y);
+  // rows4 (may be null) takes the weight rows four at a time; vec takes the rest.
+  void matmul_int8(const Weight& w, VecDotQ8 vec, const float* x, int n, float* y, VecDotQ8Rows4 rows4 = nullptr);
   void matmul_dequantized(const Weight& w, const float* x, int n, float* y);
   // Runs body over [0, n) on the pool, or inline when `macs` (the work) is too small to repay a wake-up.
   template <typename F>

@@ -21,6 +21,11 @@ struct Q8Block {
 using VecDotQ8 = void (*)(const std::byte* w, const Q8Block* act, size_t act_stride, int n_act, int n_blocks,
                           float* out, size_t out_stride);
 
+// Four consecutive weight rows (row_bytes apart) against n_act activation rows, as VecDotQ8 does for one:
+// out[j * out_stride + r] = dot(weight row r, activation row j) for r < 4.
+using VecDotQ8Rows4 = void (*)(const std::byte* w, size_t row_bytes, const Q8Block* act, size_t act_stride,
+                               int n_act, int n_blocks, float* out, size_t out_stride);
+
 struct KernelTable {
   const char* name;
   float (*dot_f32)(const float* a, const float* b, int n);
@@ -50,6 +55,9 @@ struct KernelTable {
   // y = y_scale * y + sum over s < n_rows of w[s] * rows[s].
   void (*attn_accumulate)(const float* w, const float* rows, size_t stride, int n_rows, int n, float y_scale,
                           float* y);
+  // Q4_0 four weight rows at a time (nullptr: one row at a time through vec_q4_0). One reduction then yields
+  // the four rows' block sums side by side, so the scales multiply as one vector instead of row by row.
+  VecDotQ8Rows4 rows4_q4_0;
 };
 
 const KernelTable& scalar_kernels();

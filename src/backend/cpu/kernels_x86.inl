@@ -336,6 +336,66 @@ void attn_accumulate(const float* w, const float* rows, size_t stride, int n_row
 
 #include "backend/cpu/kernels_quant_x86.inl"
 
+// Four Q4_0 weight rows against G activation rows. Per block and activation row, the four rows' int32 dot
+// products are reduced together (three hadds) into one vector [row0 row1 row2 row3], so the conversion to
+// float, the scaling by the four weight scales and the -8 offset are one vector op each rather than four
+// scalar-broadcast ones.
+template <int G>
+void q4_0_rows4_group(const std::byte* w, size_t row_bytes, const Q8Block* a0, size_t act_stride, int n_blocks,
+                      float* out, size_t out_stride) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  __m128 acc[G], offset[G];
+  for (int k = 0; k < G; ++k) {
+    acc[k] = _mm_setzero_ps();
+    offset[k] = _mm_setzero_ps();
+  }
+  for (int b = 0; b < n_blocks; ++b) {
+    __m256i qw[4];
+    alignas(8) uint16_t scales[4];
+    for (int r = 0; r < 4; ++r) {
+      const std::byte* wb = w + static_cast<size_t>(r) * row_bytes + static_cast<size_t>(b) * kQ4_0Bytes;
+      std::memcpy(&scales[r], wb, 2);
+      const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + 2));
+      qw[r] = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low4);
+    }
+    const __m128 dw = _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales)));
+#pragma GCC unroll 4
+    for (int k = 0; k < G; ++k) {
+      const Q8Block& a = a0[static_cast<size_t>(k) * act_stride + static_cast<size_t>(b)];
+      const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs));
+      const __m256i h01 = _mm256_hadd_epi32(dot_u8s8(qw[0], qa), dot_u8s8(qw[1], qa));
+      const __m256i h23 = _mm256_hadd_epi32(dot_u8s8(qw[2], qa), dot_u8s8(qw[3], qa));
+      const __m256i h = _mm256_hadd_epi32(h01, h23);  // per 128-bit half: [row0 row1 row2 row3] partial sums
+      const __m128i sums = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+      const __m128 scale = _mm_mul_ps(dw, _mm_set1_ps(a.d));
+      acc[k] = _mm_fmadd_ps(_mm_cvtepi32_ps(sums), scale, acc[k]);
+      // Weights are stored +8: subtract 8 * d * sum(a) per block.
+      offset[k] = _mm_fmadd_ps(scale, _mm_set1_ps(static_cast<float>(a.sum)), offset[k]);
+    }
+  }
+  for (int k = 0; k < G; ++k) {
+    _mm_storeu_ps(out + static_cast<size_t>(k) * out_stride,
+                  _mm_fnmadd_ps(_mm_set1_ps(8.0f), offset[k], acc[k]));
+  }
+}
+
+void rows4_q4_0(const std::byte* w, size_t row_bytes, const Q8Block* act, size_t act_stride, int n_act,
+                int n_blocks, float* out, size_t out_stride) {
+  int j = 0;
+  for (; j + kActGroup <= n_act; j += kActGroup) {
+    q4_0_rows4_group<kActGroup>(w, row_bytes, act + static_cast<size_t>(j) * act_stride, act_stride, n_blocks,
+                                out + static_cast<size_t>(j) * out_stride, out_stride);
+  }
+  const Q8Block* a = act + static_cast<size_t>(j) * act_stride;
+  float* o = out + static_cast<size_t>(j) * out_stride;
+  switch (n_act - j) {
+    case 3: q4_0_rows4_group<3>(w, row_bytes, a, act_stride, n_blocks, o, out_stride); break;
+    case 2: q4_0_rows4_group<2>(w, row_bytes, a, act_stride, n_blocks, o, out_stride); break;
+    case 1: q4_0_rows4_group<1>(w, row_bytes, a, act_stride, n_blocks, o, out_stride); break;
+    default: break;
+  }
+}
+
 const pensieve::backend::cpu::KernelTable kTable{
 #ifdef PENSIEVE_AVX512
     "avx512",
@@ -344,6 +404,6 @@ const pensieve::backend::cpu::KernelTable kTable{
 #endif
     dot_f32,  axpy_f32, scale_f32, f16_to_f32, f32_to_f16, bf16_to_f32, quantize_q8, vec_q8_0, vec_q4_0,
     vec_q4_1, vec_q5_0, vec_q5_1,  vec_q2_k,   vec_q3_k,   vec_q4_k,    vec_q5_k,    vec_q6_k,
-    attn_scores, exp_shifted_sum, attn_accumulate};
+    attn_scores, exp_shifted_sum, attn_accumulate, rows4_q4_0};
 
 }  // namespace
