@@ -44,12 +44,6 @@ inline __m256i fifth_bits(uint32_t bits) {
   return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, select), select), _mm256_set1_epi8(0x10));
 }
 
-// The 32 nibbles of a legacy block in element order (low nibbles are elements 0..15).
-inline __m256i legacy_nibbles(const std::byte* qs) {
-  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0x0F));
-}
-
 // Q4_1 (x = d*q + m) and Q5_1 (the same with a fifth bit): sum(x*a) = d*sum(q*a) + m*sum(a).
 template <int G, bool kFifthBit>
 void q4_1_q5_1_group(const std::byte* w, const Q8Block* a0, size_t act_stride, int n_blocks, float* out,

@@ -139,6 +139,12 @@ inline __m256i dot_u8s8(__m256i u, __m256i s) {
 #endif
 }
 
+// The 32 nibbles of a legacy block in element order (low nibbles are elements 0..15).
+inline __m256i legacy_nibbles(const std::byte* qs) {
+  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), _mm256_set1_epi8(0x0F));
+}
+
 constexpr size_t kQ8_0Bytes = 34;
 constexpr size_t kQ4_0Bytes = 18;
 constexpr int kActGroup = 4;  // activation rows sharing one pass over the weight row
@@ -169,7 +175,6 @@ void q8_0_group(const std::byte* w, const Q8Block* a0, size_t act_stride, int n_
 template <int G>
 void q4_0_group(const std::byte* w, const Q8Block* a0, size_t act_stride, int n_blocks, float* out,
                 size_t out_stride) {
-  const __m256i low4 = _mm256_set1_epi8(0x0F);
   __m256 acc[G];
   float offset[G];
   for (int k = 0; k < G; ++k) {
@@ -179,8 +184,7 @@ void q4_0_group(const std::byte* w, const Q8Block* a0, size_t act_stride, int n_
   for (int b = 0; b < n_blocks; ++b) {
     const std::byte* wb = w + b * kQ4_0Bytes;
     const float dw = half_to_float(wb);
-    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + 2));
-    const __m256i qw = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low4);
+    const __m256i qw = legacy_nibbles(wb + 2);
 #pragma GCC unroll 4
     for (int k = 0; k < G; ++k) {
       const Q8Block& a = a0[static_cast<size_t>(k) * act_stride + static_cast<size_t>(b)];
@@ -343,7 +347,6 @@ void attn_accumulate(const float* w, const float* rows, size_t stride, int n_row
 template <int G>
 void q4_0_rows4_group(const std::byte* w, size_t row_bytes, const Q8Block* a0, size_t act_stride, int n_blocks,
                       float* out, size_t out_stride) {
-  const __m256i low4 = _mm256_set1_epi8(0x0F);
   __m128 acc[G], offset[G];
   for (int k = 0; k < G; ++k) {
     acc[k] = _mm_setzero_ps();
@@ -355,8 +358,7 @@ void q4_0_rows4_group(const std::byte* w, size_t row_bytes, const Q8Block* a0, s
     for (int r = 0; r < 4; ++r) {
       const std::byte* wb = w + static_cast<size_t>(r) * row_bytes + static_cast<size_t>(b) * kQ4_0Bytes;
       std::memcpy(&scales[r], wb, 2);
-      const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wb + 2));
-      qw[r] = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(packed, 4), packed), low4);
+      qw[r] = legacy_nibbles(wb + 2);
     }
     const __m128 dw = _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(scales)));
 #pragma GCC unroll 4
