@@ -179,21 +179,6 @@ std::byte* slot_row(std::byte* base, const KvLayerView& kv, const TokenSlots& sl
          static_cast<size_t>(pos % kv.block_tokens) * kv.row_bytes();
 }
 
-// One KV head's Q8_0 blocks (n / 32 of them: fp16 scale, then 32 int8) back to n floats.
-void dequantize_q8_0_head(const std::byte* blocks, float* out, int n) {
-  constexpr int kBlock = 32;
-  constexpr size_t kBlockBytes = 34;
-  for (int b = 0; b < n / kBlock; ++b) {
-    const std::byte* block = blocks + static_cast<size_t>(b) * kBlockBytes;
-    uint16_t d16;
-    std::memcpy(&d16, block, sizeof d16);
-    const float d = tensor::fp16_to_fp32(d16);
-    const auto* qs = reinterpret_cast<const int8_t*>(block + sizeof d16);
-    float* y = out + static_cast<size_t>(b) * kBlock;
-    for (int j = 0; j < kBlock; ++j) y[j] = d * static_cast<float>(qs[j]);
-  }
-}
-
 }  // namespace
 
 void CpuBackend::store_kv(const KvLayerView& kv, const float* k, const float* v, const TokenSlots& slots) {
@@ -261,7 +246,8 @@ void CpuBackend::attention(const float* q, int n_heads, const KvLayerView& kv, c
       if (kv.element == KvElement::F16) {
         kernels_.f16_to_f32(reinterpret_cast<const uint16_t*>(r), d, hd);
       } else {
-        dequantize_q8_0_head(r, d, hd);
+        // head_dim % 32 == 0 (checked above), so the sizes always match and this cannot throw in a worker.
+        tensor::dequantize(static_cast<uint32_t>(GgmlType::Q8_0), {r, head_bytes}, {d, head_floats});
       }
     }
   };
