@@ -29,7 +29,6 @@ using VecDotQ8Rows4 = void (*)(const std::byte* w, size_t row_bytes, const Q8Blo
 struct KernelTable {
   const char* name;
   float (*dot_f32)(const float* a, const float* b, int n);
-  void (*axpy_f32)(float a, const float* x, float* y, int n);  // y += a * x
   void (*scale_f32)(float a, float* y, int n);                 // y *= a
   void (*f16_to_f32)(const uint16_t* in, float* out, int n);
   void (*f32_to_f16)(const float* in, uint16_t* out, int n);   // round to nearest even

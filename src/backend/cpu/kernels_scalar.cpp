@@ -16,10 +16,6 @@ float dot_f32(const float* a, const float* b, int n) {
   return s;
 }
 
-void axpy_f32(float a, const float* x, float* y, int n) {
-  for (int i = 0; i < n; ++i) y[i] += a * x[i];
-}
-
 void scale_f32(float a, float* y, int n) {
   for (int i = 0; i < n; ++i) y[i] *= a;
 }
@@ -120,7 +116,7 @@ void attn_accumulate(const float* w, const float* rows, size_t stride, int n_row
 }  // namespace
 
 const KernelTable& scalar_kernels() {
-  static const KernelTable table{"scalar",         dot_f32,          axpy_f32,         scale_f32,
+  static const KernelTable table{"scalar",         dot_f32,          scale_f32,
                                  f16_to_f32,       f32_to_f16,       bf16_to_f32,      quantize_q8,
                                  vec_q8_0,         vec_q4_0,         scalar::vec_q4_1, scalar::vec_q5_0,
                                  scalar::vec_q5_1, scalar::vec_q2_k, scalar::vec_q3_k, scalar::vec_q4_k,

@@ -52,13 +52,6 @@ float dot_f32(const float* a, const float* b, int n) {
   return s;
 }
 
-void axpy_f32(float a, const float* x, float* y, int n) {
-  int i = 0;
-  const __m256 va = _mm256_set1_ps(a);
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-  for (; i < n; ++i) y[i] += a * x[i];
-}
-
 void scale_f32(float a, float* y, int n) {
   int i = 0;
   const __m256 va = _mm256_set1_ps(a);
@@ -404,7 +397,7 @@ const pensieve::backend::cpu::KernelTable kTable{
 #else
     "avx2",
 #endif
-    dot_f32,  axpy_f32, scale_f32, f16_to_f32, f32_to_f16, bf16_to_f32, quantize_q8, vec_q8_0, vec_q4_0,
+    dot_f32,  scale_f32, f16_to_f32, f32_to_f16, bf16_to_f32, quantize_q8, vec_q8_0, vec_q4_0,
     vec_q4_1, vec_q5_0, vec_q5_1,  vec_q2_k,   vec_q3_k,   vec_q4_k,    vec_q5_k,    vec_q6_k,
     attn_scores, exp_shifted_sum, attn_accumulate, rows4_q4_0};
 
