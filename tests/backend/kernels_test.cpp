@@ -2,8 +2,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <random>
+#include <string_view>
 #include <vector>
 
 #include "backend/cpu/kernels.h"
@@ -17,6 +19,8 @@ std::vector<const KernelTable*> simd_tables() {
   std::vector<const KernelTable*> t;
   if (auto* k = avx2_kernels()) t.push_back(k);
   if (auto* k = avx512_kernels()) t.push_back(k);
+  if (auto* k = neon_kernels()) t.push_back(k);
+  if (auto* k = neon_dotprod_kernels()) t.push_back(k);
   return t;
 }
 
@@ -37,6 +41,27 @@ TEST(Kernels, ThisMachineHasSimdTables) {
   }
   if (__builtin_cpu_supports("avx512vnni")) {
     EXPECT_NE(avx512_kernels(), nullptr);
+  }
+  EXPECT_EQ(neon_kernels(), nullptr);
+  EXPECT_EQ(neon_dotprod_kernels(), nullptr);
+#elif defined(__aarch64__)
+  // NEON is part of every AArch64 CPU; the dot product table comes and goes with the CPU (qemu -cpu max has
+  // it, cortex-a53 does not) and pick_kernels() must follow.
+  ASSERT_NE(neon_kernels(), nullptr);
+  EXPECT_STREQ(neon_kernels()->name, "neon");
+  const KernelTable* dotprod = neon_dotprod_kernels();
+  if (dotprod != nullptr) {
+    EXPECT_STREQ(dotprod->name, "neon-dotprod");
+  }
+  // scripts/test-arm64.sh says which emulated CPU it chose, so the detection itself is checked.
+  if (const char* expect = std::getenv("PENSIEVE_EXPECT_DOTPROD")) {
+    EXPECT_EQ(dotprod != nullptr, std::string_view(expect) == "1");
+  }
+  const char* isa = std::getenv("PENSIEVE_ISA");
+  if (isa == nullptr) {
+    EXPECT_EQ(&pick_kernels(), dotprod != nullptr ? dotprod : neon_kernels());
+  } else if (std::string_view(isa) == "neon") {
+    EXPECT_EQ(&pick_kernels(), neon_kernels());
   }
 #endif
   EXPECT_STREQ(scalar_kernels().name, "scalar");

@@ -47,6 +47,8 @@ std::vector<const KernelTable*> simd_tables() {
   std::vector<const KernelTable*> t;
   if (auto* k = avx2_kernels()) t.push_back(k);
   if (auto* k = avx512_kernels()) t.push_back(k);
+  if (auto* k = neon_kernels()) t.push_back(k);
+  if (auto* k = neon_dotprod_kernels()) t.push_back(k);
   return t;
 }
 

@@ -19,6 +19,8 @@ std::vector<const KernelTable*> all_tables() {
   std::vector<const KernelTable*> t{&scalar_kernels()};
   if (auto* k = avx2_kernels()) t.push_back(k);
   if (auto* k = avx512_kernels()) t.push_back(k);
+  if (auto* k = neon_kernels()) t.push_back(k);
+  if (auto* k = neon_dotprod_kernels()) t.push_back(k);
   return t;
 }
 

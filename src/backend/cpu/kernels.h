@@ -62,6 +62,9 @@ struct KernelTable {
 const KernelTable& scalar_kernels();
 const KernelTable* avx2_kernels();    // nullptr when this CPU lacks AVX2/FMA/F16C
 const KernelTable* avx512_kernels();  // nullptr when this CPU lacks AVX-512 F/BW/VL/VNNI
-const KernelTable& pick_kernels();    // best available; PENSIEVE_ISA=scalar|avx2|avx512 overrides
+const KernelTable* neon_kernels();          // AArch64 NEON (every AArch64 CPU); nullptr elsewhere
+const KernelTable* neon_dotprod_kernels();  // NEON with the Armv8.2 dot product; nullptr without it
+// Best available; PENSIEVE_ISA=scalar|avx2|avx512|neon|neon-dotprod overrides.
+const KernelTable& pick_kernels();
 
 }  // namespace pensieve::backend::cpu
