@@ -5,7 +5,7 @@ CMAKE_FLAGS ?=
 PENSIEVE := $(BUILD_DIR)/bin/pensieve
 DEFAULT_MODEL := models/demo.gguf
 
-.PHONY: all deps build test serve bench fuzz clean
+.PHONY: all deps build test test-arm64 serve bench fuzz clean
 
 all: build
 
@@ -18,8 +18,12 @@ $(BUILD_DIR)/build.ninja: CMakeLists.txt | deps
 build: deps $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-test: build
+test: build test-arm64
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+
+# The NEON kernel tables, cross-built for AArch64 and run under qemu-user against the scalar reference.
+test-arm64: deps
+	JOBS=$(JOBS) bash scripts/test-arm64.sh $(BUILD_DIR)-arm64
 
 # The bundled demo model is synthesized once (random weights, real Llama 3 tokenizer) and cached in models/.
 $(DEFAULT_MODEL): | build
@@ -39,4 +43,4 @@ fuzz:
 	bash scripts/fuzz.sh $(or $(FUZZ_SECONDS),60)
 
 clean:
-	rm -rf $(BUILD_DIR) build-fuzz
+	rm -rf $(BUILD_DIR) $(BUILD_DIR)-arm64 build-fuzz
