@@ -57,6 +57,11 @@ struct KernelTable {
   // Q4_0 four weight rows at a time (nullptr: one row at a time through vec_q4_0). One reduction then yields
   // the four rows' block sums side by side, so the scales multiply as one vector instead of row by row.
   VecDotQ8Rows4 rows4_q4_0;
+  // Eight rows of an interleaved Q4_0 / Q8_0 matrix (interleaved_weights.h; w is the group's first block)
+  // against n_act activation rows: out[j * out_stride + r] for r < 8. nullptr: the table has no such kernel
+  // and weights stay in GGUF order.
+  VecDotQ8 x8_q4_0;
+  VecDotQ8 x8_q8_0;
 };
 
 const KernelTable& scalar_kernels();

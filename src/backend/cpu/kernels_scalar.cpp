@@ -121,7 +121,8 @@ const KernelTable& scalar_kernels() {
                                  vec_q8_0,         vec_q4_0,         scalar::vec_q4_1, scalar::vec_q5_0,
                                  scalar::vec_q5_1, scalar::vec_q2_k, scalar::vec_q3_k, scalar::vec_q4_k,
                                  scalar::vec_q5_k, scalar::vec_q6_k, attn_scores,      exp_shifted_sum,
-                                 attn_accumulate,  nullptr};
+                                 attn_accumulate,  nullptr,          nullptr,
+                                 nullptr};
   return table;
 }
 

@@ -1,0 +1,130 @@
+#include "backend/cpu/interleaved_weights.h"
+
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "gguf/ggml_type.h"
+#include "tensor/dequantize.h"
+
+namespace pensieve::backend::cpu {
+
+namespace {
+
+using gguf::GgmlType;
+
+constexpr size_t kQ4_0Bytes = 18, kQ8_0Bytes = 34;
+constexpr size_t kScaleBytes = 2 * kInterleavedRows;
+constexpr size_t kLaneBytes = 4;  // consecutive bytes of one row inside a chunk
+
+struct Shape {
+  size_t block_bytes;        // one row's block in GGUF order
+  size_t group_block_bytes;  // eight rows' blocks interleaved
+};
+
+Shape shape_of(uint32_t type_id) {
+  if (type_id == static_cast<uint32_t>(GgmlType::Q4_0)) return {kQ4_0Bytes, kQ4_0x8GroupBlockBytes};
+  if (type_id == static_cast<uint32_t>(GgmlType::Q8_0)) return {kQ8_0Bytes, kQ8_0x8GroupBlockBytes};
+  throw std::invalid_argument("no interleaved layout for GGML type " + std::to_string(type_id));
+}
+
+Shape shape_of(WeightLayout layout) {
+  return layout == WeightLayout::Q4_0Interleaved8 ? shape_of(static_cast<uint32_t>(GgmlType::Q4_0))
+                                                  : shape_of(static_cast<uint32_t>(GgmlType::Q8_0));
+}
+
+// Where byte i of row r's block b sits inside the group block: the fp16 scale first, then the quants.
+size_t interleaved_offset(size_t i, int r) {
+  if (i < 2) return static_cast<size_t>(r) * 2 + i;
+  const size_t q = i - 2;
+  return kScaleBytes + (q / kLaneBytes) * kLaneBytes * kInterleavedRows + static_cast<size_t>(r) * kLaneBytes +
+         q % kLaneBytes;
+}
+
+int16_t signed_byte(std::byte b) { return static_cast<int8_t>(b); }
+
+float scale_of(const std::byte* group_block, int r) {
+  uint16_t h;
+  std::memcpy(&h, group_block + 2 * r, 2);
+  return tensor::fp16_to_fp32(h);
+}
+
+}  // namespace
+
+bool can_interleave(uint32_t type_id, int64_t rows) {
+  const bool type_ok = type_id == static_cast<uint32_t>(GgmlType::Q4_0) || type_id == static_cast<uint32_t>(GgmlType::Q8_0);
+  return type_ok && rows > 0 && rows % kInterleavedRows == 0;
+}
+
+std::vector<std::byte> interleave_rows(uint32_t type_id, std::span<const std::byte> data, int64_t rows,
+                                       size_t row_bytes) {
+  const Shape s = shape_of(type_id);
+  if (!can_interleave(type_id, rows) || row_bytes % s.block_bytes != 0 || data.size() < static_cast<size_t>(rows) * row_bytes) {
+    throw std::invalid_argument("interleave_rows: rows must be a multiple of 8 whole-block rows");
+  }
+  const size_t n_blocks = row_bytes / s.block_bytes;
+  std::vector<std::byte> out(static_cast<size_t>(rows) * row_bytes);
+  for (int64_t g = 0; g < rows / kInterleavedRows; ++g) {
+    for (size_t b = 0; b < n_blocks; ++b) {
+      std::byte* dst = out.data() + (static_cast<size_t>(g) * n_blocks + b) * s.group_block_bytes;
+      for (int r = 0; r < kInterleavedRows; ++r) {
+        const std::byte* src = data.data() + static_cast<size_t>(g * kInterleavedRows + r) * row_bytes + b * s.block_bytes;
+        std::memcpy(dst + 2 * r, src, 2);
+        for (size_t q = 2; q < s.block_bytes; q += kLaneBytes) std::memcpy(dst + interleaved_offset(q, r), src + q, kLaneBytes);
+      }
+    }
+  }
+  return out;
+}
+
+void gather_row(WeightLayout layout, std::span<const std::byte> data, int64_t row, size_t row_bytes,
+                std::span<std::byte> out) {
+  const Shape s = shape_of(layout);
+  const size_t n_blocks = row_bytes / s.block_bytes;
+  if (out.size() < row_bytes) throw std::invalid_argument("gather_row: output shorter than a row");
+  const size_t g = static_cast<size_t>(row / kInterleavedRows);
+  const int r = static_cast<int>(row % kInterleavedRows);
+  for (size_t b = 0; b < n_blocks; ++b) {
+    const std::byte* src = data.data() + (g * n_blocks + b) * s.group_block_bytes;
+    for (size_t i = 0; i < s.block_bytes; ++i) out[b * s.block_bytes + i] = src[interleaved_offset(i, r)];
+  }
+}
+
+void reference_x8_q4_0(const std::byte* w, const Q8Block* act, size_t act_stride, int n_act, int n_blocks, float* out,
+                       size_t out_stride) {
+  for (int j = 0; j < n_act; ++j) {
+    for (int r = 0; r < kInterleavedRows; ++r) {
+      float sum = 0;
+      for (int b = 0; b < n_blocks; ++b) {
+        const std::byte* gb = w + static_cast<size_t>(b) * kQ4_0x8GroupBlockBytes;
+        const Q8Block& a = act[static_cast<size_t>(j) * act_stride + static_cast<size_t>(b)];
+        int32_t dot = 0;
+        for (size_t i = 0; i < 16; ++i) {
+          const auto packed = static_cast<uint8_t>(gb[interleaved_offset(2 + i, r)]);
+          dot += ((packed & 0x0F) - 8) * a.qs[i] + ((packed >> 4) - 8) * a.qs[i + 16];
+        }
+        sum += scale_of(gb, r) * a.d * static_cast<float>(dot);
+      }
+      out[static_cast<size_t>(j) * out_stride + static_cast<size_t>(r)] = sum;
+    }
+  }
+}
+
+void reference_x8_q8_0(const std::byte* w, const Q8Block* act, size_t act_stride, int n_act, int n_blocks, float* out,
+                       size_t out_stride) {
+  for (int j = 0; j < n_act; ++j) {
+    for (int r = 0; r < kInterleavedRows; ++r) {
+      float sum = 0;
+      for (int b = 0; b < n_blocks; ++b) {
+        const std::byte* gb = w + static_cast<size_t>(b) * kQ8_0x8GroupBlockBytes;
+        const Q8Block& a = act[static_cast<size_t>(j) * act_stride + static_cast<size_t>(b)];
+        int32_t dot = 0;
+        for (size_t i = 0; i < 32; ++i) dot += signed_byte(gb[interleaved_offset(2 + i, r)]) * a.qs[i];
+        sum += scale_of(gb, r) * a.d * static_cast<float>(dot);
+      }
+      out[static_cast<size_t>(j) * out_stride + static_cast<size_t>(r)] = sum;
+    }
+  }
+}
+
+}  // namespace pensieve::backend::cpu

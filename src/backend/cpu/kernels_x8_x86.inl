@@ -1,0 +1,119 @@
+// x86 kernels over eight interleaved weight rows (interleaved_weights.h); included by kernels_x86.inl after
+// its helpers, inside its anonymous namespace, so the AVX2 and AVX-512 builds each get a copy.
+//
+// Per block, chunk c of the group holds four consecutive weights of each of the eight rows, one row per
+// 32-bit lane. The matching four activation bytes are broadcast to every lane, so a u8 x s8 dot product
+// leaves each row's partial sum in its own lane: after the block's chunks the eight lanes are the eight
+// rows' integer dot products, scaled by the rows' eight fp16 scales as one vector.
+
+constexpr size_t kX8ScaleBytes = 16;
+
+inline __m256i broadcast_u32(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+inline __m256 x8_scales(const std::byte* group_block) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(group_block)));
+}
+
+// Q4_0: weights are stored +8 in 0..15, so they are already unsigned for maddubs/dpbusd; the +8 comes off
+// as 8 * sum(a) per block. Without VNNI the 16-bit pair sums of a whole block are added before widening:
+// eight of them reach at most 8 * 2 * 15 * 127 = 30480, inside int16.
+template <int G>
+void q4_0x8_group(const std::byte* w, const Q8Block* a0, size_t act_stride, int n_blocks, float* out,
+                  size_t out_stride) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  __m256 acc[G];
+  for (int k = 0; k < G; ++k) acc[k] = _mm256_setzero_ps();
+  for (int b = 0; b < n_blocks; ++b) {
+    const std::byte* gb = w + static_cast<size_t>(b) * kQ4_0x8GroupBlockBytes;
+    __m256i isum[G];
+    for (int k = 0; k < G; ++k) isum[k] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; ++c) {
+      const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(gb + kX8ScaleBytes + 32 * c));
+      const __m256i lo = _mm256_and_si256(packed, low4);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4);
+#pragma GCC unroll 4
+      for (int k = 0; k < G; ++k) {
+        const int8_t* qa = a0[static_cast<size_t>(k) * act_stride + static_cast<size_t>(b)].qs;
+        const __m256i alo = broadcast_u32(qa + 4 * c), ahi = broadcast_u32(qa + 16 + 4 * c);
+#ifdef PENSIEVE_AVX512
+        isum[k] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(isum[k], lo, alo), hi, ahi);
+#else
+        isum[k] = _mm256_add_epi16(isum[k], _mm256_add_epi16(_mm256_maddubs_epi16(lo, alo), _mm256_maddubs_epi16(hi, ahi)));
+#endif
+      }
+    }
+    const __m256 dw = x8_scales(gb);
+#pragma GCC unroll 4
+    for (int k = 0; k < G; ++k) {
+      const Q8Block& a = a0[static_cast<size_t>(k) * act_stride + static_cast<size_t>(b)];
+#ifdef PENSIEVE_AVX512
+      const __m256i dot = isum[k];
+#else
+      const __m256i dot = _mm256_madd_epi16(isum[k], _mm256_set1_epi16(1));
+#endif
+      const __m256i centred = _mm256_sub_epi32(dot, _mm256_set1_epi32(8 * a.sum));
+      acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(centred), _mm256_mul_ps(dw, _mm256_set1_ps(a.d)), acc[k]);
+    }
+  }
+  for (int k = 0; k < G; ++k) _mm256_storeu_ps(out + static_cast<size_t>(k) * out_stride, acc[k]);
+}
+
+// Q8_0: signed weights, so each chunk's sign moves onto the activations (|w| unsigned for maddubs/dpbusd).
+// Without VNNI a pair sum can reach 2 * 127 * 127, so every chunk widens to int32 on its own.
+template <int G>
+void q8_0x8_group(const std::byte* w, const Q8Block* a0, size_t act_stride, int n_blocks, float* out,
+                  size_t out_stride) {
+  __m256 acc[G];
+  for (int k = 0; k < G; ++k) acc[k] = _mm256_setzero_ps();
+  for (int b = 0; b < n_blocks; ++b) {
+    const std::byte* gb = w + static_cast<size_t>(b) * kQ8_0x8GroupBlockBytes;
+    __m256i isum[G];
+    for (int k = 0; k < G; ++k) isum[k] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; ++c) {
+      const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(gb + kX8ScaleBytes + 32 * c));
+      const __m256i aw = _mm256_sign_epi8(qw, qw);
+#pragma GCC unroll 4
+      for (int k = 0; k < G; ++k) {
+        const int8_t* qa = a0[static_cast<size_t>(k) * act_stride + static_cast<size_t>(b)].qs;
+        const __m256i sa = _mm256_sign_epi8(broadcast_u32(qa + 4 * c), qw);
+#ifdef PENSIEVE_AVX512
+        isum[k] = _mm256_dpbusd_epi32(isum[k], aw, sa);
+#else
+        isum[k] = _mm256_add_epi32(isum[k], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sa), _mm256_set1_epi16(1)));
+#endif
+      }
+    }
+    const __m256 dw = x8_scales(gb);
+#pragma GCC unroll 4
+    for (int k = 0; k < G; ++k) {
+      const float ad = a0[static_cast<size_t>(k) * act_stride + static_cast<size_t>(b)].d;
+      acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[k]), _mm256_mul_ps(dw, _mm256_set1_ps(ad)), acc[k]);
+    }
+  }
+  for (int k = 0; k < G; ++k) _mm256_storeu_ps(out + static_cast<size_t>(k) * out_stride, acc[k]);
+}
+
+template <int G>
+struct Q4_0x8Group {
+  static void run(const std::byte* w, const Q8Block* a, size_t s, int nb, float* o, size_t os) { q4_0x8_group<G>(w, a, s, nb, o, os); }
+};
+template <int G>
+struct Q8_0x8Group {
+  static void run(const std::byte* w, const Q8Block* a, size_t s, int nb, float* o, size_t os) { q8_0x8_group<G>(w, a, s, nb, o, os); }
+};
+
+void x8_q4_0(const std::byte* w, const Q8Block* act, size_t act_stride, int n_act, int n_blocks, float* out,
+             size_t out_stride) {
+  in_groups<Q4_0x8Group>(w, act, act_stride, n_act, n_blocks, out, out_stride);
+}
+
+void x8_q8_0(const std::byte* w, const Q8Block* act, size_t act_stride, int n_act, int n_blocks, float* out,
+             size_t out_stride) {
+  in_groups<Q8_0x8Group>(w, act, act_stride, n_act, n_blocks, out, out_stride);
+}
