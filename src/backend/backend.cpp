@@ -1,10 +1,12 @@
 #include "backend/backend.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 
@@ -43,9 +45,11 @@ int physical_cores() {
   return cores.empty() ? 1 : static_cast<int>(cores.size());
 }
 
-std::unique_ptr<Backend> make_cpu_backend(int threads) {
+std::unique_ptr<Backend> make_cpu_backend(int threads, bool interleave) {
   if (threads <= 0) threads = physical_cores();
-  return std::make_unique<cpu::CpuBackend>(threads, cpu::pick_kernels());
+  const char* env = std::getenv("PENSIEVE_INTERLEAVE");
+  if (env != nullptr && std::string_view(env) == "0") interleave = false;
+  return std::make_unique<cpu::CpuBackend>(threads, cpu::pick_kernels(), interleave);
 }
 
 }  // namespace pensieve::backend

@@ -7,6 +7,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace pensieve::backend {
 
@@ -19,6 +20,10 @@ struct Weight {
   int64_t cols = 0;
   size_t row_bytes = 0;
   std::span<const std::byte> data;
+  // Set by Backend::prepare when it keeps the bytes in a layout of its own (0: GGUF rows); `packed` then owns
+  // them and `data` views it.
+  int layout = 0;
+  std::shared_ptr<const std::vector<std::byte>> packed;
 };
 
 // Q8_0: GGML blocks of 32 elements (fp16 scale, 32 int8), 34 bytes; head_dim must be a multiple of 32.
@@ -62,6 +67,10 @@ class Backend {
   virtual std::string name() const = 0;
   virtual int threads() const = 0;
 
+  // Called once per weight matrix at load: the backend may copy it into a layout its kernels read faster
+  // (same size), after which only this backend's ops may be given it.
+  virtual void prepare(Weight& w) { (void)w; }
+
   // y[n][w.rows] = x[n][w.cols] * W^T.
   virtual void matmul(const Weight& w, const float* x, int n, float* y) = 0;
   // out[i] = row tokens[i] of `table` (a [vocab, dim] weight), as float.
@@ -93,7 +102,9 @@ struct RopeTableParams {
 void fill_rope_table(std::span<const int32_t> positions, const RopeTableParams& p, float* cos_sin);
 
 // threads <= 0: the number of physical cores.
-std::unique_ptr<Backend> make_cpu_backend(int threads = 0);
+// interleave: let prepare() re-lay Q4_0/Q8_0 matrices out for the kernels (PENSIEVE_INTERLEAVE=0 in the
+// environment turns it off everywhere, to measure the GGUF-order kernels).
+std::unique_ptr<Backend> make_cpu_backend(int threads = 0, bool interleave = true);
 int physical_cores();
 
 }  // namespace pensieve::backend

@@ -86,6 +86,17 @@ const TensorInfo* GgufFile::find_tensor(std::string_view name) const {
   return it == tensors_.end() ? nullptr : &*it;
 }
 
+void GgufFile::release_pages(std::span<const std::byte> range) const {
+  if (!mapping_ || range.empty() || range.data() < bytes_.data() || range.data() + range.size() > bytes_.data() + bytes_.size()) {
+    return;
+  }
+  // Only whole pages inside the range: a partial page at either end may hold bytes still in use.
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto begin = (reinterpret_cast<uintptr_t>(range.data()) + page - 1) & ~(page - 1);
+  const auto end = (reinterpret_cast<uintptr_t>(range.data()) + range.size()) & ~(page - 1);
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 std::span<const std::byte> GgufFile::tensor_data(const TensorInfo& t) const {
   // Checked at open for this file's own tensors; re-checked so that a TensorInfo from elsewhere cannot escape.
   uint64_t start = 0;

@@ -102,6 +102,10 @@ class GgufFile {
   const TensorInfo* find_tensor(std::string_view name) const;
   // The tensor's bytes inside the mapping (already bounds-checked at open).
   std::span<const std::byte> tensor_data(const TensorInfo& t) const;
+  // Says these mapped bytes will not be read again soon (a copy now serves): their pages leave this process's
+  // resident set and are read from the file again if touched. Nothing for caller-owned bytes or bytes
+  // outside the file.
+  void release_pages(std::span<const std::byte> range) const;
 
  private:
   GgufFile() = default;

@@ -76,7 +76,10 @@ void Model::bind_weights() {
   if (embd.shape.size() != 2) throw std::runtime_error(file_.name() + ": token_embd.weight is not a matrix");
   config_.vocab = static_cast<int>(embd.shape[1]);
   token_embd_ = bind_matrix(file_, embd, c.dim, config_.vocab);
-  output_ = file_.find_tensor("output.weight") ? matrix(file_, "output.weight", c.dim, c.vocab) : token_embd_;
+  const bool tied = file_.find_tensor("output.weight") == nullptr;
+  output_ = tied ? token_embd_ : matrix(file_, "output.weight", c.dim, c.vocab);
+  prepare(output_);
+  if (tied) token_embd_ = output_;  // one copy serves both the lookup and the output product
   output_norm_ = vector_of(file_, "output_norm.weight", c.dim);
   if (file_.find_tensor("rope_freqs.weight")) rope_freq_factors_ = vector_of(file_, "rope_freqs.weight", c.n_rot / 2);
 
@@ -93,6 +96,7 @@ void Model::bind_weights() {
     L.w_gate = matrix(file_, p + "ffn_gate.weight", c.dim, c.ffn_dim);
     L.w_up = matrix(file_, p + "ffn_up.weight", c.dim, c.ffn_dim);
     L.w_down = matrix(file_, p + "ffn_down.weight", c.ffn_dim, c.dim);
+    for (backend::Weight* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) prepare(*w);
     if (c.qkv_bias) {
       L.bq = vector_of(file_, p + "attn_q.bias", c.q_dim());
       L.bk = vector_of(file_, p + "attn_k.bias", c.kv_dim());
@@ -103,6 +107,13 @@ void Model::bind_weights() {
       L.k_norm = vector_of(file_, p + "attn_k_norm.weight", c.head_dim);
     }
   }
+}
+
+void Model::prepare(backend::Weight& w) {
+  const std::span<const std::byte> mapped = w.data;
+  backend_.prepare(w);
+  // Re-laid out: the backend's copy is read from now on, and the mapped original need not stay resident.
+  if (w.data.data() != mapped.data()) file_.release_pages(mapped);
 }
 
 uint64_t Model::weight_bytes() const {

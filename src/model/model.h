@@ -39,6 +39,7 @@ class Model {
  private:
   Model(gguf::GgufFile file, ModelConfig config, backend::Backend& backend);
   void bind_weights();
+  void prepare(backend::Weight& w);  // the backend's layout, if it has one for w
   void reserve_rows(int n_rows, int n_logit_rows);
 
   gguf::GgufFile file_;

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <random>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
@@ -43,15 +44,29 @@ bool uses_int8_activations(uint32_t type) {
 
 // Checks y = x W^T. The int8 paths round each activation to within half a step (amax/127/2) of its block,
 // so their error is bounded by sum_blocks(sum|w| * amax/254); float paths only by summation order.
-void check_matmul(const Weight& w, int n) {
+Weight weight_view(std::string name, uint32_t type, int64_t rows, int64_t cols, std::span<const std::byte> bytes) {
+  Weight w;
+  w.name = std::move(name);
+  w.type_id = type;
+  w.rows = rows;
+  w.cols = cols;
+  w.row_bytes = *gguf::bytes_for(type, static_cast<uint64_t>(cols));
+  w.data = bytes;
+  return w;
+}
+
+// interleave: each backend may re-lay the weight out first (prepare), as a model load does.
+void check_matmul(const Weight& w, int n, bool interleave = false) {
   const size_t cols = static_cast<size_t>(w.cols);
   auto x = random_floats(static_cast<size_t>(n) * cols, 99);
   std::vector<float> dense(static_cast<size_t>(w.rows) * cols);
   tensor::dequantize(w.type_id, w.data.first(static_cast<size_t>(w.rows) * w.row_bytes), dense);
   for (const KernelTable* k : all_tables()) {
-    CpuBackend be(2, *k);
+    CpuBackend be(2, *k, interleave);
+    Weight prepared = w;
+    be.prepare(prepared);
     std::vector<float> y(static_cast<size_t>(n) * static_cast<size_t>(w.rows));
-    be.matmul(w, x.data(), n, y.data());
+    be.matmul(prepared, x.data(), n, y.data());
     for (int j = 0; j < n; ++j) {
       const float* xj = x.data() + static_cast<size_t>(j) * cols;
       for (int64_t r = 0; r < w.rows; ++r) {
@@ -82,7 +97,7 @@ TEST(Matmul, QuantizedFromRandomWeights) {
     auto dense = random_floats(static_cast<size_t>(rows * cols), 1);
     std::vector<std::byte> bytes(*gguf::bytes_for(static_cast<uint32_t>(type), dense.size()));
     tensor::quantize(type, dense, bytes);
-    Weight w{"random", static_cast<uint32_t>(type), rows, cols, *gguf::bytes_for(static_cast<uint32_t>(type), cols), bytes};
+    Weight w = weight_view("random", static_cast<uint32_t>(type), rows, cols, bytes);
     for (int n : {1, 3, 8, 70}) check_matmul(w, n);
   }
 }
@@ -121,6 +136,44 @@ TEST(Matmul, Q4_0FourRowsAtOnceMatchOneRowAtATime) {
 }
 
 // The llama.cpp-quantized fixtures hold real tensors of every format pensieve reads.
+// Q4_0 and Q8_0 matrices whose rows come in eights are re-laid out by prepare() on tables that have the
+// interleaved kernels; the products must still match the double reference, and the tied-embedding lookup
+// must read the same rows back.
+TEST(Matmul, InterleavedQ4_0AndQ8_0) {
+  for (auto type : {gguf::GgmlType::Q8_0, gguf::GgmlType::Q4_0}) {
+    const int64_t rows = 48, cols = 384;
+    auto dense = random_floats(static_cast<size_t>(rows * cols), 3);
+    std::vector<std::byte> bytes(*gguf::bytes_for(static_cast<uint32_t>(type), dense.size()));
+    tensor::quantize(type, dense, bytes);
+    const Weight w = weight_view("interleaved", static_cast<uint32_t>(type), rows, cols, bytes);
+    for (int n : {1, 2, 5, 8, 70}) check_matmul(w, n, /*interleave=*/true);
+
+    int interleaved = 0;
+    for (const KernelTable* k : all_tables()) {
+      CpuBackend be(1, *k);
+      Weight prepared = w;
+      be.prepare(prepared);
+      if (prepared.layout == 0) continue;
+      ++interleaved;
+      EXPECT_EQ(prepared.data.size(), w.data.size()) << "an interleaved copy is as large as the original";
+      EXPECT_NE(prepared.data.data(), w.data.data());
+      const std::vector<int32_t> tokens{0, 7, 8, 47, 13};
+      std::vector<float> from_packed(tokens.size() * cols), from_rows(tokens.size() * cols);
+      be.embed(prepared, tokens, from_packed.data());
+      be.embed(w, tokens, from_rows.data());
+      EXPECT_EQ(from_packed, from_rows) << k->name;
+    }
+    if (avx2_kernels() != nullptr) {
+      EXPECT_GT(interleaved, 0) << "the AVX2 table interleaves " << gguf::type_name(static_cast<uint32_t>(type));
+    }
+    CpuBackend off(1, pick_kernels(), /*interleave=*/false);
+    Weight kept = w;
+    off.prepare(kept);
+    EXPECT_EQ(kept.layout, 0);
+    EXPECT_EQ(kept.data.data(), w.data.data());
+  }
+}
+
 TEST(Matmul, EveryTensorTypeInTheQuantFixtures) {
   const auto dir = std::filesystem::path(PENSIEVE_FIXTURES_DIR) / "quant";
   std::set<std::string> seen;
@@ -130,9 +183,10 @@ TEST(Matmul, EveryTensorTypeInTheQuantFixtures) {
     std::set<uint32_t> done;
     for (const auto& t : f.tensors()) {
       if (t.shape.size() != 2 || !done.insert(t.type_id).second) continue;
-      Weight w{t.name, t.type_id, static_cast<int64_t>(t.shape[1]), static_cast<int64_t>(t.shape[0]),
-               *gguf::bytes_for(t.type_id, t.shape[0]), f.tensor_data(t)};
+      Weight w = weight_view(t.name, t.type_id, static_cast<int64_t>(t.shape[1]), static_cast<int64_t>(t.shape[0]),
+                             f.tensor_data(t));
       check_matmul(w, 5);
+      check_matmul(w, 5, /*interleave=*/true);
       seen.insert(std::string(gguf::type_name(t.type_id)));
     }
   }

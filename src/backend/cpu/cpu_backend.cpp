@@ -5,6 +5,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "backend/cpu/interleaved_weights.h"
 #include "gguf/ggml_type.h"
 #include "tensor/dequantize.h"
 #include "tensor/quantize.h"
@@ -24,8 +25,8 @@ bool is(uint32_t type_id, GgmlType t) { return type_id == static_cast<uint32_t>(
 
 }  // namespace
 
-CpuBackend::CpuBackend(int threads, const KernelTable& kernels)
-    : kernels_(kernels), pool_(threads), scratch_(static_cast<size_t>(std::max(1, threads))) {}
+CpuBackend::CpuBackend(int threads, const KernelTable& kernels, bool interleave)
+    : kernels_(kernels), interleave_(interleave), pool_(threads), scratch_(static_cast<size_t>(std::max(1, threads))) {}
 
 std::string CpuBackend::name() const { return std::string("cpu-") + kernels_.name; }
 
@@ -35,8 +36,21 @@ void CpuBackend::ensure_thread_scratch(size_t floats) {
   }
 }
 
+void CpuBackend::prepare(Weight& w) {
+  if (!interleave_ || w.layout != 0 || !can_interleave(w.type_id, w.rows)) return;
+  const bool q4 = is(w.type_id, GgmlType::Q4_0);
+  if ((q4 ? kernels_.x8_q4_0 : kernels_.x8_q8_0) == nullptr) return;
+  auto packed = std::make_shared<const std::vector<std::byte>>(interleave_rows(w.type_id, w.data, w.rows, w.row_bytes));
+  w.data = {packed->data(), packed->size()};
+  w.packed = std::move(packed);
+  w.layout = static_cast<int>(q4 ? WeightLayout::Q4_0Interleaved8 : WeightLayout::Q8_0Interleaved8);
+}
+
 void CpuBackend::matmul(const Weight& w, const float* x, int n, float* y) {
   if (n <= 0) return;
+  if (w.layout == static_cast<int>(WeightLayout::Q4_0Interleaved8)) return matmul_interleaved(w, kernels_.x8_q4_0, x, n, y);
+  if (w.layout == static_cast<int>(WeightLayout::Q8_0Interleaved8)) return matmul_interleaved(w, kernels_.x8_q8_0, x, n, y);
+  if (w.layout != 0) throw std::invalid_argument(w.name + ": weight layout " + std::to_string(w.layout) + " is not this backend's");
   if (is(w.type_id, GgmlType::F32)) return matmul_f32(w, x, n, y);
   if (is(w.type_id, GgmlType::Q8_0)) return matmul_int8(w, kernels_.vec_q8_0, x, n, y);
   if (is(w.type_id, GgmlType::Q4_0)) return matmul_int8(w, kernels_.vec_q4_0, x, n, y, kernels_.rows4_q4_0);
@@ -68,11 +82,8 @@ void CpuBackend::matmul_f32(const Weight& w, const float* x, int n, float* y) {
   });
 }
 
-void CpuBackend::matmul_int8(const Weight& w, VecDotQ8 vec, const float* x, int n, float* y, VecDotQ8Rows4 rows4) {
-  const int cols = static_cast<int>(w.cols);
-  const int n_blocks = cols / kQ8BlockElements;
-  const size_t act_stride = static_cast<size_t>(n_blocks);
-  const size_t rows = static_cast<size_t>(w.rows);
+Q8Block* CpuBackend::quantize_activations(const float* x, int n, int cols) {
+  const size_t act_stride = static_cast<size_t>(cols / kQ8BlockElements);
   if (act_q8_.size() < act_stride * static_cast<size_t>(n)) act_q8_.resize(act_stride * static_cast<size_t>(n));
   Q8Block* act = act_q8_.data();
   split(static_cast<double>(n) * cols, n, 1, [&](int64_t j0, int64_t j1, int) {
@@ -81,6 +92,35 @@ void CpuBackend::matmul_int8(const Weight& w, VecDotQ8 vec, const float* x, int 
                            cols);
     }
   });
+  return act;
+}
+
+void CpuBackend::matmul_interleaved(const Weight& w, VecDotQ8 x8, const float* x, int n, float* y) {
+  const int cols = static_cast<int>(w.cols);
+  const int n_blocks = cols / kQ8BlockElements;
+  const size_t act_stride = static_cast<size_t>(n_blocks);
+  const size_t rows = static_cast<size_t>(w.rows);
+  const size_t group_bytes = kInterleavedRows * w.row_bytes;
+  const Q8Block* act = quantize_activations(x, n, cols);
+  const int64_t groups = w.rows / kInterleavedRows;
+  split(static_cast<double>(w.rows) * static_cast<double>(w.cols) * n, groups, kRowGrain / kInterleavedRows,
+        [&](int64_t g0, int64_t g1, int) {
+          for (int j0 = 0; j0 < n; j0 += kActTile) {
+            const int count = std::min(n - j0, kActTile);
+            for (int64_t g = g0; g < g1; ++g) {
+              x8(w.data.data() + static_cast<size_t>(g) * group_bytes, act + static_cast<size_t>(j0) * act_stride, act_stride,
+                 count, n_blocks, y + static_cast<size_t>(j0) * rows + static_cast<size_t>(g) * kInterleavedRows, rows);
+            }
+          }
+        });
+}
+
+void CpuBackend::matmul_int8(const Weight& w, VecDotQ8 vec, const float* x, int n, float* y, VecDotQ8Rows4 rows4) {
+  const int cols = static_cast<int>(w.cols);
+  const int n_blocks = cols / kQ8BlockElements;
+  const size_t act_stride = static_cast<size_t>(n_blocks);
+  const size_t rows = static_cast<size_t>(w.rows);
+  const Q8Block* act = quantize_activations(x, n, cols);
   split(static_cast<double>(w.rows) * static_cast<double>(w.cols) * n, w.rows, kRowGrain, [&](int64_t r0, int64_t r1, int) {
     for (int j0 = 0; j0 < n; j0 += kActTile) {
       const int g = std::min(n - j0, kActTile);
@@ -132,8 +172,15 @@ void CpuBackend::embed(const Weight& table, std::span<const int32_t> tokens, flo
       throw std::out_of_range("token id " + std::to_string(tok) + " is outside the vocabulary of " +
                               std::to_string(table.rows));
     }
-    tensor::dequantize(table.type_id, table.data.subspan(static_cast<size_t>(tok) * table.row_bytes, table.row_bytes),
-                       {out + i * cols, cols});
+    if (table.layout == 0) {
+      tensor::dequantize(table.type_id, table.data.subspan(static_cast<size_t>(tok) * table.row_bytes, table.row_bytes),
+                         {out + i * cols, cols});
+    } else {
+      // A tied embedding shares the output matrix's interleaved copy: gather the row back first.
+      embed_row_.resize(table.row_bytes);
+      gather_row(static_cast<WeightLayout>(table.layout), table.data, tok, table.row_bytes, embed_row_);
+      tensor::dequantize(table.type_id, embed_row_, {out + i * cols, cols});
+    }
   }
 }
 

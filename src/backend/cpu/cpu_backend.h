@@ -13,12 +13,15 @@ namespace pensieve::backend::cpu {
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend(int threads, const KernelTable& kernels);
+  // interleave: prepare() re-lays Q4_0/Q8_0 matrices out in groups of eight rows when the table has kernels
+  // for that (interleaved_weights.h).
+  CpuBackend(int threads, const KernelTable& kernels, bool interleave = true);
 
   std::string name() const override;
   int threads() const override { return pool_.size(); }
   const KernelTable& kernels() const { return kernels_; }
 
+  void prepare(Weight& w) override;
   void matmul(const Weight& w, const float* x, int n, float* y) override;
   void embed(const Weight& table, std::span<const int32_t> tokens, float* out) override;
   void rmsnorm(const float* x, const float* gamma, int n_rows, int dim, float eps, float* out) override;
@@ -34,6 +37,10 @@ class CpuBackend final : public Backend {
   void matmul_f32(const Weight& w, const float* x, int n, float* y);
   // rows4 (may be null) takes the weight rows four at a time; vec takes the rest.
   void matmul_int8(const Weight& w, VecDotQ8 vec, const float* x, int n, float* y, VecDotQ8Rows4 rows4 = nullptr);
+  // An interleaved matrix: `x8` takes its eight-row groups.
+  void matmul_interleaved(const Weight& w, VecDotQ8 x8, const float* x, int n, float* y);
+  // x quantized to int8 blocks in act_q8_, one activation row per `cols / 32` blocks.
+  Q8Block* quantize_activations(const float* x, int n, int cols);
   void matmul_dequantized(const Weight& w, const float* x, int n, float* y);
   // Runs body over [0, n) on the pool, or inline when `macs` (the work) is too small to repay a wake-up.
   template <typename F>
@@ -51,8 +58,10 @@ class CpuBackend final : public Backend {
   void ensure_thread_scratch(size_t floats);
 
   const KernelTable& kernels_;
+  bool interleave_;
   ThreadPool pool_;
   std::vector<Q8Block> act_q8_;
+  std::vector<std::byte> embed_row_;
   std::vector<std::vector<float>> scratch_;  // one per thread
 };
 
