@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -41,6 +42,9 @@ TEST(Kernels, ThisMachineHasSimdTables) {
   }
   if (__builtin_cpu_supports("avx512vnni")) {
     EXPECT_NE(avx512_kernels(), nullptr);
+    if (__builtin_cpu_supports("avx512bf16")) {
+      EXPECT_STREQ(avx512_kernels()->name, "avx512-bf16");
+    }
   }
   EXPECT_EQ(neon_kernels(), nullptr);
   EXPECT_EQ(neon_dotprod_kernels(), nullptr);
@@ -166,6 +170,89 @@ void check_vec_dot(gguf::GgmlType type, VecDotQ8 KernelTable::*vec) {
 
 TEST(Kernels, Int8DotsMatchScalarForQ8_0) { check_vec_dot(gguf::GgmlType::Q8_0, &KernelTable::vec_q8_0); }
 TEST(Kernels, Int8DotsMatchScalarForQ4_0) { check_vec_dot(gguf::GgmlType::Q4_0, &KernelTable::vec_q4_0); }
+
+// BF16 weight rows against float activations, with a tail that is not a whole vector and strided outputs,
+// against a double reference.
+TEST(Kernels, Bf16WeightRowsAgainstDoubleReference) {
+  std::vector<const KernelTable*> tables{&scalar_kernels()};
+  for (const KernelTable* k : simd_tables()) tables.push_back(k);
+  for (int n : {32, 75, 512}) {
+    const auto dense = random_floats(static_cast<size_t>(n), 41);
+    std::vector<uint16_t> w(static_cast<size_t>(n));
+    tensor::quantize(gguf::GgmlType::BF16, dense, std::as_writable_bytes(std::span(w)));
+    for (int n_act : {1, 3, 4, 6}) {
+      const auto act = random_floats(static_cast<size_t>(n_act * n), 43 + static_cast<uint32_t>(n_act));
+      for (const KernelTable* k : tables) {
+        if (k->vec_bf16 == nullptr) continue;
+        const size_t out_stride = 2;
+        std::vector<float> out(static_cast<size_t>(n_act) * out_stride, -7.0f);
+        k->vec_bf16(w.data(), act.data(), static_cast<size_t>(n), n_act, n, out.data(), out_stride);
+        for (int j = 0; j < n_act; ++j) {
+          double exact = 0, mag = 0;
+          for (int i = 0; i < n; ++i) {
+            uint32_t bits = static_cast<uint32_t>(w[static_cast<size_t>(i)]) << 16;
+            float wf;
+            std::memcpy(&wf, &bits, 4);
+            exact += static_cast<double>(wf) * act[static_cast<size_t>(j * n + i)];
+            mag += std::fabs(static_cast<double>(wf) * act[static_cast<size_t>(j * n + i)]);
+          }
+          const double tol = 1e-5 * mag + 1e-6;
+          EXPECT_NEAR(out[static_cast<size_t>(j) * out_stride], exact, tol) << k->name << " n " << n << " act " << j;
+          EXPECT_EQ(out[static_cast<size_t>(j) * out_stride + 1], -7.0f) << k->name << ": wrote past its output";
+        }
+      }
+    }
+  }
+#if defined(__x86_64__)
+  if (avx2_kernels() != nullptr) {
+    EXPECT_NE(avx2_kernels()->vec_bf16, nullptr);
+  }
+#endif
+}
+
+float bf16_value(uint16_t h) {
+  const uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// Tables that multiply BF16 pairs (AVX512_BF16): activations round to nearest even exactly as the BF16
+// quantizer does (ties included), and the pair products match a double reference over the rounded values.
+TEST(Kernels, Bf16PairsRoundLikeTheQuantizerAndMultiplyExactly) {
+  std::vector<const KernelTable*> pairs;
+  for (const KernelTable* k : simd_tables()) {
+    if (k->vec_bf16_pairs != nullptr) pairs.push_back(k);
+  }
+  if (pairs.empty()) GTEST_SKIP() << "no kernel table on this CPU multiplies BF16 pairs (needs AVX512_BF16)";
+  for (const KernelTable* k : pairs) {
+    for (int n : {32, 75, 512}) {
+      auto x = random_floats(static_cast<size_t>(4 * n), 51);
+      x[0] = 1.0f + 1.0f / 256.0f;  // a tie: rounds to even (1.0)
+      x[1] = 1.0f + 3.0f / 256.0f;  // a tie: rounds to even (1 + 4/256)
+      std::vector<uint16_t> mine(x.size()), want(x.size());
+      k->round_to_bf16(x.data(), mine.data(), static_cast<int>(x.size()));
+      tensor::quantize(gguf::GgmlType::BF16, x, std::as_writable_bytes(std::span(want)));
+      ASSERT_EQ(mine, want) << k->name << " n " << n;
+      const auto wf = random_floats(static_cast<size_t>(n), 53);
+      std::vector<uint16_t> w(static_cast<size_t>(n));
+      tensor::quantize(gguf::GgmlType::BF16, wf, std::as_writable_bytes(std::span(w)));
+      const size_t out_stride = 2;
+      std::vector<float> out(4 * out_stride, -7.0f);
+      k->vec_bf16_pairs(w.data(), mine.data(), static_cast<size_t>(n), 4, n, out.data(), out_stride);
+      for (int j = 0; j < 4; ++j) {
+        double exact = 0, mag = 0;
+        for (int i = 0; i < n; ++i) {
+          const double p = static_cast<double>(bf16_value(w[static_cast<size_t>(i)])) * bf16_value(mine[static_cast<size_t>(j * n + i)]);
+          exact += p;
+          mag += std::fabs(p);
+        }
+        EXPECT_NEAR(out[static_cast<size_t>(j) * out_stride], exact, 1e-5 * mag + 1e-6) << k->name << " n " << n;
+        EXPECT_EQ(out[static_cast<size_t>(j) * out_stride + 1], -7.0f);
+      }
+    }
+  }
+}
 
 }  // namespace
 }  // namespace pensieve::backend::cpu

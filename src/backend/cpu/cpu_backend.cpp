@@ -52,6 +52,7 @@ void CpuBackend::matmul(const Weight& w, const float* x, int n, float* y) {
   if (w.layout == static_cast<int>(WeightLayout::Q8_0Interleaved8)) return matmul_interleaved(w, kernels_.x8_q8_0, x, n, y);
   if (w.layout != 0) throw std::invalid_argument(w.name + ": weight layout " + std::to_string(w.layout) + " is not this backend's");
   if (is(w.type_id, GgmlType::F32)) return matmul_f32(w, x, n, y);
+  if (is(w.type_id, GgmlType::BF16) && kernels_.vec_bf16 != nullptr) return matmul_bf16(w, x, n, y);
   if (is(w.type_id, GgmlType::Q8_0)) return matmul_int8(w, kernels_.vec_q8_0, x, n, y);
   if (is(w.type_id, GgmlType::Q4_0)) return matmul_int8(w, kernels_.vec_q4_0, x, n, y, kernels_.rows4_q4_0);
   if (is(w.type_id, GgmlType::Q4_K)) return matmul_int8(w, kernels_.vec_q4_k, x, n, y);
@@ -77,6 +78,38 @@ void CpuBackend::matmul_f32(const Weight& w, const float* x, int n, float* y) {
           y[static_cast<size_t>(j) * rows + static_cast<size_t>(r)] =
               kernels_.dot_f32(x + static_cast<size_t>(j) * static_cast<size_t>(cols), wr, cols);
         }
+      }
+    }
+  });
+}
+
+void CpuBackend::matmul_bf16(const Weight& w, const float* x, int n, float* y) {
+  const int cols = static_cast<int>(w.cols);
+  const size_t rows = static_cast<size_t>(w.rows);
+  if (kernels_.vec_bf16_pairs != nullptr) {
+    const size_t act_floats = static_cast<size_t>(n) * static_cast<size_t>(cols);
+    if (act_bf16_.size() < act_floats) act_bf16_.resize(act_floats);
+    uint16_t* act = act_bf16_.data();
+    kernels_.round_to_bf16(x, act, static_cast<int>(act_floats));
+    split(static_cast<double>(w.rows) * static_cast<double>(w.cols) * n, w.rows, kRowGrain, [&](int64_t r0, int64_t r1, int) {
+      for (int j0 = 0; j0 < n; j0 += kActTile) {
+        const int count = std::min(n - j0, kActTile);
+        for (int64_t r = r0; r < r1; ++r) {
+          kernels_.vec_bf16_pairs(reinterpret_cast<const uint16_t*>(w.data.data() + static_cast<size_t>(r) * w.row_bytes),
+                                  act + static_cast<size_t>(j0) * static_cast<size_t>(cols), static_cast<size_t>(cols), count,
+                                  cols, y + static_cast<size_t>(j0) * rows + static_cast<size_t>(r), rows);
+        }
+      }
+    });
+    return;
+  }
+  split(static_cast<double>(w.rows) * static_cast<double>(w.cols) * n, w.rows, kRowGrain, [&](int64_t r0, int64_t r1, int) {
+    for (int j0 = 0; j0 < n; j0 += kActTile) {
+      const int count = std::min(n - j0, kActTile);
+      for (int64_t r = r0; r < r1; ++r) {
+        kernels_.vec_bf16(reinterpret_cast<const uint16_t*>(w.data.data() + static_cast<size_t>(r) * w.row_bytes),
+                          x + static_cast<size_t>(j0) * static_cast<size_t>(cols), static_cast<size_t>(cols), count, cols,
+                          y + static_cast<size_t>(j0) * rows + static_cast<size_t>(r), rows);
       }
     }
   });

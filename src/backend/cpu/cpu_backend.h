@@ -35,6 +35,7 @@ class CpuBackend final : public Backend {
 
  private:
   void matmul_f32(const Weight& w, const float* x, int n, float* y);
+  void matmul_bf16(const Weight& w, const float* x, int n, float* y);
   // rows4 (may be null) takes the weight rows four at a time; vec takes the rest.
   void matmul_int8(const Weight& w, VecDotQ8 vec, const float* x, int n, float* y, VecDotQ8Rows4 rows4 = nullptr);
   // An interleaved matrix: `x8` takes its eight-row groups.
@@ -61,6 +62,7 @@ class CpuBackend final : public Backend {
   bool interleave_;
   ThreadPool pool_;
   std::vector<Q8Block> act_q8_;
+  std::vector<uint16_t> act_bf16_;
   std::vector<std::byte> embed_row_;
   std::vector<std::vector<float>> scratch_;  // one per thread
 };

@@ -26,6 +26,11 @@ using VecDotQ8 = void (*)(const std::byte* w, const Q8Block* act, size_t act_str
 using VecDotQ8Rows4 = void (*)(const std::byte* w, size_t row_bytes, const Q8Block* act, size_t act_stride,
                                int n_act, int n_blocks, float* out, size_t out_stride);
 
+// One BF16 weight row of n elements against n_act float activation rows (row j at act + j * act_stride):
+// out[j * out_stride] = dot(weight row, activation row j).
+using VecDotBf16 = void (*)(const uint16_t* w, const float* act, size_t act_stride, int n_act, int n, float* out,
+                            size_t out_stride);
+
 struct KernelTable {
   const char* name;
   float (*dot_f32)(const float* a, const float* b, int n);
@@ -62,11 +67,19 @@ struct KernelTable {
   // and weights stay in GGUF order.
   VecDotQ8 x8_q4_0;
   VecDotQ8 x8_q8_0;
+  // BF16 weights against float activations (nullptr: weights converted to float a row at a time).
+  VecDotBf16 vec_bf16;
+  // Where the CPU multiplies BF16 pairs itself (AVX512_BF16's vdpbf16ps; nullptr elsewhere): activations are
+  // rounded to BF16 once per product (to nearest even), then each weight row runs against them.
+  void (*round_to_bf16)(const float* in, uint16_t* out, int n);
+  void (*vec_bf16_pairs)(const uint16_t* w, const uint16_t* act, size_t act_stride, int n_act, int n, float* out,
+                         size_t out_stride);
 };
 
 const KernelTable& scalar_kernels();
 const KernelTable* avx2_kernels();    // nullptr when this CPU lacks AVX2/FMA/F16C
-const KernelTable* avx512_kernels();  // nullptr when this CPU lacks AVX-512 F/BW/VL/VNNI
+// nullptr when this CPU lacks AVX-512 F/BW/VL/VNNI; the "avx512-bf16" variant where it also has AVX512_BF16.
+const KernelTable* avx512_kernels();
 const KernelTable* neon_kernels();          // AArch64 NEON (every AArch64 CPU); nullptr elsewhere
 const KernelTable* neon_dotprod_kernels();  // NEON with the Armv8.2 dot product; nullptr without it
 // Best available; PENSIEVE_ISA=scalar|avx2|avx512|neon|neon-dotprod overrides.

@@ -113,6 +113,15 @@ void attn_accumulate(const float* w, const float* rows, size_t stride, int n_row
   }
 }
 
+void vec_bf16(const uint16_t* w, const float* act, size_t act_stride, int n_act, int n, float* out, size_t out_stride) {
+  for (int j = 0; j < n_act; ++j) {
+    const float* a = act + static_cast<size_t>(j) * act_stride;
+    float s = 0;
+    for (int i = 0; i < n; ++i) s += tensor::bf16_to_fp32(w[i]) * a[i];
+    out[static_cast<size_t>(j) * out_stride] = s;
+  }
+}
+
 }  // namespace
 
 const KernelTable& scalar_kernels() {
@@ -122,6 +131,7 @@ const KernelTable& scalar_kernels() {
                                  scalar::vec_q5_1, scalar::vec_q2_k, scalar::vec_q3_k, scalar::vec_q4_k,
                                  scalar::vec_q5_k, scalar::vec_q6_k, attn_scores,      exp_shifted_sum,
                                  attn_accumulate,  nullptr,          nullptr,
+                                 nullptr,          vec_bf16,         nullptr,
                                  nullptr};
   return table;
 }

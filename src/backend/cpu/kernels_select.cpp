@@ -23,12 +23,26 @@ const KernelTable* avx2_kernels() {
   return ok ? avx2_kernels_unchecked() : nullptr;  // every AVX2+FMA CPU also has F16C
 }
 
+void round_to_bf16_avx512bf16(const float* in, uint16_t* out, int n);
+void vec_bf16_pairs_avx512bf16(const uint16_t* w, const uint16_t* act, size_t act_stride, int n_act, int n, float* out,
+                               size_t out_stride);
+
 const KernelTable* avx512_kernels() {
   __builtin_cpu_init();
   bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni") &&
             __builtin_cpu_supports("fma");
-  return ok ? avx512_kernels_unchecked() : nullptr;
+  if (!ok) return nullptr;
+  if (!__builtin_cpu_supports("avx512bf16")) return avx512_kernels_unchecked();
+  // The same table with BF16 weights multiplied by vdpbf16ps.
+  static const KernelTable with_bf16 = [] {
+    KernelTable t = *avx512_kernels_unchecked();
+    t.name = "avx512-bf16";
+    t.round_to_bf16 = round_to_bf16_avx512bf16;
+    t.vec_bf16_pairs = vec_bf16_pairs_avx512bf16;
+    return t;
+  }();
+  return &with_bf16;
 }
 #else
 const KernelTable* avx2_kernels() { return nullptr; }
