@@ -77,6 +77,8 @@ TEST(InterleavedWeights, KernelsMatchTheOneRowKernels) {
   std::vector<const KernelTable*> tables{&scalar_kernels()};
   if (auto* k = avx2_kernels()) tables.push_back(k);
   if (auto* k = avx512_kernels()) tables.push_back(k);
+  if (auto* k = neon_kernels()) tables.push_back(k);
+  if (auto* k = neon_dotprod_kernels()) tables.push_back(k);
   int simd_tested = 0;
   for (auto type : {gguf::GgmlType::Q4_0, gguf::GgmlType::Q8_0}) {
     const Matrix m = quantized(type, 16, cols, 3);
@@ -114,9 +116,13 @@ TEST(InterleavedWeights, KernelsMatchTheOneRowKernels) {
       }
     }
   }
-  if (avx2_kernels() != nullptr) {
+  // Every AVX2, AVX-512 and NEON table has both kernels.
+  if (avx2_kernels() != nullptr || neon_kernels() != nullptr) {
     EXPECT_EQ(simd_tested, 2 * (static_cast<int>(tables.size()) - 1));
   }
+#if defined(__aarch64__)
+  EXPECT_NE(neon_kernels(), nullptr);
+#endif
 }
 
 }  // namespace

@@ -207,6 +207,12 @@ TEST(Kernels, Bf16WeightRowsAgainstDoubleReference) {
   if (avx2_kernels() != nullptr) {
     EXPECT_NE(avx2_kernels()->vec_bf16, nullptr);
   }
+#elif defined(__aarch64__)
+  ASSERT_NE(neon_kernels(), nullptr);
+  EXPECT_NE(neon_kernels()->vec_bf16, nullptr);
+  if (neon_dotprod_kernels() != nullptr) {
+    EXPECT_NE(neon_dotprod_kernels()->vec_bf16, nullptr);
+  }
 #endif
 }
 

@@ -170,6 +170,9 @@ TEST(Matmul, InterleavedQ4_0AndQ8_0) {
     if (avx2_kernels() != nullptr) {
       EXPECT_GT(interleaved, 0) << "the AVX2 table interleaves " << gguf::type_name(static_cast<uint32_t>(type));
     }
+#if defined(__aarch64__)
+    EXPECT_GT(interleaved, 0) << "the NEON table interleaves " << gguf::type_name(static_cast<uint32_t>(type));
+#endif
     CpuBackend off(1, pick_kernels(), /*interleave=*/false);
     Weight kept = w;
     off.prepare(kept);

@@ -8,12 +8,15 @@
 #include <cmath>
 #include <cstring>
 
+#include "backend/cpu/interleaved_weights.h"
 #include "backend/cpu/kernels.h"
 
 namespace {
 
 using pensieve::backend::cpu::kQ8BlockElements;
 using pensieve::backend::cpu::Q8Block;
+using pensieve::backend::cpu::kQ4_0x8GroupBlockBytes;
+using pensieve::backend::cpu::kQ8_0x8GroupBlockBytes;
 
 inline float half_to_float(const std::byte* p) {
   uint16_t h;
@@ -121,6 +124,53 @@ void quantize_q8(const float* x, Q8Block* out, int n) {
     vst1q_s8(out[b].qs + 16, vcombine_s8(vmovn_s16(h[2]), vmovn_s16(h[3])));
     out[b].d = d;
     out[b].sum = vaddvq_s32(sum);
+  }
+}
+
+// BF16 weights: eight at a time widened to float (a 16-bit shift) and multiplied into G activation rows, two
+// accumulators per row so consecutive FMAs do not wait on each other.
+template <int G>
+void bf16_group(const uint16_t* w, const float* a0, size_t act_stride, int n, float* out, size_t out_stride) {
+  float32x4_t acc[G][2];
+  for (int k = 0; k < G; ++k) acc[k][0] = acc[k][1] = vdupq_n_f32(0);
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const uint16x8_t h = vld1q_u16(w + i);
+    const float32x4_t lo = vreinterpretq_f32_u32(vshll_n_u16(vget_low_u16(h), 16));
+    const float32x4_t hi = vreinterpretq_f32_u32(vshll_high_n_u16(h, 16));
+#pragma GCC unroll 4
+    for (int k = 0; k < G; ++k) {
+      const float* a = a0 + static_cast<size_t>(k) * act_stride + static_cast<size_t>(i);
+      acc[k][0] = vfmaq_f32(acc[k][0], lo, vld1q_f32(a));
+      acc[k][1] = vfmaq_f32(acc[k][1], hi, vld1q_f32(a + 4));
+    }
+  }
+  for (int k = 0; k < G; ++k) {
+    float s = vaddvq_f32(vaddq_f32(acc[k][0], acc[k][1]));
+    const float* a = a0 + static_cast<size_t>(k) * act_stride;
+    for (int t = i; t < n; ++t) {
+      const uint32_t bits = static_cast<uint32_t>(w[t]) << 16;
+      float wf;
+      std::memcpy(&wf, &bits, 4);
+      s += wf * a[t];
+    }
+    out[static_cast<size_t>(k) * out_stride] = s;
+  }
+}
+
+void vec_bf16(const uint16_t* w, const float* act, size_t act_stride, int n_act, int n, float* out, size_t out_stride) {
+  constexpr int kRows = 4;
+  int j = 0;
+  for (; j + kRows <= n_act; j += kRows) {
+    bf16_group<kRows>(w, act + static_cast<size_t>(j) * act_stride, act_stride, n, out + static_cast<size_t>(j) * out_stride, out_stride);
+  }
+  const float* a = act + static_cast<size_t>(j) * act_stride;
+  float* o = out + static_cast<size_t>(j) * out_stride;
+  switch (n_act - j) {
+    case 3: bf16_group<3>(w, a, act_stride, n, o, out_stride); break;
+    case 2: bf16_group<2>(w, a, act_stride, n, o, out_stride); break;
+    case 1: bf16_group<1>(w, a, act_stride, n, o, out_stride); break;
+    default: break;
   }
 }
 
@@ -348,6 +398,7 @@ void rows4_q4_0(const std::byte* w, size_t row_bytes, const Q8Block* act, size_t
 }
 
 #include "backend/cpu/kernels_quant_neon.inl"
+#include "backend/cpu/kernels_x8_neon.inl"
 
 #undef PENSIEVE_GROUP
 #undef PENSIEVE_VEC
@@ -382,6 +433,9 @@ const pensieve::backend::cpu::KernelTable kTable{
     .exp_shifted_sum = exp_shifted_sum,
     .attn_accumulate = attn_accumulate,
     .rows4_q4_0 = rows4_q4_0,
+    .x8_q4_0 = x8_q4_0,
+    .x8_q8_0 = x8_q8_0,
+    .vec_bf16 = vec_bf16,
 };
 #pragma GCC diagnostic pop
 

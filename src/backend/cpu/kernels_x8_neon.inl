@@ -1,0 +1,206 @@
+// NEON kernels over eight interleaved weight rows (interleaved_weights.h); included by kernels_neon.inl after
+// its helpers and in_groups, inside its anonymous namespace, so the baseline and dot product builds each get
+// a copy.
+//
+// Chunk c of a group block is 32 bytes: four consecutive weights of each of the eight rows. Its first 16
+// bytes are rows 0..3, one row per 32-bit lane, its second 16 bytes rows 4..7. Against the matching four
+// activation bytes, every lane collects one row's dot product, so a block ends with the eight rows' integer
+// sums in two vectors, scaled by the eight fp16 scales at once, and nothing is summed across lanes.
+//
+// With the dot product extension, vdotq_laneq_s32 multiplies a 16-byte weight load by four activation bytes
+// picked from a 16-byte activation load by lane index. Without it, the activation bytes are broadcast and
+// the products widen through vmull_s8/vmlal_s8 into int16, each int16 lane holding one (row, position)
+// pair; pairwise adds then fold the four positions of a row together.
+
+constexpr size_t kX8ScaleBytes = 16;
+
+// The eight rows' fp16 scales as float: rows 0..3 and 4..7.
+struct X8Scales {
+  float32x4_t lo, hi;
+};
+
+inline X8Scales x8_scales(const std::byte* group_block) {
+  const float16x8_t h = vreinterpretq_f16_u16(vld1q_u16(reinterpret_cast<const uint16_t*>(group_block)));
+  return {vcvt_f32_f16(vget_low_f16(h)), vcvt_high_f32_f16(h)};
+}
+
+inline int8x16_t x8_chunk_half(const std::byte* gb, int c, int half) {
+  return vld1q_s8(reinterpret_cast<const int8_t*>(gb + kX8ScaleBytes + 32 * static_cast<size_t>(c) + 16 * static_cast<size_t>(half)));
+}
+
+// acc += dw * ad * isum, for rows 0..3 (lo) and 4..7 (hi).
+inline void x8_accumulate(float32x4_t acc[2], int32x4_t isum_lo, int32x4_t isum_hi, const X8Scales& dw, float ad) {
+  acc[0] = vfmaq_f32(acc[0], vcvtq_f32_s32(isum_lo), vmulq_n_f32(dw.lo, ad));
+  acc[1] = vfmaq_f32(acc[1], vcvtq_f32_s32(isum_hi), vmulq_n_f32(dw.hi, ad));
+}
+
+#ifndef PENSIEVE_DOTPROD
+// Four activation bytes in every 32-bit lane.
+inline int8x16_t broadcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return vreinterpretq_s8_s32(vdupq_n_s32(v));
+}
+
+// [row a: 2 lanes][row b: 2 lanes] x2 -> [row 0, row 1, row 2, row 3]: the last fold of the pair sums.
+inline int32x4_t fold_rows(int32x4_t rows01, int32x4_t rows23) { return vpaddq_s32(rows01, rows23); }
+#endif
+
+// Q4_0: weights are stored +8 (0..15), so they stay unsigned and the +8 comes off as 8 * sum(a) per block.
+template <int G>
+void q4_0x8_group(const std::byte* w, const Q8Block* a0, size_t act_stride, int n_blocks, float* out,
+                  size_t out_stride) {
+  const uint8x16_t low4 = vdupq_n_u8(0x0F);
+  float32x4_t acc[G][2];
+  for (int k = 0; k < G; ++k) acc[k][0] = acc[k][1] = vdupq_n_f32(0);
+  for (int b = 0; b < n_blocks; ++b) {
+    const std::byte* gb = w + static_cast<size_t>(b) * kQ4_0x8GroupBlockBytes;
+#ifdef PENSIEVE_DOTPROD
+    int32x4_t isum[G][2];
+    int8x16_t qa_lo[G], qa_hi[G];  // elements 0..15 (low nibbles' partners) and 16..31 (high nibbles')
+    for (int k = 0; k < G; ++k) {
+      const Q8Block& a = a0[static_cast<size_t>(k) * act_stride + static_cast<size_t>(b)];
+      isum[k][0] = isum[k][1] = vdupq_n_s32(-8 * a.sum);
+      qa_lo[k] = vld1q_s8(a.qs);
+      qa_hi[k] = vld1q_s8(a.qs + 16);
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; ++c) {
+#pragma GCC unroll 2
+      for (int half = 0; half < 2; ++half) {
+        const uint8x16_t packed = vreinterpretq_u8_s8(x8_chunk_half(gb, c, half));
+        const int8x16_t lo = vreinterpretq_s8_u8(vandq_u8(packed, low4));
+        const int8x16_t hi = vreinterpretq_s8_u8(vshrq_n_u8(packed, 4));
+#pragma GCC unroll 4
+        for (int k = 0; k < G; ++k) {
+          // vdotq_laneq_s32 takes its lane as a literal; unrolled, c is known and the switch folds away.
+          switch (c) {
+            case 0: isum[k][half] = vdotq_laneq_s32(vdotq_laneq_s32(isum[k][half], lo, qa_lo[k], 0), hi, qa_hi[k], 0); break;
+            case 1: isum[k][half] = vdotq_laneq_s32(vdotq_laneq_s32(isum[k][half], lo, qa_lo[k], 1), hi, qa_hi[k], 1); break;
+            case 2: isum[k][half] = vdotq_laneq_s32(vdotq_laneq_s32(isum[k][half], lo, qa_lo[k], 2), hi, qa_hi[k], 2); break;
+            default: isum[k][half] = vdotq_laneq_s32(vdotq_laneq_s32(isum[k][half], lo, qa_lo[k], 3), hi, qa_hi[k], 3); break;
+          }
+        }
+      }
+    }
+    const X8Scales dw = x8_scales(gb);
+#pragma GCC unroll 4
+    for (int k = 0; k < G; ++k) {
+      x8_accumulate(acc[k], isum[k][0], isum[k][1], dw, a0[static_cast<size_t>(k) * act_stride + static_cast<size_t>(b)].d);
+    }
+#else
+    // int16 lane (row pair p, position) sums eight products of a block, at most 8 * 15 * 127 = 15240.
+    int16x8_t pairs[G][4];  // rows 0-1, 2-3, 4-5, 6-7
+    for (int k = 0; k < G; ++k) pairs[k][0] = pairs[k][1] = pairs[k][2] = pairs[k][3] = vdupq_n_s16(0);
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; ++c) {
+#pragma GCC unroll 2
+      for (int half = 0; half < 2; ++half) {
+        const uint8x16_t packed = vreinterpretq_u8_s8(x8_chunk_half(gb, c, half));
+        const int8x16_t lo = vreinterpretq_s8_u8(vandq_u8(packed, low4));
+        const int8x16_t hi = vreinterpretq_s8_u8(vshrq_n_u8(packed, 4));
+#pragma GCC unroll 4
+        for (int k = 0; k < G; ++k) {
+          const int8_t* qa = a0[static_cast<size_t>(k) * act_stride + static_cast<size_t>(b)].qs;
+          const int8x16_t alo = broadcast4(qa + 4 * c), ahi = broadcast4(qa + 16 + 4 * c);
+          int16x8_t& p01 = pairs[k][2 * half];
+          int16x8_t& p23 = pairs[k][2 * half + 1];
+          p01 = vmlal_s8(vmlal_s8(p01, vget_low_s8(lo), vget_low_s8(alo)), vget_low_s8(hi), vget_low_s8(ahi));
+          p23 = vmlal_high_s8(vmlal_high_s8(p23, lo, alo), hi, ahi);
+        }
+      }
+    }
+    const X8Scales dw = x8_scales(gb);
+#pragma GCC unroll 4
+    for (int k = 0; k < G; ++k) {
+      const Q8Block& a = a0[static_cast<size_t>(k) * act_stride + static_cast<size_t>(b)];
+      const int32x4_t offset = vdupq_n_s32(-8 * a.sum);
+      const int32x4_t rows_lo = fold_rows(vpaddlq_s16(pairs[k][0]), vpaddlq_s16(pairs[k][1]));
+      const int32x4_t rows_hi = fold_rows(vpaddlq_s16(pairs[k][2]), vpaddlq_s16(pairs[k][3]));
+      x8_accumulate(acc[k], vaddq_s32(rows_lo, offset), vaddq_s32(rows_hi, offset), dw, a.d);
+    }
+#endif
+  }
+  for (int k = 0; k < G; ++k) {
+    vst1q_f32(out + static_cast<size_t>(k) * out_stride, acc[k][0]);
+    vst1q_f32(out + static_cast<size_t>(k) * out_stride + 4, acc[k][1]);
+  }
+}
+
+// Q8_0: signed weights against signed activations.
+template <int G>
+void q8_0x8_group(const std::byte* w, const Q8Block* a0, size_t act_stride, int n_blocks, float* out,
+                  size_t out_stride) {
+  float32x4_t acc[G][2];
+  for (int k = 0; k < G; ++k) acc[k][0] = acc[k][1] = vdupq_n_f32(0);
+  for (int b = 0; b < n_blocks; ++b) {
+    const std::byte* gb = w + static_cast<size_t>(b) * kQ8_0x8GroupBlockBytes;
+#ifdef PENSIEVE_DOTPROD
+    int32x4_t isum[G][2];
+    int8x16_t qa[G][2];  // elements 0..15 (chunks 0..3) and 16..31 (chunks 4..7)
+    for (int k = 0; k < G; ++k) {
+      const int8_t* q = a0[static_cast<size_t>(k) * act_stride + static_cast<size_t>(b)].qs;
+      isum[k][0] = isum[k][1] = vdupq_n_s32(0);
+      qa[k][0] = vld1q_s8(q);
+      qa[k][1] = vld1q_s8(q + 16);
+    }
+#pragma GCC unroll 8
+    for (int c = 0; c < 8; ++c) {
+#pragma GCC unroll 2
+      for (int half = 0; half < 2; ++half) {
+        const int8x16_t qw = x8_chunk_half(gb, c, half);
+#pragma GCC unroll 4
+        for (int k = 0; k < G; ++k) {
+          const int8x16_t& a = qa[k][c / 4];
+          switch (c % 4) {
+            case 0: isum[k][half] = vdotq_laneq_s32(isum[k][half], qw, a, 0); break;
+            case 1: isum[k][half] = vdotq_laneq_s32(isum[k][half], qw, a, 1); break;
+            case 2: isum[k][half] = vdotq_laneq_s32(isum[k][half], qw, a, 2); break;
+            default: isum[k][half] = vdotq_laneq_s32(isum[k][half], qw, a, 3); break;
+          }
+        }
+      }
+    }
+    const X8Scales dw = x8_scales(gb);
+#pragma GCC unroll 4
+    for (int k = 0; k < G; ++k) {
+      x8_accumulate(acc[k], isum[k][0], isum[k][1], dw, a0[static_cast<size_t>(k) * act_stride + static_cast<size_t>(b)].d);
+    }
+#else
+    // Two chunks' products share an int16 lane (|w| <= 128, |a| <= 127: at most 32512), then widen.
+    int32x4_t pairs[G][4];  // rows 0-1, 2-3, 4-5, 6-7, two lanes per row
+    for (int k = 0; k < G; ++k) pairs[k][0] = pairs[k][1] = pairs[k][2] = pairs[k][3] = vdupq_n_s32(0);
+#pragma GCC unroll 4
+    for (int c = 0; c < 8; c += 2) {
+#pragma GCC unroll 2
+      for (int half = 0; half < 2; ++half) {
+        const int8x16_t w0 = x8_chunk_half(gb, c, half), w1 = x8_chunk_half(gb, c + 1, half);
+#pragma GCC unroll 4
+        for (int k = 0; k < G; ++k) {
+          const int8_t* qa = a0[static_cast<size_t>(k) * act_stride + static_cast<size_t>(b)].qs;
+          const int8x16_t a0c = broadcast4(qa + 4 * c), a1c = broadcast4(qa + 4 * c + 4);
+          const int16x8_t p01 = vmlal_s8(vmull_s8(vget_low_s8(w0), vget_low_s8(a0c)), vget_low_s8(w1), vget_low_s8(a1c));
+          const int16x8_t p23 = vmlal_high_s8(vmull_high_s8(w0, a0c), w1, a1c);
+          pairs[k][2 * half] = vpadalq_s16(pairs[k][2 * half], p01);
+          pairs[k][2 * half + 1] = vpadalq_s16(pairs[k][2 * half + 1], p23);
+        }
+      }
+    }
+    const X8Scales dw = x8_scales(gb);
+#pragma GCC unroll 4
+    for (int k = 0; k < G; ++k) {
+      x8_accumulate(acc[k], fold_rows(pairs[k][0], pairs[k][1]), fold_rows(pairs[k][2], pairs[k][3]), dw,
+                    a0[static_cast<size_t>(k) * act_stride + static_cast<size_t>(b)].d);
+    }
+#endif
+  }
+  for (int k = 0; k < G; ++k) {
+    vst1q_f32(out + static_cast<size_t>(k) * out_stride, acc[k][0]);
+    vst1q_f32(out + static_cast<size_t>(k) * out_stride + 4, acc[k][1]);
+  }
+}
+
+PENSIEVE_GROUP(Q4_0x8Group, (q4_0x8_group<G>(w, a, s, nb, o, os)))
+PENSIEVE_GROUP(Q8_0x8Group, (q8_0x8_group<G>(w, a, s, nb, o, os)))
+PENSIEVE_VEC(x8_q4_0, Q4_0x8Group)
+PENSIEVE_VEC(x8_q8_0, Q8_0x8Group)
