@@ -116,8 +116,9 @@ int run_serve(const ServeArgs& a) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const engine::EngineStats stats = eng->stats();
   std::fprintf(stderr,
-               "pensieve: ready in %.1fs: model '%s', context %d tokens, %d parallel, KV pool %d blocks%s\n",
+               "pensieve: ready in %.1fs: model '%s', context %d tokens, %d parallel, KV pool %d blocks, %s x %d threads%s\n",
                seconds, served->id().c_str(), eng->context_length(), eng->max_parallel(), stats.kv_blocks_total,
+               be->name().c_str(), be->threads(),
                served->template_is_fallback() ? " (no chat template in the file: using ChatML)" : "");
   // The pool's real size (the engine chose its blocks), in the terms `pensieve plan` predicts.
   const uint64_t kv_bytes = kv_bytes_per_token(model->config(), kv_type) * kv::kBlockTokens *
