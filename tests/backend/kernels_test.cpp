@@ -1,6 +1,7 @@
 // Every SIMD kernel table this CPU runs, against the scalar reference table.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -11,6 +12,7 @@
 
 #include "backend/cpu/kernels.h"
 #include "gguf/ggml_type.h"
+#include "tensor/dequantize.h"
 #include "tensor/quantize.h"
 
 namespace pensieve::backend::cpu {
@@ -258,6 +260,31 @@ TEST(Kernels, Bf16PairsRoundLikeTheQuantizerAndMultiplyExactly) {
       }
     }
   }
+}
+
+// A q8_0 KV cache's rows decoded by a table's kernel are bit for bit what tensor::dequantize gives.
+TEST(Kernels, Q8_0RowsToFloatAreBitExact) {
+  const int n = 256;
+  auto x = random_floats(static_cast<size_t>(n), 61, 3.0f);
+  x[5] = 0.0f;
+  std::fill(x.begin() + 64, x.begin() + 96, 0.0f);  // an all-zero block: scale 0
+  std::vector<std::byte> blocks(*gguf::bytes_for(static_cast<uint32_t>(gguf::GgmlType::Q8_0), n));
+  tensor::quantize(gguf::GgmlType::Q8_0, x, blocks);
+  std::vector<float> want(static_cast<size_t>(n));
+  tensor::dequantize(static_cast<uint32_t>(gguf::GgmlType::Q8_0), blocks, want);
+  int tested = 0;
+  for (const KernelTable* k : simd_tables()) {
+    if (k->q8_0_to_f32 == nullptr) continue;
+    ++tested;
+    std::vector<float> got(static_cast<size_t>(n), -1.0f);
+    k->q8_0_to_f32(blocks.data(), got.data(), n);
+    ASSERT_EQ(std::memcmp(got.data(), want.data(), want.size() * sizeof(float)), 0) << k->name;
+  }
+#if defined(__x86_64__)
+  if (avx2_kernels() != nullptr) {
+    EXPECT_GT(tested, 0);
+  }
+#endif
 }
 
 }  // namespace

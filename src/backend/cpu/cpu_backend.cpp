@@ -325,6 +325,8 @@ void CpuBackend::attention(const float* q, int n_heads, const KvLayerView& kv, c
       float* d = dst + static_cast<size_t>(s) * head_floats;
       if (kv.element == KvElement::F16) {
         kernels_.f16_to_f32(reinterpret_cast<const uint16_t*>(r), d, hd);
+      } else if (kernels_.q8_0_to_f32 != nullptr) {
+        kernels_.q8_0_to_f32(r, d, hd);
       } else {
         // head_dim % 32 == 0 (checked above), so the sizes always match and this cannot throw in a worker.
         tensor::dequantize(static_cast<uint32_t>(GgmlType::Q8_0), {r, head_bytes}, {d, head_floats});

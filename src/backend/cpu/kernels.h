@@ -74,6 +74,9 @@ struct KernelTable {
   void (*round_to_bf16)(const float* in, uint16_t* out, int n);
   void (*vec_bf16_pairs)(const uint16_t* w, const uint16_t* act, size_t act_stride, int n_act, int n, float* out,
                          size_t out_stride);
+  // Q8_0 blocks (a q8_0 KV cache's rows) to float, n a multiple of 32; bit-exact with tensor::dequantize,
+  // which serves where this is nullptr.
+  void (*q8_0_to_f32)(const std::byte* blocks, float* out, int n);
 };
 
 const KernelTable& scalar_kernels();

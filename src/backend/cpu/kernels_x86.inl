@@ -372,6 +372,20 @@ void vec_bf16(const uint16_t* w, const float* act, size_t act_stride, int n_act,
   }
 }
 
+void q8_0_to_f32(const std::byte* blocks, float* out, int n) {
+  for (int b = 0; b < n / kQ8BlockElements; ++b) {
+    const std::byte* block = blocks + static_cast<size_t>(b) * kQ8_0Bytes;
+    const __m256 d = _mm256_set1_ps(half_to_float(block));
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(block + 2));
+    const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+    float* o = out + static_cast<size_t>(b) * kQ8BlockElements;
+    _mm256_storeu_ps(o, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo))));
+    _mm256_storeu_ps(o + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8)))));
+    _mm256_storeu_ps(o + 16, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi))));
+    _mm256_storeu_ps(o + 24, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8)))));
+  }
+}
+
 #include "backend/cpu/kernels_quant_x86.inl"
 #include "backend/cpu/kernels_x8_x86.inl"
 
@@ -441,6 +455,6 @@ const pensieve::backend::cpu::KernelTable kTable{
 #endif
     dot_f32,  scale_f32, f16_to_f32, f32_to_f16, bf16_to_f32, quantize_q8, vec_q8_0, vec_q4_0,
     vec_q4_1, vec_q5_0, vec_q5_1,  vec_q2_k,   vec_q3_k,   vec_q4_k,    vec_q5_k,    vec_q6_k,
-    attn_scores, exp_shifted_sum, attn_accumulate, rows4_q4_0, x8_q4_0, x8_q8_0, vec_bf16, nullptr, nullptr};
+    attn_scores, exp_shifted_sum, attn_accumulate, rows4_q4_0, x8_q4_0, x8_q8_0, vec_bf16, nullptr, nullptr, q8_0_to_f32};
 
 }  // namespace
