@@ -39,14 +39,17 @@ Matrix quantized(gguf::GgmlType type, int64_t rows, int cols, uint32_t seed) {
 }
 
 WeightLayout layout_of(gguf::GgmlType t) {
+  if (t == gguf::GgmlType::Q4_K) return WeightLayout::Q4_KInterleaved8;
   return t == gguf::GgmlType::Q4_0 ? WeightLayout::Q4_0Interleaved8 : WeightLayout::Q8_0Interleaved8;
 }
 
-TEST(InterleavedWeights, OnlyQ4_0AndQ8_0InWholeGroupsOfEight) {
+TEST(InterleavedWeights, OnlyQ4_0Q8_0AndQ4_KInWholeGroupsOfEight) {
   EXPECT_TRUE(can_interleave(static_cast<uint32_t>(gguf::GgmlType::Q4_0), 16));
   EXPECT_TRUE(can_interleave(static_cast<uint32_t>(gguf::GgmlType::Q8_0), 8));
   EXPECT_FALSE(can_interleave(static_cast<uint32_t>(gguf::GgmlType::Q8_0), 12));
-  EXPECT_FALSE(can_interleave(static_cast<uint32_t>(gguf::GgmlType::Q4_K), 16));
+  EXPECT_TRUE(can_interleave(static_cast<uint32_t>(gguf::GgmlType::Q4_K), 16));
+  EXPECT_FALSE(can_interleave(static_cast<uint32_t>(gguf::GgmlType::Q5_K), 16));
+  EXPECT_FALSE(can_interleave(static_cast<uint32_t>(gguf::GgmlType::Q6_K), 16));
   EXPECT_FALSE(can_interleave(static_cast<uint32_t>(gguf::GgmlType::F16), 16));
   const Matrix m = quantized(gguf::GgmlType::Q8_0, 12, 64, 1);
   EXPECT_THROW(interleave_rows(m.type, m.bytes, m.rows, m.row_bytes), std::invalid_argument);
@@ -55,8 +58,8 @@ TEST(InterleavedWeights, OnlyQ4_0AndQ8_0InWholeGroupsOfEight) {
 // Every row gathered back from the interleaved copy is byte for byte the original row, and the copy is a
 // different arrangement (a layout that changed nothing would pass the first check trivially).
 TEST(InterleavedWeights, GatherRowUndoesInterleaving) {
-  for (auto type : {gguf::GgmlType::Q4_0, gguf::GgmlType::Q8_0}) {
-    const Matrix m = quantized(type, 24, 96, 2);
+  for (auto type : {gguf::GgmlType::Q4_0, gguf::GgmlType::Q8_0, gguf::GgmlType::Q4_K}) {
+    const Matrix m = quantized(type, 24, type == gguf::GgmlType::Q4_K ? 512 : 96, 2);
     const auto packed = interleave_rows(m.type, m.bytes, m.rows, m.row_bytes);
     ASSERT_EQ(packed.size(), m.bytes.size());
     EXPECT_NE(packed, m.bytes);
@@ -73,24 +76,29 @@ TEST(InterleavedWeights, GatherRowUndoesInterleaving) {
 // on the GGUF order: the same integer block sums, so agreement to float rounding, with strided outputs whose
 // other columns must stay untouched.
 TEST(InterleavedWeights, KernelsMatchTheOneRowKernels) {
-  const int cols = 320, n_blocks = cols / kQ8BlockElements;
   std::vector<const KernelTable*> tables{&scalar_kernels()};
   if (auto* k = avx2_kernels()) tables.push_back(k);
   if (auto* k = avx512_kernels()) tables.push_back(k);
   if (auto* k = neon_kernels()) tables.push_back(k);
   if (auto* k = neon_dotprod_kernels()) tables.push_back(k);
-  int simd_tested = 0;
-  for (auto type : {gguf::GgmlType::Q4_0, gguf::GgmlType::Q8_0}) {
+  int simd_tested = 0, simd_tested_q4_k = 0;
+  for (auto type : {gguf::GgmlType::Q4_0, gguf::GgmlType::Q8_0, gguf::GgmlType::Q4_K}) {
+    const bool q4_k = type == gguf::GgmlType::Q4_K;
+    const int cols = q4_k ? 512 : 320, n_blocks = cols / kQ8BlockElements;
     const Matrix m = quantized(type, 16, cols, 3);
     const auto packed = interleave_rows(m.type, m.bytes, m.rows, m.row_bytes);
-    const bool q4 = type == gguf::GgmlType::Q4_0;
-    const VecDotQ8 one_row = q4 ? scalar_kernels().vec_q4_0 : scalar_kernels().vec_q8_0;
-    std::vector<VecDotQ8> kernels{q4 ? reference_x8_q4_0 : reference_x8_q8_0};
+    VecDotQ8 one_row = scalar_kernels().vec_q8_0, reference = reference_x8_q8_0;
+    VecDotQ8 KernelTable::*member = &KernelTable::x8_q8_0;
+    if (type == gguf::GgmlType::Q4_0) {
+      one_row = scalar_kernels().vec_q4_0, reference = reference_x8_q4_0, member = &KernelTable::x8_q4_0;
+    } else if (q4_k) {
+      one_row = scalar_kernels().vec_q4_k, reference = reference_x8_q4_k, member = &KernelTable::x8_q4_k;
+    }
+    std::vector<VecDotQ8> kernels{reference};
     for (const KernelTable* k : tables) {
-      VecDotQ8 x8 = q4 ? k->x8_q4_0 : k->x8_q8_0;
-      if (x8 != nullptr) {
-        kernels.push_back(x8);
-        ++simd_tested;
+      if (k->*member != nullptr) {
+        kernels.push_back(k->*member);
+        ++(q4_k ? simd_tested_q4_k : simd_tested);
       }
     }
     for (int n_act : {1, 2, 3, 4, 5, 9}) {
@@ -116,10 +124,11 @@ TEST(InterleavedWeights, KernelsMatchTheOneRowKernels) {
       }
     }
   }
-  // Every AVX2, AVX-512 and NEON table has both kernels.
+  // Every AVX2, AVX-512 and NEON table has the Q4_0 and Q8_0 kernels; the x86 ones the Q4_K kernel too.
   if (avx2_kernels() != nullptr || neon_kernels() != nullptr) {
     EXPECT_EQ(simd_tested, 2 * (static_cast<int>(tables.size()) - 1));
   }
+  EXPECT_EQ(simd_tested_q4_k, (avx2_kernels() != nullptr) + (avx512_kernels() != nullptr));
 #if defined(__aarch64__)
   EXPECT_NE(neon_kernels(), nullptr);
 #endif

@@ -139,13 +139,12 @@ TEST(Matmul, Q4_0FourRowsAtOnceMatchOneRowAtATime) {
   }
 }
 
-// The llama.cpp-quantized fixtures hold real tensors of every format pensieve reads.
-// Q4_0 and Q8_0 matrices whose rows come in eights are re-laid out by prepare() on tables that have the
+// Q4_0, Q8_0 and Q4_K matrices whose rows come in eights are re-laid out by prepare() on tables that have the
 // interleaved kernels; the products must still match the double reference, and the tied-embedding lookup
 // must read the same rows back.
-TEST(Matmul, InterleavedQ4_0AndQ8_0) {
-  for (auto type : {gguf::GgmlType::Q8_0, gguf::GgmlType::Q4_0}) {
-    const int64_t rows = 48, cols = 384;
+TEST(Matmul, InterleavedQ4_0Q8_0AndQ4_K) {
+  for (auto type : {gguf::GgmlType::Q8_0, gguf::GgmlType::Q4_0, gguf::GgmlType::Q4_K}) {
+    const int64_t rows = 48, cols = 512;
     auto dense = random_floats(static_cast<size_t>(rows * cols), 3);
     std::vector<std::byte> bytes(*gguf::bytes_for(static_cast<uint32_t>(type), dense.size()));
     tensor::quantize(type, dense, bytes);
@@ -171,7 +170,9 @@ TEST(Matmul, InterleavedQ4_0AndQ8_0) {
       EXPECT_GT(interleaved, 0) << "the AVX2 table interleaves " << gguf::type_name(static_cast<uint32_t>(type));
     }
 #if defined(__aarch64__)
-    EXPECT_GT(interleaved, 0) << "the NEON table interleaves " << gguf::type_name(static_cast<uint32_t>(type));
+    if (type != gguf::GgmlType::Q4_K) {  // no NEON kernel for interleaved Q4_K yet
+      EXPECT_GT(interleaved, 0) << "the NEON table interleaves " << gguf::type_name(static_cast<uint32_t>(type));
+    }
 #endif
     CpuBackend off(1, pick_kernels(), /*interleave=*/false);
     Weight kept = w;
@@ -181,6 +182,7 @@ TEST(Matmul, InterleavedQ4_0AndQ8_0) {
   }
 }
 
+// The llama.cpp-quantized fixtures hold real tensors of every format pensieve reads.
 TEST(Matmul, EveryTensorTypeInTheQuantFixtures) {
   const auto dir = std::filesystem::path(PENSIEVE_FIXTURES_DIR) / "quant";
   std::set<std::string> seen;

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "gguf/ggml_type.h"
+#include "tensor/block_layouts.h"
 #include "tensor/dequantize.h"
 
 namespace pensieve::backend::cpu {
@@ -13,32 +14,45 @@ namespace {
 
 using gguf::GgmlType;
 
-constexpr size_t kQ4_0Bytes = 18, kQ8_0Bytes = 34;
-constexpr size_t kScaleBytes = 2 * kInterleavedRows;
+constexpr size_t kQ4_0Bytes = 18, kQ8_0Bytes = 34, kQ4_KBytes = 144;
 constexpr size_t kLaneBytes = 4;  // consecutive bytes of one row inside a chunk
 
 struct Shape {
   size_t block_bytes;        // one row's block in GGUF order
   size_t group_block_bytes;  // eight rows' blocks interleaved
+  size_t header_bytes;       // the block's scales, ahead of its quants
+  bool k4;                   // Q4_K's header: d, dmin, 12 bytes of packed scales and mins
 };
 
 Shape shape_of(uint32_t type_id) {
-  if (type_id == static_cast<uint32_t>(GgmlType::Q4_0)) return {kQ4_0Bytes, kQ4_0x8GroupBlockBytes};
-  if (type_id == static_cast<uint32_t>(GgmlType::Q8_0)) return {kQ8_0Bytes, kQ8_0x8GroupBlockBytes};
+  if (type_id == static_cast<uint32_t>(GgmlType::Q4_0)) return {kQ4_0Bytes, kQ4_0x8GroupBlockBytes, 2, false};
+  if (type_id == static_cast<uint32_t>(GgmlType::Q8_0)) return {kQ8_0Bytes, kQ8_0x8GroupBlockBytes, 2, false};
+  if (type_id == static_cast<uint32_t>(GgmlType::Q4_K)) return {kQ4_KBytes, kQ4_Kx8GroupBlockBytes, 16, true};
   throw std::invalid_argument("no interleaved layout for GGML type " + std::to_string(type_id));
 }
 
 Shape shape_of(WeightLayout layout) {
-  return layout == WeightLayout::Q4_0Interleaved8 ? shape_of(static_cast<uint32_t>(GgmlType::Q4_0))
-                                                  : shape_of(static_cast<uint32_t>(GgmlType::Q8_0));
+  switch (layout) {
+    case WeightLayout::Q4_0Interleaved8: return shape_of(static_cast<uint32_t>(GgmlType::Q4_0));
+    case WeightLayout::Q8_0Interleaved8: return shape_of(static_cast<uint32_t>(GgmlType::Q8_0));
+    case WeightLayout::Q4_KInterleaved8: return shape_of(static_cast<uint32_t>(GgmlType::Q4_K));
+    default: break;
+  }
+  throw std::invalid_argument("not an interleaved layout: " + std::to_string(static_cast<int>(layout)));
 }
 
-// Where byte i of row r's block b sits inside the group block: the fp16 scale first, then the quants.
-size_t interleaved_offset(size_t i, int r) {
-  if (i < 2) return static_cast<size_t>(r) * 2 + i;
-  const size_t q = i - 2;
-  return kScaleBytes + (q / kLaneBytes) * kLaneBytes * kInterleavedRows + static_cast<size_t>(r) * kLaneBytes +
-         q % kLaneBytes;
+// Where byte i of row r's block sits inside the group block: each header field for the eight rows side by
+// side, then the quants four bytes per row per chunk.
+size_t interleaved_offset(const Shape& s, size_t i, int r) {
+  const auto row = static_cast<size_t>(r);
+  if (i >= s.header_bytes) {
+    const size_t q = i - s.header_bytes;
+    return s.header_bytes * kInterleavedRows + (q / kLaneBytes) * kLaneBytes * kInterleavedRows + row * kLaneBytes +
+           q % kLaneBytes;
+  }
+  if (!s.k4) return row * 2 + i;                                  // the fp16 scale
+  if (i < 4) return (i / 2) * 2 * kInterleavedRows + row * 2 + i % 2;  // d, then dmin
+  return 4 * kInterleavedRows + (i - 4) * kInterleavedRows + row;      // packed scale byte i - 4
 }
 
 int16_t signed_byte(std::byte b) { return static_cast<int8_t>(b); }
@@ -52,7 +66,8 @@ float scale_of(const std::byte* group_block, int r) {
 }  // namespace
 
 bool can_interleave(uint32_t type_id, int64_t rows) {
-  const bool type_ok = type_id == static_cast<uint32_t>(GgmlType::Q4_0) || type_id == static_cast<uint32_t>(GgmlType::Q8_0);
+  const bool type_ok = type_id == static_cast<uint32_t>(GgmlType::Q4_0) || type_id == static_cast<uint32_t>(GgmlType::Q8_0) ||
+                       type_id == static_cast<uint32_t>(GgmlType::Q4_K);
   return type_ok && rows > 0 && rows % kInterleavedRows == 0;
 }
 
@@ -69,8 +84,10 @@ std::vector<std::byte> interleave_rows(uint32_t type_id, std::span<const std::by
       std::byte* dst = out.data() + (static_cast<size_t>(g) * n_blocks + b) * s.group_block_bytes;
       for (int r = 0; r < kInterleavedRows; ++r) {
         const std::byte* src = data.data() + static_cast<size_t>(g * kInterleavedRows + r) * row_bytes + b * s.block_bytes;
-        std::memcpy(dst + 2 * r, src, 2);
-        for (size_t q = 2; q < s.block_bytes; q += kLaneBytes) std::memcpy(dst + interleaved_offset(q, r), src + q, kLaneBytes);
+        for (size_t i = 0; i < s.header_bytes; ++i) dst[interleaved_offset(s, i, r)] = src[i];
+        for (size_t q = s.header_bytes; q < s.block_bytes; q += kLaneBytes) {
+          std::memcpy(dst + interleaved_offset(s, q, r), src + q, kLaneBytes);
+        }
       }
     }
   }
@@ -86,12 +103,13 @@ void gather_row(WeightLayout layout, std::span<const std::byte> data, int64_t ro
   const int r = static_cast<int>(row % kInterleavedRows);
   for (size_t b = 0; b < n_blocks; ++b) {
     const std::byte* src = data.data() + (g * n_blocks + b) * s.group_block_bytes;
-    for (size_t i = 0; i < s.block_bytes; ++i) out[b * s.block_bytes + i] = src[interleaved_offset(i, r)];
+    for (size_t i = 0; i < s.block_bytes; ++i) out[b * s.block_bytes + i] = src[interleaved_offset(s, i, r)];
   }
 }
 
 void reference_x8_q4_0(const std::byte* w, const Q8Block* act, size_t act_stride, int n_act, int n_blocks, float* out,
                        size_t out_stride) {
+  const Shape q4_0 = shape_of(static_cast<uint32_t>(GgmlType::Q4_0));
   for (int j = 0; j < n_act; ++j) {
     for (int r = 0; r < kInterleavedRows; ++r) {
       float sum = 0;
@@ -100,7 +118,7 @@ void reference_x8_q4_0(const std::byte* w, const Q8Block* act, size_t act_stride
         const Q8Block& a = act[static_cast<size_t>(j) * act_stride + static_cast<size_t>(b)];
         int32_t dot = 0;
         for (size_t i = 0; i < 16; ++i) {
-          const auto packed = static_cast<uint8_t>(gb[interleaved_offset(2 + i, r)]);
+          const auto packed = static_cast<uint8_t>(gb[interleaved_offset(q4_0, 2 + i, r)]);
           dot += ((packed & 0x0F) - 8) * a.qs[i] + ((packed >> 4) - 8) * a.qs[i + 16];
         }
         sum += scale_of(gb, r) * a.d * static_cast<float>(dot);
@@ -112,6 +130,7 @@ void reference_x8_q4_0(const std::byte* w, const Q8Block* act, size_t act_stride
 
 void reference_x8_q8_0(const std::byte* w, const Q8Block* act, size_t act_stride, int n_act, int n_blocks, float* out,
                        size_t out_stride) {
+  const Shape q8_0 = shape_of(static_cast<uint32_t>(GgmlType::Q8_0));
   for (int j = 0; j < n_act; ++j) {
     for (int r = 0; r < kInterleavedRows; ++r) {
       float sum = 0;
@@ -119,8 +138,36 @@ void reference_x8_q8_0(const std::byte* w, const Q8Block* act, size_t act_stride
         const std::byte* gb = w + static_cast<size_t>(b) * kQ8_0x8GroupBlockBytes;
         const Q8Block& a = act[static_cast<size_t>(j) * act_stride + static_cast<size_t>(b)];
         int32_t dot = 0;
-        for (size_t i = 0; i < 32; ++i) dot += signed_byte(gb[interleaved_offset(2 + i, r)]) * a.qs[i];
+        for (size_t i = 0; i < 32; ++i) dot += signed_byte(gb[interleaved_offset(q8_0, 2 + i, r)]) * a.qs[i];
         sum += scale_of(gb, r) * a.d * static_cast<float>(dot);
+      }
+      out[static_cast<size_t>(j) * out_stride + static_cast<size_t>(r)] = sum;
+    }
+  }
+}
+
+void reference_x8_q4_k(const std::byte* w, const Q8Block* act, size_t act_stride, int n_act, int n_blocks, float* out,
+                       size_t out_stride) {
+  const Shape q4_k = shape_of(static_cast<uint32_t>(GgmlType::Q4_K));
+  for (int j = 0; j < n_act; ++j) {
+    for (int r = 0; r < kInterleavedRows; ++r) {
+      float sum = 0;
+      for (int sb = 0; sb < n_blocks / 8; ++sb) {
+        const std::byte* gb = w + static_cast<size_t>(sb) * kQ4_Kx8GroupBlockBytes;
+        const Q8Block* a = act + static_cast<size_t>(j) * act_stride + static_cast<size_t>(sb) * 8;
+        uint8_t packed[12];
+        for (size_t i = 0; i < 12; ++i) packed[i] = static_cast<uint8_t>(gb[interleaved_offset(q4_k, 4 + i, r)]);
+        const float d = scale_of(gb, r), dmin = scale_of(gb + 2 * kInterleavedRows, r);
+        for (int g = 0; g < 8; ++g) {
+          const tensor::ScaleMin sm = tensor::unpack_k4_scale_min(packed, g);
+          int32_t dot = 0;
+          for (int i = 0; i < 32; ++i) {
+            // Element i of group g is byte 32 * (g / 2) + i of the row's quants, low nibble for even g.
+            const auto byte = static_cast<uint8_t>(gb[interleaved_offset(q4_k, 16 + 32 * static_cast<size_t>(g / 2) + static_cast<size_t>(i), r)]);
+            dot += ((g % 2 == 0) ? (byte & 15) : (byte >> 4)) * a[g].qs[i];
+          }
+          sum += a[g].d * (d * sm.scale * static_cast<float>(dot) - dmin * sm.min * static_cast<float>(a[g].sum));
+        }
       }
       out[static_cast<size_t>(j) * out_stride + static_cast<size_t>(r)] = sum;
     }

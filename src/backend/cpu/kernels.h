@@ -77,6 +77,8 @@ struct KernelTable {
   // Q8_0 blocks (a q8_0 KV cache's rows) to float, n a multiple of 32; bit-exact with tensor::dequantize,
   // which serves where this is nullptr.
   void (*q8_0_to_f32)(const std::byte* blocks, float* out, int n);
+  // Eight rows of an interleaved Q4_K matrix, as x8_q4_0 (n_blocks a multiple of 8).
+  VecDotQ8 x8_q4_k;
 };
 
 const KernelTable& scalar_kernels();

@@ -117,3 +117,92 @@ void x8_q8_0(const std::byte* w, const Q8Block* act, size_t act_stride, int n_ac
              size_t out_stride) {
   in_groups<Q8_0x8Group>(w, act, act_stride, n_act, n_blocks, out, out_stride);
 }
+
+// Q4_K: x = d * sc[g] * q - dmin * m[g] for the 32-element group g of a 256-element super-block, so
+// sum(x * a) = d * sc[g] * sum(q * a) - dmin * m[g] * sum(a) per group. The eight rows' 6-bit scales and mins
+// are unpacked once per super-block into float lanes (d * sc and dmin * m, row r in lane r); each group is
+// then eight broadcast chunks of int16 pair sums (at most 8 * 2 * 15 * 127 = 30480), one widening, one
+// conversion and two multiply-adds for all eight rows.
+struct K4RowScales {
+  alignas(32) float dsc[8][8];  // [group][row]: d * scale
+  alignas(32) float dmn[8][8];  // [group][row]: dmin * min
+};
+
+inline void unpack_k4_row_scales(const std::byte* group_block, K4RowScales& out) {
+  const __m256 d = x8_scales(group_block), dmin = x8_scales(group_block + 16);
+  __m256i p[12];  // packed byte j of the eight rows, one row per 32-bit lane
+  for (int j = 0; j < 12; ++j) {
+    p[j] = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(group_block + 32 + 8 * j)));
+  }
+  const __m256i six = _mm256_set1_epi32(63), four = _mm256_set1_epi32(15);
+  for (int g = 0; g < 8; ++g) {
+    __m256i sc, mn;
+    if (g < 4) {
+      sc = _mm256_and_si256(p[g], six);
+      mn = _mm256_and_si256(p[g + 4], six);
+    } else {
+      sc = _mm256_or_si256(_mm256_and_si256(p[g + 4], four), _mm256_slli_epi32(_mm256_srli_epi32(p[g - 4], 6), 4));
+      mn = _mm256_or_si256(_mm256_srli_epi32(p[g + 4], 4), _mm256_slli_epi32(_mm256_srli_epi32(p[g], 6), 4));
+    }
+    _mm256_store_ps(out.dsc[g], _mm256_mul_ps(d, _mm256_cvtepi32_ps(sc)));
+    _mm256_store_ps(out.dmn[g], _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(mn)));
+  }
+}
+
+template <int G>
+void q4_kx8_group(const std::byte* w, const Q8Block* a0, size_t act_stride, int n_blocks, float* out,
+                  size_t out_stride) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  __m256 acc[G];
+  for (int k = 0; k < G; ++k) acc[k] = _mm256_setzero_ps();
+  K4RowScales rs;
+  for (int sb = 0; sb < n_blocks / 8; ++sb) {
+    const std::byte* gb = w + static_cast<size_t>(sb) * kQ4_Kx8GroupBlockBytes;
+    unpack_k4_row_scales(gb, rs);
+    const std::byte* quants = gb + 128;
+    for (int g = 0; g < 8; ++g) {
+      // Group g's weights: the low (even g) or high nibbles of chunks 8 * (g / 2) .. + 7.
+      const std::byte* chunks = quants + 32 * 8 * static_cast<size_t>(g / 2);
+      const int shift = (g % 2) * 4;
+      __m256i isum[G];
+      for (int k = 0; k < G; ++k) isum[k] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+      for (int v = 0; v < 8; ++v) {
+        const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(chunks + 32 * v));
+        const __m256i q = _mm256_and_si256(_mm256_srli_epi16(packed, shift), low4);
+#pragma GCC unroll 4
+        for (int k = 0; k < G; ++k) {
+          const int8_t* qa = a0[static_cast<size_t>(k) * act_stride + static_cast<size_t>(sb) * 8 + static_cast<size_t>(g)].qs;
+#ifdef PENSIEVE_AVX512
+          isum[k] = _mm256_dpbusd_epi32(isum[k], q, broadcast_u32(qa + 4 * v));
+#else
+          isum[k] = _mm256_add_epi16(isum[k], _mm256_maddubs_epi16(q, broadcast_u32(qa + 4 * v)));
+#endif
+        }
+      }
+      const __m256 dsc = _mm256_load_ps(rs.dsc[g]), dmn = _mm256_load_ps(rs.dmn[g]);
+#pragma GCC unroll 4
+      for (int k = 0; k < G; ++k) {
+        const Q8Block& a = a0[static_cast<size_t>(k) * act_stride + static_cast<size_t>(sb) * 8 + static_cast<size_t>(g)];
+#ifdef PENSIEVE_AVX512
+        const __m256i dot = isum[k];
+#else
+        const __m256i dot = _mm256_madd_epi16(isum[k], _mm256_set1_epi16(1));
+#endif
+        acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(dsc, _mm256_set1_ps(a.d)), acc[k]);
+        acc[k] = _mm256_fnmadd_ps(dmn, _mm256_set1_ps(a.d * static_cast<float>(a.sum)), acc[k]);
+      }
+    }
+  }
+  for (int k = 0; k < G; ++k) _mm256_storeu_ps(out + static_cast<size_t>(k) * out_stride, acc[k]);
+}
+
+template <int G>
+struct Q4_Kx8Group {
+  static void run(const std::byte* w, const Q8Block* a, size_t s, int nb, float* o, size_t os) { q4_kx8_group<G>(w, a, s, nb, o, os); }
+};
+
+void x8_q4_k(const std::byte* w, const Q8Block* act, size_t act_stride, int n_act, int n_blocks, float* out,
+             size_t out_stride) {
+  in_groups<Q4_Kx8Group>(w, act, act_stride, n_act, n_blocks, out, out_stride);
+}
