@@ -17,6 +17,7 @@ using pensieve::backend::cpu::kQ8BlockElements;
 using pensieve::backend::cpu::Q8Block;
 using pensieve::backend::cpu::kQ4_0x8GroupBlockBytes;
 using pensieve::backend::cpu::kQ8_0x8GroupBlockBytes;
+using pensieve::backend::cpu::kQ4_Kx8GroupBlockBytes;
 
 inline float half_to_float(const std::byte* p) {
   uint16_t h;
@@ -436,6 +437,7 @@ const pensieve::backend::cpu::KernelTable kTable{
     .x8_q4_0 = x8_q4_0,
     .x8_q8_0 = x8_q8_0,
     .vec_bf16 = vec_bf16,
+    .x8_q4_k = x8_q4_k,
 };
 #pragma GCC diagnostic pop
 

@@ -200,7 +200,155 @@ void q8_0x8_group(const std::byte* w, const Q8Block* a0, size_t act_stride, int 
   }
 }
 
+// Q4_K: x = d * sc[g] * q - dmin * m[g] for the 32-element group g of a 256-element super-block, so
+// sum(x * a) = d * sc[g] * sum(q * a) - dmin * m[g] * sum(a) per group. The eight rows' 6-bit scales and mins
+// are unpacked once per super-block into float lanes (d * sc and dmin * m, rows 0..3 and 4..7); each group is
+// then eight chunks of integer sums, one conversion and two multiply-adds per four rows. Group 2p sits in
+// the low nibbles of chunks 8p..8p+7 and group 2p+1 in their high nibbles; weights are 0..15, no offset.
+constexpr size_t kK4MinScaleBytes = 16;   // 8 x fp16 dmin, after the 8 x fp16 d
+constexpr size_t kK4PackedScaleBytes = 32;  // 12 runs of 8 bytes: packed byte j of each row
+constexpr size_t kK4QuantBytes = 128;
+
+struct K4RowScales {
+  float32x4_t dsc[8][2];  // [group][rows 0..3, rows 4..7]: d * scale
+  float32x4_t dmn[8][2];  // [group][rows 0..3, rows 4..7]: dmin * min
+};
+
+inline void k4_to_rows(uint8x8_t v, const X8Scales& d, float32x4_t out[2]) {
+  const uint16x8_t wide = vmovl_u8(v);
+  out[0] = vmulq_f32(d.lo, vcvtq_f32_u32(vmovl_u16(vget_low_u16(wide))));
+  out[1] = vmulq_f32(d.hi, vcvtq_f32_u32(vmovl_high_u16(wide)));
+}
+
+inline void unpack_k4_row_scales(const std::byte* group_block, K4RowScales& out) {
+  const X8Scales d = x8_scales(group_block), dmin = x8_scales(group_block + kK4MinScaleBytes);
+  uint8x8_t p[12];  // packed byte j of the eight rows, one row per lane
+  for (int j = 0; j < 12; ++j) {
+    p[j] = vld1_u8(reinterpret_cast<const uint8_t*>(group_block + kK4PackedScaleBytes + 8 * static_cast<size_t>(j)));
+  }
+  const uint8x8_t six = vdup_n_u8(63), four = vdup_n_u8(15);
+  for (int g = 0; g < 8; ++g) {
+    uint8x8_t sc, mn;
+    if (g < 4) {
+      sc = vand_u8(p[g], six);
+      mn = vand_u8(p[g + 4], six);
+    } else {
+      sc = vorr_u8(vand_u8(p[g + 4], four), vshl_n_u8(vshr_n_u8(p[g - 4], 6), 4));
+      mn = vorr_u8(vshr_n_u8(p[g + 4], 4), vshl_n_u8(vshr_n_u8(p[g], 6), 4));
+    }
+    k4_to_rows(sc, d, out.dsc[g]);
+    k4_to_rows(mn, dmin, out.dmn[g]);
+  }
+}
+
+// The low (kHigh false) or high nibbles of 16 bytes: one group's four weights of four rows.
+template <bool kHigh>
+inline int8x16_t k4_nibbles(const std::byte* p) {
+  const uint8x16_t packed = vld1q_u8(reinterpret_cast<const uint8_t*>(p));
+  return vreinterpretq_s8_u8(kHigh ? vshrq_n_u8(packed, 4) : vandq_u8(packed, vdupq_n_u8(0x0F)));
+}
+
+// One group's integer dot products against G activation blocks (block k at a + k * act_stride): rows 0..3
+// in isum[k][0], rows 4..7 in isum[k][1]. `chunks` is the first of the group's eight chunks.
+template <int G, bool kHigh>
+inline void q4_k_group_sums(const std::byte* chunks, const Q8Block* a, size_t act_stride, int32x4_t isum[][2]) {
+#ifdef PENSIEVE_DOTPROD
+  int8x16_t qa[G][2];  // elements 0..15 (chunks 0..3) and 16..31 (chunks 4..7)
+  for (int k = 0; k < G; ++k) {
+    const int8_t* q = a[static_cast<size_t>(k) * act_stride].qs;
+    isum[k][0] = isum[k][1] = vdupq_n_s32(0);
+    qa[k][0] = vld1q_s8(q);
+    qa[k][1] = vld1q_s8(q + 16);
+  }
+#pragma GCC unroll 8
+  for (int v = 0; v < 8; ++v) {
+#pragma GCC unroll 2
+    for (int half = 0; half < 2; ++half) {
+      const int8x16_t qw = k4_nibbles<kHigh>(chunks + 32 * static_cast<size_t>(v) + 16 * static_cast<size_t>(half));
+#pragma GCC unroll 4
+      for (int k = 0; k < G; ++k) {
+        const int8x16_t& av = qa[k][v / 4];
+        switch (v % 4) {
+          case 0: isum[k][half] = vdotq_laneq_s32(isum[k][half], qw, av, 0); break;
+          case 1: isum[k][half] = vdotq_laneq_s32(isum[k][half], qw, av, 1); break;
+          case 2: isum[k][half] = vdotq_laneq_s32(isum[k][half], qw, av, 2); break;
+          default: isum[k][half] = vdotq_laneq_s32(isum[k][half], qw, av, 3); break;
+        }
+      }
+    }
+  }
+#else
+  // int16 lane (row pair, position) sums the group's eight products, at most 8 * 15 * 128 = 15360.
+  int16x8_t pairs[G][4];  // rows 0-1, 2-3, 4-5, 6-7
+  for (int k = 0; k < G; ++k) pairs[k][0] = pairs[k][1] = pairs[k][2] = pairs[k][3] = vdupq_n_s16(0);
+#pragma GCC unroll 8
+  for (int v = 0; v < 8; ++v) {
+#pragma GCC unroll 2
+    for (int half = 0; half < 2; ++half) {
+      const int8x16_t qw = k4_nibbles<kHigh>(chunks + 32 * static_cast<size_t>(v) + 16 * static_cast<size_t>(half));
+#pragma GCC unroll 4
+      for (int k = 0; k < G; ++k) {
+        const int8x16_t av = broadcast4(a[static_cast<size_t>(k) * act_stride].qs + 4 * v);
+        pairs[k][2 * half] = vmlal_s8(pairs[k][2 * half], vget_low_s8(qw), vget_low_s8(av));
+        pairs[k][2 * half + 1] = vmlal_high_s8(pairs[k][2 * half + 1], qw, av);
+      }
+    }
+  }
+  for (int k = 0; k < G; ++k) {
+    isum[k][0] = fold_rows(vpaddlq_s16(pairs[k][0]), vpaddlq_s16(pairs[k][1]));
+    isum[k][1] = fold_rows(vpaddlq_s16(pairs[k][2]), vpaddlq_s16(pairs[k][3]));
+  }
+#endif
+}
+
+// acc += a.d * (dsc * isum - dmn * a.sum) for group g, rows 0..3 and 4..7.
+template <int G>
+inline void k4_accumulate(float32x4_t acc[][2], int32x4_t isum[][2], const K4RowScales& rs, int g, const Q8Block* a,
+                          size_t act_stride) {
+#pragma GCC unroll 4
+  for (int k = 0; k < G; ++k) {
+    const Q8Block& ak = a[static_cast<size_t>(k) * act_stride];
+    const float32x4_t min_weight = vdupq_n_f32(ak.d * static_cast<float>(ak.sum));
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) {
+      acc[k][h] = vfmaq_f32(acc[k][h], vcvtq_f32_s32(isum[k][h]), vmulq_n_f32(rs.dsc[g][h], ak.d));
+      acc[k][h] = vfmsq_f32(acc[k][h], rs.dmn[g][h], min_weight);
+    }
+  }
+}
+
+template <int G>
+void q4_kx8_group(const std::byte* w, const Q8Block* a0, size_t act_stride, int n_blocks, float* out,
+                  size_t out_stride) {
+  float32x4_t acc[G][2];
+  for (int k = 0; k < G; ++k) acc[k][0] = acc[k][1] = vdupq_n_f32(0);
+  K4RowScales rs;
+  int32x4_t isum[G][2];
+  for (int sb = 0; sb < n_blocks / 8; ++sb) {
+    const std::byte* gb = w + static_cast<size_t>(sb) * kQ4_Kx8GroupBlockBytes;
+    unpack_k4_row_scales(gb, rs);
+    for (int pair = 0; pair < 4; ++pair) {
+      const std::byte* chunks = gb + kK4QuantBytes + 32 * 8 * static_cast<size_t>(pair);
+      const Q8Block* even = a0 + static_cast<size_t>(sb) * 8 + 2 * static_cast<size_t>(pair);
+      q4_k_group_sums<G, false>(chunks, even, act_stride, isum);
+      k4_accumulate<G>(acc, isum, rs, 2 * pair, even, act_stride);
+      // Without this barrier GCC shares the chunk loads between the two groups and keeps all of them live
+      // at once, spilling most to the stack (in the G = 4 baseline, three times the stack traffic); reading
+      // the chunks again from L1 costs loads only, where a spill costs a store and a load.
+      asm volatile("" ::: "memory");
+      q4_k_group_sums<G, true>(chunks, even + 1, act_stride, isum);
+      k4_accumulate<G>(acc, isum, rs, 2 * pair + 1, even + 1, act_stride);
+    }
+  }
+  for (int k = 0; k < G; ++k) {
+    vst1q_f32(out + static_cast<size_t>(k) * out_stride, acc[k][0]);
+    vst1q_f32(out + static_cast<size_t>(k) * out_stride + 4, acc[k][1]);
+  }
+}
+
 PENSIEVE_GROUP(Q4_0x8Group, (q4_0x8_group<G>(w, a, s, nb, o, os)))
 PENSIEVE_GROUP(Q8_0x8Group, (q8_0x8_group<G>(w, a, s, nb, o, os)))
+PENSIEVE_GROUP(Q4_Kx8Group, (q4_kx8_group<G>(w, a, s, nb, o, os)))
 PENSIEVE_VEC(x8_q4_0, Q4_0x8Group)
 PENSIEVE_VEC(x8_q8_0, Q8_0x8Group)
+PENSIEVE_VEC(x8_q4_k, Q4_Kx8Group)
