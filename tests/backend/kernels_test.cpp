@@ -15,6 +15,8 @@
 #include "tensor/dequantize.h"
 #include "tensor/quantize.h"
 
+#include "random_floats.h"
+
 namespace pensieve::backend::cpu {
 namespace {
 
@@ -27,13 +29,7 @@ std::vector<const KernelTable*> simd_tables() {
   return t;
 }
 
-std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+using test_inputs::random_floats;
 
 TEST(Kernels, ThisMachineHasSimdTables) {
   // The build machine has AVX2 and AVX-512 VNNI; losing a table silently would make these tests vacuous.

@@ -13,6 +13,8 @@
 #include "tensor/dequantize.h"
 #include "tensor/quantize.h"
 
+#include "random_floats.h"
+
 namespace pensieve::backend::cpu {
 namespace {
 
@@ -25,13 +27,7 @@ std::vector<const KernelTable*> all_tables() {
   return t;
 }
 
-std::vector<float> random_floats(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+using test_inputs::random_floats;
 
 bool uses_int8_activations(uint32_t type) {
   using gguf::GgmlType;

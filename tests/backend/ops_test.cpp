@@ -11,16 +11,12 @@
 #include "gguf/ggml_type.h"
 #include "tensor/dequantize.h"
 
+#include "random_floats.h"
+
 namespace pensieve::backend::cpu {
 namespace {
 
-std::vector<float> random_floats(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+using test_inputs::random_floats;
 
 std::vector<const KernelTable*> all_tables() {
   std::vector<const KernelTable*> t{&scalar_kernels()};
