@@ -36,16 +36,18 @@ Matrix quantized(gguf::GgmlType type, int64_t rows, int cols, uint32_t seed) {
 
 WeightLayout layout_of(gguf::GgmlType t) {
   if (t == gguf::GgmlType::Q4_K) return WeightLayout::Q4_KInterleaved8;
+  if (t == gguf::GgmlType::Q6_K) return WeightLayout::Q6_KInterleaved8;
   return t == gguf::GgmlType::Q4_0 ? WeightLayout::Q4_0Interleaved8 : WeightLayout::Q8_0Interleaved8;
 }
 
-TEST(InterleavedWeights, OnlyQ4_0Q8_0AndQ4_KInWholeGroupsOfEight) {
+TEST(InterleavedWeights, OnlyQ4_0Q8_0Q4_KAndQ6_KInWholeGroupsOfEight) {
   EXPECT_TRUE(can_interleave(static_cast<uint32_t>(gguf::GgmlType::Q4_0), 16));
   EXPECT_TRUE(can_interleave(static_cast<uint32_t>(gguf::GgmlType::Q8_0), 8));
   EXPECT_FALSE(can_interleave(static_cast<uint32_t>(gguf::GgmlType::Q8_0), 12));
   EXPECT_TRUE(can_interleave(static_cast<uint32_t>(gguf::GgmlType::Q4_K), 16));
   EXPECT_FALSE(can_interleave(static_cast<uint32_t>(gguf::GgmlType::Q5_K), 16));
-  EXPECT_FALSE(can_interleave(static_cast<uint32_t>(gguf::GgmlType::Q6_K), 16));
+  EXPECT_TRUE(can_interleave(static_cast<uint32_t>(gguf::GgmlType::Q6_K), 16));
+  EXPECT_FALSE(can_interleave(static_cast<uint32_t>(gguf::GgmlType::Q3_K), 16));
   EXPECT_FALSE(can_interleave(static_cast<uint32_t>(gguf::GgmlType::F16), 16));
   const Matrix m = quantized(gguf::GgmlType::Q8_0, 12, 64, 1);
   EXPECT_THROW(interleave_rows(m.type, m.bytes, m.rows, m.row_bytes), std::invalid_argument);
@@ -54,8 +56,9 @@ TEST(InterleavedWeights, OnlyQ4_0Q8_0AndQ4_KInWholeGroupsOfEight) {
 // Every row gathered back from the interleaved copy is byte for byte the original row, and the copy is a
 // different arrangement (a layout that changed nothing would pass the first check trivially).
 TEST(InterleavedWeights, GatherRowUndoesInterleaving) {
-  for (auto type : {gguf::GgmlType::Q4_0, gguf::GgmlType::Q8_0, gguf::GgmlType::Q4_K}) {
-    const Matrix m = quantized(type, 24, type == gguf::GgmlType::Q4_K ? 512 : 96, 2);
+  for (auto type : {gguf::GgmlType::Q4_0, gguf::GgmlType::Q8_0, gguf::GgmlType::Q4_K, gguf::GgmlType::Q6_K}) {
+    const bool k_quant = type == gguf::GgmlType::Q4_K || type == gguf::GgmlType::Q6_K;
+    const Matrix m = quantized(type, 24, k_quant ? 512 : 96, 2);
     const auto packed = interleave_rows(m.type, m.bytes, m.rows, m.row_bytes);
     ASSERT_EQ(packed.size(), m.bytes.size());
     EXPECT_NE(packed, m.bytes);
@@ -77,10 +80,10 @@ TEST(InterleavedWeights, KernelsMatchTheOneRowKernels) {
   if (auto* k = avx512_kernels()) tables.push_back(k);
   if (auto* k = neon_kernels()) tables.push_back(k);
   if (auto* k = neon_dotprod_kernels()) tables.push_back(k);
-  int simd_tested = 0, simd_tested_q4_k = 0;
-  for (auto type : {gguf::GgmlType::Q4_0, gguf::GgmlType::Q8_0, gguf::GgmlType::Q4_K}) {
-    const bool q4_k = type == gguf::GgmlType::Q4_K;
-    const int cols = q4_k ? 512 : 320, n_blocks = cols / kQ8BlockElements;
+  int simd_tested = 0, simd_tested_q4_k = 0, simd_tested_q6_k = 0;
+  for (auto type : {gguf::GgmlType::Q4_0, gguf::GgmlType::Q8_0, gguf::GgmlType::Q4_K, gguf::GgmlType::Q6_K}) {
+    const bool q4_k = type == gguf::GgmlType::Q4_K, q6_k = type == gguf::GgmlType::Q6_K;
+    const int cols = q4_k || q6_k ? 512 : 320, n_blocks = cols / kQ8BlockElements;
     const Matrix m = quantized(type, 16, cols, 3);
     const auto packed = interleave_rows(m.type, m.bytes, m.rows, m.row_bytes);
     VecDotQ8 one_row = scalar_kernels().vec_q8_0, reference = reference_x8_q8_0;
@@ -89,12 +92,14 @@ TEST(InterleavedWeights, KernelsMatchTheOneRowKernels) {
       one_row = scalar_kernels().vec_q4_0, reference = reference_x8_q4_0, member = &KernelTable::x8_q4_0;
     } else if (q4_k) {
       one_row = scalar_kernels().vec_q4_k, reference = reference_x8_q4_k, member = &KernelTable::x8_q4_k;
+    } else if (q6_k) {
+      one_row = scalar_kernels().vec_q6_k, reference = reference_x8_q6_k, member = &KernelTable::x8_q6_k;
     }
     std::vector<VecDotQ8> kernels{reference};
     for (const KernelTable* k : tables) {
       if (k->*member != nullptr) {
         kernels.push_back(k->*member);
-        ++(q4_k ? simd_tested_q4_k : simd_tested);
+        ++(q4_k ? simd_tested_q4_k : q6_k ? simd_tested_q6_k : simd_tested);
       }
     }
     for (int n_act : {1, 2, 3, 4, 5, 9}) {
@@ -125,6 +130,8 @@ TEST(InterleavedWeights, KernelsMatchTheOneRowKernels) {
     EXPECT_EQ(simd_tested, 2 * (static_cast<int>(tables.size()) - 1));
   }
   EXPECT_EQ(simd_tested_q4_k, static_cast<int>(tables.size()) - 1);
+  // Q6_K: the x86 tables so far.
+  EXPECT_EQ(simd_tested_q6_k, (avx2_kernels() != nullptr) + (avx512_kernels() != nullptr));
 #if defined(__aarch64__)
   EXPECT_NE(neon_kernels(), nullptr);
 #endif

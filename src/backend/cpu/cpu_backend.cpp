@@ -42,6 +42,7 @@ void CpuBackend::prepare(Weight& w) {
   if (is(w.type_id, GgmlType::Q4_0) && kernels_.x8_q4_0 != nullptr) layout = WeightLayout::Q4_0Interleaved8;
   if (is(w.type_id, GgmlType::Q8_0) && kernels_.x8_q8_0 != nullptr) layout = WeightLayout::Q8_0Interleaved8;
   if (is(w.type_id, GgmlType::Q4_K) && kernels_.x8_q4_k != nullptr) layout = WeightLayout::Q4_KInterleaved8;
+  if (is(w.type_id, GgmlType::Q6_K) && kernels_.x8_q6_k != nullptr) layout = WeightLayout::Q6_KInterleaved8;
   if (layout == WeightLayout::Rows) return;
   auto packed = std::make_shared<const std::vector<std::byte>>(interleave_rows(w.type_id, w.data, w.rows, w.row_bytes));
   w.data = {packed->data(), packed->size()};
@@ -54,6 +55,7 @@ void CpuBackend::matmul(const Weight& w, const float* x, int n, float* y) {
   if (w.layout == static_cast<int>(WeightLayout::Q4_0Interleaved8)) return matmul_interleaved(w, kernels_.x8_q4_0, x, n, y);
   if (w.layout == static_cast<int>(WeightLayout::Q8_0Interleaved8)) return matmul_interleaved(w, kernels_.x8_q8_0, x, n, y);
   if (w.layout == static_cast<int>(WeightLayout::Q4_KInterleaved8)) return matmul_interleaved(w, kernels_.x8_q4_k, x, n, y);
+  if (w.layout == static_cast<int>(WeightLayout::Q6_KInterleaved8)) return matmul_interleaved(w, kernels_.x8_q6_k, x, n, y);
   if (w.layout != 0) throw std::invalid_argument(w.name + ": weight layout " + std::to_string(w.layout) + " is not this backend's");
   if (is(w.type_id, GgmlType::F32)) return matmul_f32(w, x, n, y);
   if (is(w.type_id, GgmlType::BF16) && kernels_.vec_bf16 != nullptr) return matmul_bf16(w, x, n, y);

@@ -79,6 +79,7 @@ struct KernelTable {
   void (*q8_0_to_f32)(const std::byte* blocks, float* out, int n);
   // Eight rows of an interleaved Q4_K matrix, as x8_q4_0 (n_blocks a multiple of 8).
   VecDotQ8 x8_q4_k;
+  VecDotQ8 x8_q6_k;  // likewise for Q6_K
 };
 
 const KernelTable& scalar_kernels();

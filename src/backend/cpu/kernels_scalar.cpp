@@ -132,7 +132,8 @@ const KernelTable& scalar_kernels() {
                                  scalar::vec_q5_k, scalar::vec_q6_k, attn_scores,      exp_shifted_sum,
                                  attn_accumulate,  nullptr,          nullptr,
                                  nullptr,          vec_bf16,         nullptr,
-                                 nullptr,          nullptr,          nullptr};
+                                 nullptr,          nullptr,          nullptr,
+                                 nullptr};
   return table;
 }
 

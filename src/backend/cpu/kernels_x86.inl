@@ -16,6 +16,7 @@ using pensieve::backend::cpu::Q8Block;
 using pensieve::backend::cpu::kQ4_0x8GroupBlockBytes;
 using pensieve::backend::cpu::kQ8_0x8GroupBlockBytes;
 using pensieve::backend::cpu::kQ4_Kx8GroupBlockBytes;
+using pensieve::backend::cpu::kQ6_Kx8GroupBlockBytes;
 
 inline float hsum256(__m256 v) {
   __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -456,6 +457,6 @@ const pensieve::backend::cpu::KernelTable kTable{
 #endif
     dot_f32,  scale_f32, f16_to_f32, f32_to_f16, bf16_to_f32, quantize_q8, vec_q8_0, vec_q4_0,
     vec_q4_1, vec_q5_0, vec_q5_1,  vec_q2_k,   vec_q3_k,   vec_q4_k,    vec_q5_k,    vec_q6_k,
-    attn_scores, exp_shifted_sum, attn_accumulate, rows4_q4_0, x8_q4_0, x8_q8_0, vec_bf16, nullptr, nullptr, q8_0_to_f32, x8_q4_k};
+    attn_scores, exp_shifted_sum, attn_accumulate, rows4_q4_0, x8_q4_0, x8_q8_0, vec_bf16, nullptr, nullptr, q8_0_to_f32, x8_q4_k, x8_q6_k};
 
 }  // namespace

@@ -206,3 +206,82 @@ void x8_q4_k(const std::byte* w, const Q8Block* act, size_t act_stride, int n_ac
              size_t out_stride) {
   in_groups<Q4_Kx8Group>(w, act, act_stride, n_act, n_blocks, out, out_stride);
 }
+
+// Q6_K: x = d * sc[e / 16] * (q - 32) with q six bits (low nibble from ql, top two bits from qh), so per
+// 16-element half sum(x * a) = d * sc * (sum(q * a) - 32 * sum(a)). q is unsigned 0..63 for maddubs/dpbusd; a
+// pair of chunks' 16-bit sums reaches at most 2 * 2 * 63 * 127 = 32004, inside int16. The rows' d * sc are
+// unpacked once per super-block into float lanes.
+template <int G>
+void q6_kx8_group(const std::byte* w, const Q8Block* a0, size_t act_stride, int n_blocks, float* out,
+                  size_t out_stride) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(0x03);
+  __m256 acc[G];
+  for (int k = 0; k < G; ++k) acc[k] = _mm256_setzero_ps();
+  alignas(32) float dsc[16][8];  // [16-element half][row]: d * scale
+  for (int sb = 0; sb < n_blocks / 8; ++sb) {
+    const std::byte* gb = w + static_cast<size_t>(sb) * kQ6_Kx8GroupBlockBytes;
+    const __m256 d = x8_scales(gb);
+    for (int j = 0; j < 16; ++j) {
+      const __m256i sc = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(gb + 16 + 8 * j)));
+      _mm256_store_ps(dsc[j], _mm256_mul_ps(d, _mm256_cvtepi32_ps(sc)));
+    }
+    const std::byte* ql = gb + 144;
+    const std::byte* qh = ql + 32 * 32;
+    for (int g = 0; g < 8; ++g) {
+      const int half = g / 4, quarter = g % 4;
+      const std::byte* ql_chunks = ql + 32 * static_cast<size_t>(16 * half + 8 * (quarter & 1));
+      const std::byte* qh_chunks = qh + 32 * static_cast<size_t>(8 * half);
+      const int low_shift = quarter < 2 ? 0 : 4, high_shift = 2 * quarter;
+      __m256i isum[2][G];  // per 16-element half of the group
+      for (int k = 0; k < G; ++k) isum[0][k] = isum[1][k] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+      for (int pair = 0; pair < 4; ++pair) {
+        __m256i q[2];
+        for (int t = 0; t < 2; ++t) {
+          const int v = 2 * pair + t;
+          const __m256i l = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql_chunks + 32 * v));
+          const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh_chunks + 32 * v));
+          q[t] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l, low_shift), low4),
+                                 _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, high_shift), two), 4));
+        }
+#pragma GCC unroll 4
+        for (int k = 0; k < G; ++k) {
+          const int8_t* qa = a0[static_cast<size_t>(k) * act_stride + static_cast<size_t>(sb) * 8 + static_cast<size_t>(g)].qs;
+          const __m256i a_first = broadcast_u32(qa + 8 * pair), a_second = broadcast_u32(qa + 8 * pair + 4);
+#ifdef PENSIEVE_AVX512
+          isum[pair / 2][k] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(isum[pair / 2][k], q[0], a_first), q[1], a_second);
+#else
+          const __m256i pairs = _mm256_add_epi16(_mm256_maddubs_epi16(q[0], a_first), _mm256_maddubs_epi16(q[1], a_second));
+          isum[pair / 2][k] = _mm256_add_epi32(isum[pair / 2][k], _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+#endif
+        }
+      }
+#pragma GCC unroll 4
+      for (int k = 0; k < G; ++k) {
+        const Q8Block& a = a0[static_cast<size_t>(k) * act_stride + static_cast<size_t>(sb) * 8 + static_cast<size_t>(g)];
+        // sum(a) over the first 16 elements; the second half's is the block sum minus it.
+        const __m128i first = _mm_madd_epi16(_mm_maddubs_epi16(_mm_set1_epi8(1), _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.qs))),
+                                             _mm_set1_epi16(1));
+        const __m128i s2 = _mm_add_epi32(first, _mm_shuffle_epi32(first, 0x4E));
+        const int sum_first = _mm_cvtsi128_si32(_mm_add_epi32(s2, _mm_shuffle_epi32(s2, 0xB1)));
+        const int sums[2] = {sum_first, a.sum - sum_first};
+        const __m256 ad = _mm256_set1_ps(a.d);
+        for (int hh = 0; hh < 2; ++hh) {
+          const __m256i centred = _mm256_sub_epi32(isum[hh][k], _mm256_set1_epi32(32 * sums[hh]));
+          acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(centred), _mm256_mul_ps(_mm256_load_ps(dsc[2 * g + hh]), ad), acc[k]);
+        }
+      }
+    }
+  }
+  for (int k = 0; k < G; ++k) _mm256_storeu_ps(out + static_cast<size_t>(k) * out_stride, acc[k]);
+}
+
+template <int G>
+struct Q6_Kx8Group {
+  static void run(const std::byte* w, const Q8Block* a, size_t s, int nb, float* o, size_t os) { q6_kx8_group<G>(w, a, s, nb, o, os); }
+};
+
+void x8_q6_k(const std::byte* w, const Q8Block* act, size_t act_stride, int n_act, int n_blocks, float* out,
+             size_t out_stride) {
+  in_groups<Q6_Kx8Group>(w, act, act_stride, n_act, n_blocks, out, out_stride);
+}
