@@ -102,7 +102,7 @@ struct RopeTableParams {
 void fill_rope_table(std::span<const int32_t> positions, const RopeTableParams& p, float* cos_sin);
 
 // threads <= 0: the number of physical cores.
-// interleave: let prepare() re-lay Q4_0/Q8_0/Q4_K matrices out for the kernels (PENSIEVE_INTERLEAVE=0 in the
+// interleave: let prepare() re-lay Q4_0/Q8_0/Q4_K/Q6_K matrices out for the kernels (PENSIEVE_INTERLEAVE=0 in the
 // environment turns it off everywhere, to measure the GGUF-order kernels).
 std::unique_ptr<Backend> make_cpu_backend(int threads = 0, bool interleave = true);
 int physical_cores();

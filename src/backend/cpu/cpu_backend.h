@@ -13,7 +13,7 @@ namespace pensieve::backend::cpu {
 
 class CpuBackend final : public Backend {
  public:
-  // interleave: prepare() re-lays Q4_0/Q8_0/Q4_K matrices out in groups of eight rows when the table has kernels
+  // interleave: prepare() re-lays Q4_0/Q8_0/Q4_K/Q6_K matrices out in groups of eight rows when the table has kernels
   // for that (interleaved_weights.h).
   CpuBackend(int threads, const KernelTable& kernels, bool interleave = true);
 
