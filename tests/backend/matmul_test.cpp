@@ -166,9 +166,7 @@ TEST(Matmul, InterleavedQ4_0Q8_0Q4_KAndQ6_K) {
       EXPECT_GT(interleaved, 0) << "the AVX2 table interleaves " << gguf::type_name(static_cast<uint32_t>(type));
     }
 #if defined(__aarch64__)
-    if (type != gguf::GgmlType::Q6_K) {  // no NEON kernel for interleaved Q6_K yet
-      EXPECT_GT(interleaved, 0) << "the NEON table interleaves " << gguf::type_name(static_cast<uint32_t>(type));
-    }
+    EXPECT_GT(interleaved, 0) << "the NEON table interleaves " << gguf::type_name(static_cast<uint32_t>(type));
 #endif
     CpuBackend off(1, pick_kernels(), /*interleave=*/false);
     Weight kept = w;

@@ -18,6 +18,7 @@ using pensieve::backend::cpu::Q8Block;
 using pensieve::backend::cpu::kQ4_0x8GroupBlockBytes;
 using pensieve::backend::cpu::kQ8_0x8GroupBlockBytes;
 using pensieve::backend::cpu::kQ4_Kx8GroupBlockBytes;
+using pensieve::backend::cpu::kQ6_Kx8GroupBlockBytes;
 
 inline float half_to_float(const std::byte* p) {
   uint16_t h;
@@ -438,6 +439,7 @@ const pensieve::backend::cpu::KernelTable kTable{
     .x8_q8_0 = x8_q8_0,
     .vec_bf16 = vec_bf16,
     .x8_q4_k = x8_q4_k,
+    .x8_q6_k = x8_q6_k,
 };
 #pragma GCC diagnostic pop
 

@@ -346,9 +346,123 @@ void q4_kx8_group(const std::byte* w, const Q8Block* a0, size_t act_stride, int 
   }
 }
 
+// Q6_K: x = d * sc[j] * (q - 32) for the 16-element sub-block j of a 256-element super-block, q six bits (low
+// nibble from ql, top two bits from qh). NEON multiplies signed by signed, so q - 32 (-32..31) goes into the
+// products directly and no activation sums are needed. The eight rows' d * sc are unpacked once per
+// super-block into float lanes; each sub-block is then four chunks of integer sums and one multiply-add per
+// four rows. Sub-block j lies in group g = j / 2 (half g / 4, quarter g % 4, as in the GGUF block): its low
+// nibbles are the low (quarter < 2) or high ones of ql chunks 16 * half + 8 * (quarter & 1) + 4 * (j & 1) on,
+// its top bits are bits 2 * quarter, 2 * quarter + 1 of qh chunks 8 * half + 4 * (j & 1) on.
+constexpr size_t kK6ScaleBytes = 16;                 // 8 x fp16 d
+constexpr size_t kK6LowBytes = kK6ScaleBytes + 128;  // after the 16 runs of 8 int8 scales
+constexpr size_t kK6HighBytes = kK6LowBytes + 32 * 32;
+
+struct K6RowScales {
+  float32x4_t dsc[16][2];  // [sub-block][rows 0..3, rows 4..7]: d * scale
+};
+
+inline void unpack_k6_row_scales(const std::byte* group_block, K6RowScales& out) {
+  const X8Scales d = x8_scales(group_block);
+  for (int j = 0; j < 16; ++j) {
+    const int16x8_t sc = vmovl_s8(vld1_s8(reinterpret_cast<const int8_t*>(group_block + kK6ScaleBytes + 8 * static_cast<size_t>(j))));
+    out.dsc[j][0] = vmulq_f32(d.lo, vcvtq_f32_s32(vmovl_s16(vget_low_s16(sc))));
+    out.dsc[j][1] = vmulq_f32(d.hi, vcvtq_f32_s32(vmovl_high_s16(sc)));
+  }
+}
+
+// q - 32 for four weights of four rows: `low` 16 ql bytes, `high` the matching 16 qh bytes; the shifts are
+// negative (right) counts bringing the sub-block's nibble and bit pair to the bottom.
+inline int8x16_t k6_weights(const std::byte* low, const std::byte* high, int8x16_t low_shift, int8x16_t high_shift) {
+  const uint8x16_t l = vshlq_u8(vld1q_u8(reinterpret_cast<const uint8_t*>(low)), low_shift);
+  const uint8x16_t h = vandq_u8(vshlq_u8(vld1q_u8(reinterpret_cast<const uint8_t*>(high)), high_shift), vdupq_n_u8(3));
+  // Shift-left-insert keeps l's low four bits under h << 4: the 6-bit q without masking l.
+  return vsubq_s8(vreinterpretq_s8_u8(vsliq_n_u8(l, h, 4)), vdupq_n_s8(32));
+}
+
+template <int G>
+void q6_kx8_group(const std::byte* w, const Q8Block* a0, size_t act_stride, int n_blocks, float* out,
+                  size_t out_stride) {
+  float32x4_t acc[G][2];
+  for (int k = 0; k < G; ++k) acc[k][0] = acc[k][1] = vdupq_n_f32(0);
+  K6RowScales rs;
+  for (int sb = 0; sb < n_blocks / 8; ++sb) {
+    const std::byte* gb = w + static_cast<size_t>(sb) * kQ6_Kx8GroupBlockBytes;
+    unpack_k6_row_scales(gb, rs);
+    for (int j = 0; j < 16; ++j) {
+      const int g = j / 2, half = g / 4, quarter = g % 4, second = j % 2;
+      const std::byte* low = gb + kK6LowBytes + 32 * static_cast<size_t>(16 * half + 8 * (quarter & 1) + 4 * second);
+      const std::byte* high = gb + kK6HighBytes + 32 * static_cast<size_t>(8 * half + 4 * second);
+      const int8x16_t low_shift = vdupq_n_s8(static_cast<int8_t>(quarter < 2 ? 0 : -4));
+      const int8x16_t high_shift = vdupq_n_s8(static_cast<int8_t>(-2 * quarter));
+      const Q8Block* a = a0 + static_cast<size_t>(sb) * 8 + static_cast<size_t>(g);
+      int32x4_t isum[G][2];  // rows 0..3, rows 4..7
+#ifdef PENSIEVE_DOTPROD
+      int8x16_t qa[G];  // the sub-block's 16 activation bytes
+      for (int k = 0; k < G; ++k) {
+        isum[k][0] = isum[k][1] = vdupq_n_s32(0);
+        qa[k] = vld1q_s8(a[static_cast<size_t>(k) * act_stride].qs + 16 * second);
+      }
+#pragma GCC unroll 4
+      for (int v = 0; v < 4; ++v) {
+#pragma GCC unroll 2
+        for (int rows = 0; rows < 2; ++rows) {
+          const size_t at = 32 * static_cast<size_t>(v) + 16 * static_cast<size_t>(rows);
+          const int8x16_t qw = k6_weights(low + at, high + at, low_shift, high_shift);
+#pragma GCC unroll 4
+          for (int k = 0; k < G; ++k) {
+            switch (v) {
+              case 0: isum[k][rows] = vdotq_laneq_s32(isum[k][rows], qw, qa[k], 0); break;
+              case 1: isum[k][rows] = vdotq_laneq_s32(isum[k][rows], qw, qa[k], 1); break;
+              case 2: isum[k][rows] = vdotq_laneq_s32(isum[k][rows], qw, qa[k], 2); break;
+              default: isum[k][rows] = vdotq_laneq_s32(isum[k][rows], qw, qa[k], 3); break;
+            }
+          }
+        }
+      }
+#else
+      // int16 lane (row pair, position) sums the sub-block's four products, at most 4 * 32 * 128 = 16384.
+      int16x8_t pairs[G][4];  // rows 0-1, 2-3, 4-5, 6-7
+      for (int k = 0; k < G; ++k) pairs[k][0] = pairs[k][1] = pairs[k][2] = pairs[k][3] = vdupq_n_s16(0);
+#pragma GCC unroll 4
+      for (int v = 0; v < 4; ++v) {
+#pragma GCC unroll 2
+        for (int rows = 0; rows < 2; ++rows) {
+          const size_t at = 32 * static_cast<size_t>(v) + 16 * static_cast<size_t>(rows);
+          const int8x16_t qw = k6_weights(low + at, high + at, low_shift, high_shift);
+#pragma GCC unroll 4
+          for (int k = 0; k < G; ++k) {
+            const int8x16_t av = broadcast4(a[static_cast<size_t>(k) * act_stride].qs + 16 * second + 4 * v);
+            pairs[k][2 * rows] = vmlal_s8(pairs[k][2 * rows], vget_low_s8(qw), vget_low_s8(av));
+            pairs[k][2 * rows + 1] = vmlal_high_s8(pairs[k][2 * rows + 1], qw, av);
+          }
+        }
+      }
+      for (int k = 0; k < G; ++k) {
+        isum[k][0] = fold_rows(vpaddlq_s16(pairs[k][0]), vpaddlq_s16(pairs[k][1]));
+        isum[k][1] = fold_rows(vpaddlq_s16(pairs[k][2]), vpaddlq_s16(pairs[k][3]));
+      }
+#endif
+#pragma GCC unroll 4
+      for (int k = 0; k < G; ++k) {
+        const float ad = a[static_cast<size_t>(k) * act_stride].d;
+#pragma GCC unroll 2
+        for (int rows = 0; rows < 2; ++rows) {
+          acc[k][rows] = vfmaq_f32(acc[k][rows], vcvtq_f32_s32(isum[k][rows]), vmulq_n_f32(rs.dsc[j][rows], ad));
+        }
+      }
+    }
+  }
+  for (int k = 0; k < G; ++k) {
+    vst1q_f32(out + static_cast<size_t>(k) * out_stride, acc[k][0]);
+    vst1q_f32(out + static_cast<size_t>(k) * out_stride + 4, acc[k][1]);
+  }
+}
+
 PENSIEVE_GROUP(Q4_0x8Group, (q4_0x8_group<G>(w, a, s, nb, o, os)))
 PENSIEVE_GROUP(Q8_0x8Group, (q8_0x8_group<G>(w, a, s, nb, o, os)))
 PENSIEVE_GROUP(Q4_Kx8Group, (q4_kx8_group<G>(w, a, s, nb, o, os)))
+PENSIEVE_GROUP(Q6_Kx8Group, (q6_kx8_group<G>(w, a, s, nb, o, os)))
 PENSIEVE_VEC(x8_q4_0, Q4_0x8Group)
 PENSIEVE_VEC(x8_q8_0, Q8_0x8Group)
 PENSIEVE_VEC(x8_q4_k, Q4_Kx8Group)
+PENSIEVE_VEC(x8_q6_k, Q6_Kx8Group)
