@@ -125,7 +125,7 @@ TEST(InterleavedWeights, KernelsMatchTheOneRowKernels) {
       }
     }
   }
-  // Every AVX2, AVX-512 and NEON table has all three kernels.
+  // Every AVX2, AVX-512 and NEON table has all four interleaved kernels.
   if (avx2_kernels() != nullptr || neon_kernels() != nullptr) {
     EXPECT_EQ(simd_tested, 2 * (static_cast<int>(tables.size()) - 1));
   }
