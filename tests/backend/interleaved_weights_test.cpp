@@ -11,6 +11,7 @@
 #include "gguf/ggml_type.h"
 #include "tensor/quantize.h"
 
+#include "kernel_tables.h"
 #include "random_floats.h"
 
 namespace pensieve::backend::cpu {
@@ -75,11 +76,7 @@ TEST(InterleavedWeights, GatherRowUndoesInterleaving) {
 // on the GGUF order: the same integer block sums, so agreement to float rounding, with strided outputs whose
 // other columns must stay untouched.
 TEST(InterleavedWeights, KernelsMatchTheOneRowKernels) {
-  std::vector<const KernelTable*> tables{&scalar_kernels()};
-  if (auto* k = avx2_kernels()) tables.push_back(k);
-  if (auto* k = avx512_kernels()) tables.push_back(k);
-  if (auto* k = neon_kernels()) tables.push_back(k);
-  if (auto* k = neon_dotprod_kernels()) tables.push_back(k);
+  const std::vector<const KernelTable*> tables = test_inputs::all_tables();
   int simd_tested = 0, simd_tested_q4_k = 0, simd_tested_q6_k = 0;
   for (auto type : {gguf::GgmlType::Q4_0, gguf::GgmlType::Q8_0, gguf::GgmlType::Q4_K, gguf::GgmlType::Q6_K}) {
     const bool q4_k = type == gguf::GgmlType::Q4_K, q6_k = type == gguf::GgmlType::Q6_K;

@@ -15,19 +15,13 @@
 #include "tensor/dequantize.h"
 #include "tensor/quantize.h"
 
+#include "kernel_tables.h"
 #include "random_floats.h"
 
 namespace pensieve::backend::cpu {
 namespace {
 
-std::vector<const KernelTable*> simd_tables() {
-  std::vector<const KernelTable*> t;
-  if (auto* k = avx2_kernels()) t.push_back(k);
-  if (auto* k = avx512_kernels()) t.push_back(k);
-  if (auto* k = neon_kernels()) t.push_back(k);
-  if (auto* k = neon_dotprod_kernels()) t.push_back(k);
-  return t;
-}
+using test_inputs::simd_tables;
 
 using test_inputs::random_floats;
 
@@ -172,8 +166,7 @@ TEST(Kernels, Int8DotsMatchScalarForQ4_0) { check_vec_dot(gguf::GgmlType::Q4_0, 
 // BF16 weight rows against float activations, with a tail that is not a whole vector and strided outputs,
 // against a double reference.
 TEST(Kernels, Bf16WeightRowsAgainstDoubleReference) {
-  std::vector<const KernelTable*> tables{&scalar_kernels()};
-  for (const KernelTable* k : simd_tables()) tables.push_back(k);
+  const std::vector<const KernelTable*> tables = test_inputs::all_tables();
   for (int n : {32, 75, 512}) {
     const auto dense = random_floats(static_cast<size_t>(n), 41);
     std::vector<uint16_t> w(static_cast<size_t>(n));

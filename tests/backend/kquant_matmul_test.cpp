@@ -15,6 +15,8 @@
 #include "tensor/block_layouts.h"
 #include "tensor/dequantize.h"
 
+#include "kernel_tables.h"
+
 namespace pensieve::backend::cpu {
 namespace {
 
@@ -43,14 +45,7 @@ std::vector<Format> formats() {
   };
 }
 
-std::vector<const KernelTable*> simd_tables() {
-  std::vector<const KernelTable*> t;
-  if (auto* k = avx2_kernels()) t.push_back(k);
-  if (auto* k = avx512_kernels()) t.push_back(k);
-  if (auto* k = neon_kernels()) t.push_back(k);
-  if (auto* k = neon_dotprod_kernels()) t.push_back(k);
-  return t;
-}
+using test_inputs::simd_tables;
 
 std::vector<std::byte> random_weights(const Format& f, size_t n_elements, uint32_t seed) {
   std::mt19937 rng(seed);

@@ -13,19 +13,13 @@
 #include "tensor/dequantize.h"
 #include "tensor/quantize.h"
 
+#include "kernel_tables.h"
 #include "random_floats.h"
 
 namespace pensieve::backend::cpu {
 namespace {
 
-std::vector<const KernelTable*> all_tables() {
-  std::vector<const KernelTable*> t{&scalar_kernels()};
-  if (auto* k = avx2_kernels()) t.push_back(k);
-  if (auto* k = avx512_kernels()) t.push_back(k);
-  if (auto* k = neon_kernels()) t.push_back(k);
-  if (auto* k = neon_dotprod_kernels()) t.push_back(k);
-  return t;
-}
+using test_inputs::all_tables;
 
 using test_inputs::random_floats;
 

@@ -11,6 +11,7 @@
 #include "gguf/ggml_type.h"
 #include "tensor/dequantize.h"
 
+#include "kernel_tables.h"
 #include "random_floats.h"
 
 namespace pensieve::backend::cpu {
@@ -18,14 +19,7 @@ namespace {
 
 using test_inputs::random_floats;
 
-std::vector<const KernelTable*> all_tables() {
-  std::vector<const KernelTable*> t{&scalar_kernels()};
-  if (auto* k = avx2_kernels()) t.push_back(k);
-  if (auto* k = avx512_kernels()) t.push_back(k);
-  if (auto* k = neon_kernels()) t.push_back(k);
-  if (auto* k = neon_dotprod_kernels()) t.push_back(k);
-  return t;
-}
+using test_inputs::all_tables;
 
 // Two sequences with scattered, interleaved blocks; GQA 6 query heads over 2 KV heads.
 TEST(Attention, MatchesSoftmaxOverEachSequencesOwnPast) {
