@@ -23,6 +23,20 @@ constexpr size_t kParallelElementwise = 1 << 16;
 
 bool is(uint32_t type_id, GgmlType t) { return type_id == static_cast<uint32_t>(t); }
 
+// The types prepare() may interleave, the layout each gets and the table's kernel over it (when the table
+// has none, the type stays in GGUF order).
+struct InterleavedFormat {
+  GgmlType type;
+  WeightLayout layout;
+  VecDotQ8 KernelTable::*kernel;
+};
+constexpr InterleavedFormat kInterleavedFormats[] = {
+    {GgmlType::Q4_0, WeightLayout::Q4_0Interleaved8, &KernelTable::x8_q4_0},
+    {GgmlType::Q8_0, WeightLayout::Q8_0Interleaved8, &KernelTable::x8_q8_0},
+    {GgmlType::Q4_K, WeightLayout::Q4_KInterleaved8, &KernelTable::x8_q4_k},
+    {GgmlType::Q6_K, WeightLayout::Q6_KInterleaved8, &KernelTable::x8_q6_k},
+};
+
 }  // namespace
 
 CpuBackend::CpuBackend(int threads, const KernelTable& kernels, bool interleave)
@@ -38,25 +52,24 @@ void CpuBackend::ensure_thread_scratch(size_t floats) {
 
 void CpuBackend::prepare(Weight& w) {
   if (!interleave_ || w.layout != 0 || !can_interleave(w.type_id, w.rows)) return;
-  WeightLayout layout = WeightLayout::Rows;
-  if (is(w.type_id, GgmlType::Q4_0) && kernels_.x8_q4_0 != nullptr) layout = WeightLayout::Q4_0Interleaved8;
-  if (is(w.type_id, GgmlType::Q8_0) && kernels_.x8_q8_0 != nullptr) layout = WeightLayout::Q8_0Interleaved8;
-  if (is(w.type_id, GgmlType::Q4_K) && kernels_.x8_q4_k != nullptr) layout = WeightLayout::Q4_KInterleaved8;
-  if (is(w.type_id, GgmlType::Q6_K) && kernels_.x8_q6_k != nullptr) layout = WeightLayout::Q6_KInterleaved8;
-  if (layout == WeightLayout::Rows) return;
-  auto packed = std::make_shared<const std::vector<std::byte>>(interleave_rows(w.type_id, w.data, w.rows, w.row_bytes));
-  w.data = {packed->data(), packed->size()};
-  w.packed = std::move(packed);
-  w.layout = static_cast<int>(layout);
+  for (const InterleavedFormat& f : kInterleavedFormats) {
+    if (!is(w.type_id, f.type) || kernels_.*f.kernel == nullptr) continue;
+    auto packed = std::make_shared<const std::vector<std::byte>>(interleave_rows(w.type_id, w.data, w.rows, w.row_bytes));
+    w.data = {packed->data(), packed->size()};
+    w.packed = std::move(packed);
+    w.layout = static_cast<int>(f.layout);
+    return;
+  }
 }
 
 void CpuBackend::matmul(const Weight& w, const float* x, int n, float* y) {
   if (n <= 0) return;
-  if (w.layout == static_cast<int>(WeightLayout::Q4_0Interleaved8)) return matmul_interleaved(w, kernels_.x8_q4_0, x, n, y);
-  if (w.layout == static_cast<int>(WeightLayout::Q8_0Interleaved8)) return matmul_interleaved(w, kernels_.x8_q8_0, x, n, y);
-  if (w.layout == static_cast<int>(WeightLayout::Q4_KInterleaved8)) return matmul_interleaved(w, kernels_.x8_q4_k, x, n, y);
-  if (w.layout == static_cast<int>(WeightLayout::Q6_KInterleaved8)) return matmul_interleaved(w, kernels_.x8_q6_k, x, n, y);
-  if (w.layout != 0) throw std::invalid_argument(w.name + ": weight layout " + std::to_string(w.layout) + " is not this backend's");
+  if (w.layout != 0) {
+    for (const InterleavedFormat& f : kInterleavedFormats) {
+      if (w.layout == static_cast<int>(f.layout)) return matmul_interleaved(w, kernels_.*f.kernel, x, n, y);
+    }
+    throw std::invalid_argument(w.name + ": weight layout " + std::to_string(w.layout) + " is not this backend's");
+  }
   if (is(w.type_id, GgmlType::F32)) return matmul_f32(w, x, n, y);
   if (is(w.type_id, GgmlType::BF16) && kernels_.vec_bf16 != nullptr) return matmul_bf16(w, x, n, y);
   if (is(w.type_id, GgmlType::Q8_0)) return matmul_int8(w, kernels_.vec_q8_0, x, n, y);
@@ -92,30 +105,25 @@ void CpuBackend::matmul_f32(const Weight& w, const float* x, int n, float* y) {
 void CpuBackend::matmul_bf16(const Weight& w, const float* x, int n, float* y) {
   const int cols = static_cast<int>(w.cols);
   const size_t rows = static_cast<size_t>(w.rows);
-  if (kernels_.vec_bf16_pairs != nullptr) {
+  // Where the table multiplies BF16 pairs, the activations are rounded to BF16 once for every weight row.
+  const bool pairs = kernels_.vec_bf16_pairs != nullptr;
+  if (pairs) {
     const size_t act_floats = static_cast<size_t>(n) * static_cast<size_t>(cols);
     if (act_bf16_.size() < act_floats) act_bf16_.resize(act_floats);
-    uint16_t* act = act_bf16_.data();
-    kernels_.round_to_bf16(x, act, static_cast<int>(act_floats));
-    split(static_cast<double>(w.rows) * static_cast<double>(w.cols) * n, w.rows, kRowGrain, [&](int64_t r0, int64_t r1, int) {
-      for (int j0 = 0; j0 < n; j0 += kActTile) {
-        const int count = std::min(n - j0, kActTile);
-        for (int64_t r = r0; r < r1; ++r) {
-          kernels_.vec_bf16_pairs(reinterpret_cast<const uint16_t*>(w.data.data() + static_cast<size_t>(r) * w.row_bytes),
-                                  act + static_cast<size_t>(j0) * static_cast<size_t>(cols), static_cast<size_t>(cols), count,
-                                  cols, y + static_cast<size_t>(j0) * rows + static_cast<size_t>(r), rows);
-        }
-      }
-    });
-    return;
+    kernels_.round_to_bf16(x, act_bf16_.data(), static_cast<int>(act_floats));
   }
   split(static_cast<double>(w.rows) * static_cast<double>(w.cols) * n, w.rows, kRowGrain, [&](int64_t r0, int64_t r1, int) {
     for (int j0 = 0; j0 < n; j0 += kActTile) {
       const int count = std::min(n - j0, kActTile);
+      const size_t act_offset = static_cast<size_t>(j0) * static_cast<size_t>(cols);
       for (int64_t r = r0; r < r1; ++r) {
-        kernels_.vec_bf16(reinterpret_cast<const uint16_t*>(w.data.data() + static_cast<size_t>(r) * w.row_bytes),
-                          x + static_cast<size_t>(j0) * static_cast<size_t>(cols), static_cast<size_t>(cols), count, cols,
-                          y + static_cast<size_t>(j0) * rows + static_cast<size_t>(r), rows);
+        const auto* wr = reinterpret_cast<const uint16_t*>(w.data.data() + static_cast<size_t>(r) * w.row_bytes);
+        float* yr = y + static_cast<size_t>(j0) * rows + static_cast<size_t>(r);
+        if (pairs) {
+          kernels_.vec_bf16_pairs(wr, act_bf16_.data() + act_offset, static_cast<size_t>(cols), count, cols, yr, rows);
+        } else {
+          kernels_.vec_bf16(wr, x + act_offset, static_cast<size_t>(cols), count, cols, yr, rows);
+        }
       }
     }
   });
