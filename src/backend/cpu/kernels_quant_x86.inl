@@ -295,11 +295,6 @@ void q2_k_group(const std::byte* w, const Q8Block* a0, size_t act_stride, int n_
   for (int k = 0; k < G; ++k) out[static_cast<size_t>(k) * out_stride] = hsum256(acc[k]);
 }
 
-#define PENSIEVE_GROUP(Name, call)                                                                           \
-  template <int G>                                                                                           \
-  struct Name {                                                                                              \
-    static void run(const std::byte* w, const Q8Block* a, size_t s, int nb, float* o, size_t os) { call; } \
-  };
 PENSIEVE_GROUP(Q4_1Group, (q4_1_q5_1_group<G, false>(w, a, s, nb, o, os)))
 PENSIEVE_GROUP(Q5_1Group, (q4_1_q5_1_group<G, true>(w, a, s, nb, o, os)))
 PENSIEVE_GROUP(Q5_0Group, (q5_0_group<G>(w, a, s, nb, o, os)))
@@ -308,13 +303,7 @@ PENSIEVE_GROUP(Q3_KGroup, (q3_k_group<G>(w, a, s, nb, o, os)))
 PENSIEVE_GROUP(Q4_KGroup, (q4_k_q5_k_group<G, false>(w, a, s, nb, o, os)))
 PENSIEVE_GROUP(Q5_KGroup, (q4_k_q5_k_group<G, true>(w, a, s, nb, o, os)))
 PENSIEVE_GROUP(Q6_KGroup, (q6_k_group<G>(w, a, s, nb, o, os)))
-#undef PENSIEVE_GROUP
 
-#define PENSIEVE_VEC(name, Group)                                                                                \
-  void name(const std::byte* w, const Q8Block* act, size_t act_stride, int n_act, int n_blocks, float* out,      \
-            size_t out_stride) {                                                                                 \
-    in_groups<Group>(w, act, act_stride, n_act, n_blocks, out, out_stride);                                      \
-  }
 PENSIEVE_VEC(vec_q4_1, Q4_1Group)
 PENSIEVE_VEC(vec_q5_0, Q5_0Group)
 PENSIEVE_VEC(vec_q5_1, Q5_1Group)
@@ -323,4 +312,3 @@ PENSIEVE_VEC(vec_q3_k, Q3_KGroup)
 PENSIEVE_VEC(vec_q4_k, Q4_KGroup)
 PENSIEVE_VEC(vec_q5_k, Q5_KGroup)
 PENSIEVE_VEC(vec_q6_k, Q6_KGroup)
-#undef PENSIEVE_VEC

@@ -213,24 +213,23 @@ void in_groups(const std::byte* w, const Q8Block* act, size_t act_stride, int n_
   }
 }
 
-template <int G>
-struct Q8_0Group {
-  static void run(const std::byte* w, const Q8Block* a, size_t s, int nb, float* o, size_t os) { q8_0_group<G>(w, a, s, nb, o, os); }
-};
-template <int G>
-struct Q4_0Group {
-  static void run(const std::byte* w, const Q8Block* a, size_t s, int nb, float* o, size_t os) { q4_0_group<G>(w, a, s, nb, o, os); }
-};
+// A kernel over G activation rows (a template on G) as a type in_groups can take, and the VecDotQ8 entry
+// point that runs it over any number of rows.
+#define PENSIEVE_GROUP(Name, call)                                                                           \
+  template <int G>                                                                                           \
+  struct Name {                                                                                              \
+    static void run(const std::byte* w, const Q8Block* a, size_t s, int nb, float* o, size_t os) { call; } \
+  };
+#define PENSIEVE_VEC(name, Group)                                                                                \
+  void name(const std::byte* w, const Q8Block* act, size_t act_stride, int n_act, int n_blocks, float* out,      \
+            size_t out_stride) {                                                                                 \
+    in_groups<Group>(w, act, act_stride, n_act, n_blocks, out, out_stride);                                      \
+  }
 
-void vec_q8_0(const std::byte* w, const Q8Block* act, size_t act_stride, int n_act, int n_blocks, float* out,
-              size_t out_stride) {
-  in_groups<Q8_0Group>(w, act, act_stride, n_act, n_blocks, out, out_stride);
-}
-
-void vec_q4_0(const std::byte* w, const Q8Block* act, size_t act_stride, int n_act, int n_blocks, float* out,
-              size_t out_stride) {
-  in_groups<Q4_0Group>(w, act, act_stride, n_act, n_blocks, out, out_stride);
-}
+PENSIEVE_GROUP(Q8_0Group, (q8_0_group<G>(w, a, s, nb, o, os)))
+PENSIEVE_GROUP(Q4_0Group, (q4_0_group<G>(w, a, s, nb, o, os)))
+PENSIEVE_VEC(vec_q8_0, Q8_0Group)
+PENSIEVE_VEC(vec_q4_0, Q4_0Group)
 
 // Eight accumulators to one vector of their eight horizontal sums.
 inline __m256 hsum8x8(const __m256* a) {
@@ -390,6 +389,8 @@ void q8_0_to_f32(const std::byte* blocks, float* out, int n) {
 
 #include "backend/cpu/kernels_quant_x86.inl"
 #include "backend/cpu/kernels_x8_x86.inl"
+#undef PENSIEVE_GROUP
+#undef PENSIEVE_VEC
 
 // Four Q4_0 weight rows against G activation rows. Per block and activation row, the four rows' int32 dot
 // products are reduced together (three hadds) into one vector [row0 row1 row2 row3], so the conversion to

@@ -99,24 +99,12 @@ void q8_0x8_group(const std::byte* w, const Q8Block* a0, size_t act_stride, int 
   for (int k = 0; k < G; ++k) _mm256_storeu_ps(out + static_cast<size_t>(k) * out_stride, acc[k]);
 }
 
-template <int G>
-struct Q4_0x8Group {
-  static void run(const std::byte* w, const Q8Block* a, size_t s, int nb, float* o, size_t os) { q4_0x8_group<G>(w, a, s, nb, o, os); }
-};
-template <int G>
-struct Q8_0x8Group {
-  static void run(const std::byte* w, const Q8Block* a, size_t s, int nb, float* o, size_t os) { q8_0x8_group<G>(w, a, s, nb, o, os); }
-};
+PENSIEVE_GROUP(Q4_0x8Group, (q4_0x8_group<G>(w, a, s, nb, o, os)))
+PENSIEVE_GROUP(Q8_0x8Group, (q8_0x8_group<G>(w, a, s, nb, o, os)))
 
-void x8_q4_0(const std::byte* w, const Q8Block* act, size_t act_stride, int n_act, int n_blocks, float* out,
-             size_t out_stride) {
-  in_groups<Q4_0x8Group>(w, act, act_stride, n_act, n_blocks, out, out_stride);
-}
+PENSIEVE_VEC(x8_q4_0, Q4_0x8Group)
 
-void x8_q8_0(const std::byte* w, const Q8Block* act, size_t act_stride, int n_act, int n_blocks, float* out,
-             size_t out_stride) {
-  in_groups<Q8_0x8Group>(w, act, act_stride, n_act, n_blocks, out, out_stride);
-}
+PENSIEVE_VEC(x8_q8_0, Q8_0x8Group)
 
 // Q4_K: x = d * sc[g] * q - dmin * m[g] for the 32-element group g of a 256-element super-block, so
 // sum(x * a) = d * sc[g] * sum(q * a) - dmin * m[g] * sum(a) per group. The eight rows' 6-bit scales and mins
@@ -197,15 +185,9 @@ void q4_kx8_group(const std::byte* w, const Q8Block* a0, size_t act_stride, int 
   for (int k = 0; k < G; ++k) _mm256_storeu_ps(out + static_cast<size_t>(k) * out_stride, acc[k]);
 }
 
-template <int G>
-struct Q4_Kx8Group {
-  static void run(const std::byte* w, const Q8Block* a, size_t s, int nb, float* o, size_t os) { q4_kx8_group<G>(w, a, s, nb, o, os); }
-};
+PENSIEVE_GROUP(Q4_Kx8Group, (q4_kx8_group<G>(w, a, s, nb, o, os)))
 
-void x8_q4_k(const std::byte* w, const Q8Block* act, size_t act_stride, int n_act, int n_blocks, float* out,
-             size_t out_stride) {
-  in_groups<Q4_Kx8Group>(w, act, act_stride, n_act, n_blocks, out, out_stride);
-}
+PENSIEVE_VEC(x8_q4_k, Q4_Kx8Group)
 
 // Q6_K: x = d * sc[e / 16] * (q - 32) with q six bits (low nibble from ql, top two bits from qh), so per
 // 16-element half sum(x * a) = d * sc * (sum(q * a) - 32 * sum(a)). q is unsigned 0..63 for maddubs/dpbusd; a
@@ -276,12 +258,6 @@ void q6_kx8_group(const std::byte* w, const Q8Block* a0, size_t act_stride, int 
   for (int k = 0; k < G; ++k) _mm256_storeu_ps(out + static_cast<size_t>(k) * out_stride, acc[k]);
 }
 
-template <int G>
-struct Q6_Kx8Group {
-  static void run(const std::byte* w, const Q8Block* a, size_t s, int nb, float* o, size_t os) { q6_kx8_group<G>(w, a, s, nb, o, os); }
-};
+PENSIEVE_GROUP(Q6_Kx8Group, (q6_kx8_group<G>(w, a, s, nb, o, os)))
 
-void x8_q6_k(const std::byte* w, const Q8Block* act, size_t act_stride, int n_act, int n_blocks, float* out,
-             size_t out_stride) {
-  in_groups<Q6_Kx8Group>(w, act, act_stride, n_act, n_blocks, out, out_stride);
-}
+PENSIEVE_VEC(x8_q6_k, Q6_Kx8Group)
