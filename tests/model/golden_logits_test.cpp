@@ -64,6 +64,13 @@ Agreement agreement(Model& m, const Fixture& f, kv::KvType type) {
   return {static_cast<double>(same) / static_cast<double>(rows), kl / static_cast<double>(rows)};
 }
 
+// A weight file of a fixture model (by suffix) and the agreement with the goldens it must reach.
+struct Case {
+  const char* suffix;
+  double min_top1;
+  double max_kl;
+};
+
 // Reduced-precision files cannot match exactly; they must still agree closely with the fp32 reference.
 // These random-weight models are unusually sensitive (weights drawn with std 0.2, so logits are large):
 // llama3-tiny's Q8_0 file reaches only ~0.87 top-1 / KL 0.03 even with exact float math on its dequantized
@@ -71,11 +78,6 @@ Agreement agreement(Model& m, const Fixture& f, kv::KvType type) {
 // just outside what was measured, so a real regression (a wrong block layout, a lost scale) still fails.
 TEST_P(GoldenModel, ReducedPrecisionFilesAgreeWithGoldens) {
   const Fixture f = load_fixture(GetParam());
-  struct Case {
-    const char* suffix;
-    double min_top1;
-    double max_kl;
-  };
   for (const Case c : {Case{"f16", 0.97, 1e-3}, Case{"bf16", 0.9, 1e-2}, Case{"q8_0", 0.8, 0.08}}) {
     auto m = Model::load(fixture_dir(f.name) / (f.name + "-" + c.suffix + ".gguf"), test_backend());
     for (kv::KvType type : {kv::KvType::F32, kv::KvType::F16}) {
@@ -112,11 +114,6 @@ TEST_P(GoldenModel, F16CacheStaysCloseToGoldens) {
 // the quantized values is the backend's ops test.
 TEST_P(GoldenModel, Q8_0CacheStaysCloseToGoldens) {
   const Fixture f = load_fixture(GetParam());
-  struct Case {
-    const char* suffix;
-    double min_top1;
-    double max_kl;
-  };
   for (const Case c : {Case{"f32", 0.92, 1e-2}, Case{"q8_0", 0.8, 0.08}}) {
     auto m = Model::load(fixture_dir(f.name) / (f.name + "-" + c.suffix + ".gguf"), test_backend());
     if (m->config().head_dim % 32 != 0) {
