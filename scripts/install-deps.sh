@@ -18,21 +18,7 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   debian_packages+=(nodejs npm)
 fi
 
-missing=()
-for pkg in "${debian_packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$pkg")
-  fi
-done
-
-if ((${#missing[@]})); then
-  echo "install-deps: installing ${missing[*]}"
-  sudo_cmd=()
-  if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo_cmd[@]}" apt-get update -qq
-  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+bash "$root/scripts/apt-install-missing.sh" install-deps "${debian_packages[@]}"
 
 # npm test clients (official openai and @anthropic-ai/sdk) for the end-to-end tests.
 if [[ -f "$root/tests/e2e/package.json" ]]; then

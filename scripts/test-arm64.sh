@@ -24,22 +24,8 @@ if [[ "$(uname -m)" == "aarch64" || "$(uname -m)" == "arm64" ]]; then
 fi
 
 # The cross compiler, the emulator and GoogleTest's sources (built for the target inside the cross build).
-packages=(g++-aarch64-linux-gnu qemu-user googletest)
-missing=()
-for pkg in "${packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
-    missing+=("$pkg")
-  fi
-done
-if ((${#missing[@]})); then
-  command -v apt-get >/dev/null || fail "missing ${missing[*]} and no apt-get to install them"
-  echo "test-arm64: installing ${missing[*]}"
-  sudo_cmd=()
-  if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo_cmd[@]}" apt-get update -qq || fail "apt-get update failed"
-  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" || fail "could not install ${missing[*]}"
-fi
+bash "$root/scripts/apt-install-missing.sh" test-arm64 g++-aarch64-linux-gnu qemu-user googletest ||
+  fail "could not install the cross compiler, qemu-user or googletest"
 
 qemu=(qemu-aarch64 -L "$sysroot")
 # An emulator that cannot start a trivial target program makes every later failure meaningless.
