@@ -45,6 +45,37 @@ int physical_cores() {
   return cores.empty() ? 1 : static_cast<int>(cores.size());
 }
 
+Buffer Backend::upload(std::span<const float> values) {
+  Buffer b = allocate(values.size_bytes());
+  write(b, 0, std::as_bytes(values));
+  return b;
+}
+
+DeviceChoice parse_device(std::string_view text) {
+  if (text == "auto") return {DeviceChoice::Kind::Auto, 0};
+  if (text == "cpu") return {DeviceChoice::Kind::Cpu, 0};
+  if (text == "cuda") return {DeviceChoice::Kind::Cuda, 0};
+  if (text.starts_with("cuda:") && text.size() > 5 && text.size() <= 8) {
+    int index = 0;
+    for (char ch : text.substr(5)) {
+      if (ch < '0' || ch > '9') throw std::invalid_argument("--device: expected auto, cpu, cuda or cuda:N, got '" + std::string(text) + "'");
+      index = index * 10 + (ch - '0');
+    }
+    return {DeviceChoice::Kind::Cuda, index};
+  }
+  throw std::invalid_argument("--device: expected auto, cpu, cuda or cuda:N, got '" + std::string(text) + "'");
+}
+
+std::unique_ptr<Backend> make_backend(const DeviceChoice& choice, int threads, std::string* note) {
+  if (note) note->clear();
+  if (choice.kind == DeviceChoice::Kind::Cpu) return make_cpu_backend(threads);
+  if (choice.kind == DeviceChoice::Kind::Cuda) return make_cuda_backend(choice.index);
+  const std::string why = cuda_unavailable_reason(choice.index);
+  if (why.empty()) return make_cuda_backend(choice.index);
+  if (note) *note = "the GPU is not used: " + why;
+  return make_cpu_backend(threads);
+}
+
 std::unique_ptr<Backend> make_cpu_backend(int threads, bool interleave) {
   if (threads <= 0) threads = physical_cores();
   const char* env = std::getenv("PENSIEVE_INTERLEAVE");

@@ -1,15 +1,28 @@
 #pragma once
-// The op interface the model is written against. Activations are row-major float32 matrices owned by the
-// caller; weights are views of (quantized) tensor bytes, usually straight from the GGUF mmap. A backend may
-// fuse or reorder work internally, but each op's result is defined here, row by row.
+// The op interface the model is written against. The backend owns where data lives: activations (row-major
+// float32 matrices), the KV pool, small vectors and, after prepare(), the weights are Buffers it allocated
+// (host memory for the CPU, device memory for CUDA), and the model only passes their pointers back to ops; it
+// never dereferences them. Per step, the token/position/slot tables go in through upload_step() and only the
+// logits rows the caller wants come back through read(). A backend may fuse or reorder work internally, but
+// each op's result is defined here, row by row. Ops run in order; read() waits for the ops before it.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace pensieve::backend {
+
+// Memory a backend allocated; freed by that backend when the last owner lets go. Its bytes may live on another
+// device: only the backend's ops and copies may touch them.
+struct Buffer {
+  std::shared_ptr<std::byte> memory;
+  size_t bytes = 0;
+  std::byte* data() const { return memory.get(); }
+  float* floats() const { return reinterpret_cast<float*>(memory.get()); }
+};
 
 // A 2-D weight: `rows` output features, each a contiguous run of `cols` elements of GGML type `type_id`.
 // (GGUF shape [cols, rows].)
@@ -20,10 +33,10 @@ struct Weight {
   int64_t cols = 0;
   size_t row_bytes = 0;
   std::span<const std::byte> data;
-  // Set by Backend::prepare when it keeps the bytes in a layout of its own (0: GGUF rows); `packed` then owns
-  // them and `data` views it.
+  // Set by Backend::prepare when it keeps the bytes in a layout or a memory of its own (layout 0: GGUF rows);
+  // `owner` then keeps them alive and `data` views them.
   int layout = 0;
-  std::shared_ptr<const std::vector<std::byte>> packed;
+  std::shared_ptr<const void> owner;
 };
 
 // Q8_0: GGML blocks of 32 elements (fp16 scale, 32 int8), 34 bytes; head_dim must be a multiple of 32.
@@ -53,12 +66,32 @@ struct KvLayerView {
   size_t row_bytes() const { return static_cast<size_t>(n_kv_heads) * head_bytes(); }
 };
 
-// Which cache slots the rows of a batch use: row i is position positions[i] of sequence seq_of_row[i],
-// whose block table is tables[seq_of_row[i]].
-struct TokenSlots {
+// A backend's own copy of a step's tables (defined by the backends that need one).
+struct StepUpload;
+
+// One forward step's integer tables, in host memory: row i is token tokens[i] at position positions[i] of
+// sequence seq_of_row[i], whose KV block table is tables[seq_of_row[i]]; logit_rows are the rows whose logits
+// are wanted; rope is [n_rows][n_rot/2][2] (see fill_rope_table). Ops read only what they need of it.
+// upload_step() sets `uploaded` where the backend keeps its own copy (the CPU reads the host tables).
+struct StepTables {
   std::span<const int32_t> positions;
   std::span<const int32_t> seq_of_row;
   std::span<const std::span<const int32_t>> tables;
+  std::span<const int32_t> tokens = {};
+  std::span<const int32_t> logit_rows = {};
+  std::span<const float> rope = {};
+  const StepUpload* uploaded = nullptr;
+  int n_rows() const { return static_cast<int>(positions.size()); }
+};
+
+// Where a backend computes and how much of its memory is taken.
+struct DeviceInfo {
+  std::string kind;         // "cpu" or "cuda"
+  std::string name;         // e.g. "NVIDIA H200", or the CPU kernel table
+  int index = 0;            // cuda:N
+  uint64_t total_bytes = 0; // device memory (0 for the CPU: host memory is the operating system's)
+  uint64_t free_bytes = 0;
+  uint64_t allocated_bytes = 0;  // by this backend, now
 };
 
 class Backend {
@@ -66,31 +99,54 @@ class Backend {
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
   virtual int threads() const = 0;
+  virtual DeviceInfo device_info() const = 0;
+  // Bytes per second a weight-streaming kernel can read at best, measured now (the bound of memory-bound
+  // decode): the CPU's parallel read bandwidth, or a GPU's device-to-device copy (bytes read + written).
+  virtual double measure_bandwidth() = 0;
+  // True when Buffers are plain host memory the caller may read and write (the CPU backend).
+  virtual bool host_memory() const = 0;
 
-  // Called once per weight matrix at load: the backend may copy it into a layout its kernels read faster
-  // (same size), after which only this backend's ops may be given it.
-  virtual void prepare(Weight& w) { (void)w; }
+  // Memory: zero-filled, aligned for any element type. Throws std::runtime_error when the device is full.
+  virtual Buffer allocate(size_t bytes) = 0;
+  // Host <-> backend copies; `offset` in bytes into the buffer. read() waits for every op issued before it.
+  virtual void write(const Buffer& dst, size_t offset, std::span<const std::byte> src) = 0;
+  virtual void read(std::span<std::byte> dst, const std::byte* src) = 0;
+
+  // How a weight is used: matrices are multiplied, lookup tables only have rows read out (embed).
+  enum class WeightUse { Matrix, Lookup };
+  // Called once per weight at load: the backend may copy it into a layout its kernels read faster or into
+  // its own memory, after which only this backend's ops may be given it.
+  virtual void prepare(Weight& w, WeightUse use) { (void)w, (void)use; }
+  // Makes the backend's copy of the step's tables (once per forward, before the ops that read them).
+  virtual void upload_step(StepTables& step) { (void)step; }
 
   // y[n][w.rows] = x[n][w.cols] * W^T.
   virtual void matmul(const Weight& w, const float* x, int n, float* y) = 0;
-  // out[i] = row tokens[i] of `table` (a [vocab, dim] weight), as float.
-  virtual void embed(const Weight& table, std::span<const int32_t> tokens, float* out) = 0;
+  // out[i] = row step.tokens[i] of `table` (a [vocab, dim] weight), as float.
+  virtual void embed(const Weight& table, const StepTables& step, float* out) = 0;
   // out[r] = x[r] / rms(x[r]) * gamma, for n_rows rows of `dim`; out may equal x.
   virtual void rmsnorm(const float* x, const float* gamma, int n_rows, int dim, float eps, float* out) = 0;
-  // Rotates the first n_rot dims of each head of x[n_tokens][n_heads * head_dim] in place.
-  // cos_sin is [n_tokens][n_rot/2][2] (see fill_rope_table). neox: pairs (i, i + n_rot/2); else (2i, 2i+1).
-  virtual void rope(float* x, int n_tokens, int n_heads, int head_dim, int n_rot, bool neox,
-                    const float* cos_sin) = 0;
+  // Rotates the first n_rot dims of each head of x[n_rows][n_heads * head_dim] in place by step.rope.
+  // neox: pairs (i, i + n_rot/2); else (2i, 2i+1).
+  virtual void rope(float* x, int n_heads, int head_dim, int n_rot, bool neox, const StepTables& step) = 0;
   // Writes k, v ([n_rows][n_kv_heads * head_dim]) into the cache slots of each row.
-  virtual void store_kv(const KvLayerView& kv, const float* k, const float* v, const TokenSlots& slots) = 0;
+  virtual void store_kv(const KvLayerView& kv, const float* k, const float* v, const StepTables& step) = 0;
   // Causal attention: row i attends to positions [0, positions[i]] of its own sequence, read from the cache
   // (so store_kv for this batch must come first). q and out: [n_rows][n_heads * head_dim]. Grouped-query:
   // head h reads kv head h / (n_heads / n_kv_heads).
-  virtual void attention(const float* q, int n_heads, const KvLayerView& kv, const TokenSlots& slots, float scale,
+  virtual void attention(const float* q, int n_heads, const KvLayerView& kv, const StepTables& step, float scale,
                          float* out) = 0;
   virtual void silu_mul(float* gate, const float* up, size_t n) = 0;  // gate = silu(gate) * up
   virtual void add(float* x, const float* y, size_t n) = 0;            // x += y
   virtual void add_rows(float* x, const float* bias, int n_rows, int dim) = 0;  // x[r] += bias
+  // out[i] = x[step.logit_rows[i]], rows of `dim`.
+  virtual void gather_rows(const float* x, int dim, const StepTables& step, float* out) = 0;
+
+  // Convenience: a buffer holding `values`.
+  Buffer upload(std::span<const float> values);
+  void read(std::span<float> dst, const float* src) {
+    read(std::as_writable_bytes(dst), reinterpret_cast<const std::byte*>(src));
+  }
 };
 
 struct RopeTableParams {
@@ -106,5 +162,22 @@ void fill_rope_table(std::span<const int32_t> positions, const RopeTableParams& 
 // environment turns it off everywhere, to measure the GGUF-order kernels).
 std::unique_ptr<Backend> make_cpu_backend(int threads = 0, bool interleave = true);
 int physical_cores();
+
+// The CUDA backend on GPU `index`. Throws std::runtime_error (one line) when this build has no CUDA, or the
+// driver or the GPU is missing.
+std::unique_ptr<Backend> make_cuda_backend(int index = 0);
+// Why CUDA cannot be used here (no CUDA in this build, no driver, no GPU), or empty when GPU `index` can.
+std::string cuda_unavailable_reason(int index = 0);
+
+// --device: "auto" (CUDA when this build has it and a GPU is present, else the CPU), "cpu", "cuda" or
+// "cuda:N". Throws std::invalid_argument for anything else.
+struct DeviceChoice {
+  enum class Kind { Auto, Cpu, Cuda } kind = Kind::Auto;
+  int index = 0;
+};
+DeviceChoice parse_device(std::string_view text);
+// Makes the chosen backend. `note` receives one line saying why auto fell back to the CPU (empty otherwise).
+// Throws std::runtime_error when an explicit cuda choice cannot be served.
+std::unique_ptr<Backend> make_backend(const DeviceChoice& choice, int threads, std::string* note = nullptr);
 
 }  // namespace pensieve::backend

@@ -43,14 +43,23 @@ std::string kv_type_unsupported_reason(KvType type, int head_dim) {
   return {};
 }
 
-KvBlockPool::KvBlockPool(KvShape shape, KvType type, int n_blocks) : shape_(shape), type_(type), n_blocks_(n_blocks) {
+KvBlockPool::KvBlockPool(KvShape shape, KvType type, int n_blocks)
+    : KvBlockPool(shape, type, n_blocks, [](size_t bytes) {
+        auto storage = std::make_shared<std::byte[]>(bytes);  // value-initialized: zeros
+        return std::shared_ptr<std::byte>(storage, storage.get());
+      }) {}
+
+KvBlockPool::KvBlockPool(KvShape shape, KvType type, int n_blocks, const StorageAllocator& allocate_storage)
+    : shape_(shape), type_(type), n_blocks_(n_blocks) {
   if (shape.n_layers <= 0 || shape.n_kv_heads <= 0 || shape.head_dim <= 0 || n_blocks <= 0) {
     throw std::invalid_argument("KV pool needs positive layers, heads, head size and block count");
   }
   if (const std::string why = kv_type_unsupported_reason(type, shape.head_dim); !why.empty()) {
     throw std::invalid_argument(why);
   }
-  storage_.resize(2 * block_bytes() * static_cast<size_t>(n_blocks) * static_cast<size_t>(shape.n_layers));
+  storage_bytes_ = 2 * block_bytes() * static_cast<size_t>(n_blocks) * static_cast<size_t>(shape.n_layers);
+  storage_ = allocate_storage(storage_bytes_);
+  if (!storage_) throw std::runtime_error("KV pool: no storage for " + std::to_string(storage_bytes_) + " bytes");
   free_.reserve(static_cast<size_t>(n_blocks));
   // Pop from the back, so hand out low ids first (easier to read in tests and dumps).
   for (int b = n_blocks - 1; b >= 0; --b) free_.push_back(b);

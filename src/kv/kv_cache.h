@@ -6,6 +6,8 @@
 // an fp16 scale and 32 int8, 34 bytes per 32 elements).
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -36,10 +38,16 @@ struct KvShape {
   int kv_row_elements() const { return n_kv_heads * head_dim; }  // one token's K (or V) in one layer
 };
 
-// Fixed pool of blocks; allocation is a free-list pop, nothing grows after construction.
+// Fixed pool of blocks; allocation is a free-list pop, nothing grows after construction. The block tables
+// and free list live on the host; the storage may live wherever its allocator put it (a GPU's memory, for
+// one): the pool never reads or writes it.
 class KvBlockPool {
  public:
-  KvBlockPool(KvShape shape, KvType type, int n_blocks);
+  // Allocates `bytes` of zeroed storage, owned by the returned pointer.
+  using StorageAllocator = std::function<std::shared_ptr<std::byte>(size_t bytes)>;
+
+  KvBlockPool(KvShape shape, KvType type, int n_blocks);  // storage in host memory
+  KvBlockPool(KvShape shape, KvType type, int n_blocks, const StorageAllocator& allocate_storage);
 
   const KvShape& shape() const { return shape_; }
   KvType type() const { return type_; }
@@ -50,10 +58,10 @@ class KvBlockPool {
   void release(int32_t block);         // throws std::invalid_argument for an id not currently allocated
 
   // Start of layer `layer`'s K (or V) storage: block b begins at base + b * block_bytes().
-  std::byte* k_base(int layer) { return storage_.data() + layer_offset(layer); }
-  std::byte* v_base(int layer) { return storage_.data() + layer_offset(layer) + layer_half_bytes(); }
+  std::byte* k_base(int layer) { return storage_.get() + layer_offset(layer); }
+  std::byte* v_base(int layer) { return storage_.get() + layer_offset(layer) + layer_half_bytes(); }
   size_t block_bytes() const;          // one block's K (or V) of one layer
-  size_t total_bytes() const { return storage_.size(); }
+  size_t total_bytes() const { return storage_bytes_; }
 
  private:
   size_t layer_half_bytes() const { return block_bytes() * static_cast<size_t>(n_blocks_); }
@@ -62,7 +70,8 @@ class KvBlockPool {
   KvShape shape_;
   KvType type_;
   int n_blocks_;
-  std::vector<std::byte> storage_;
+  std::shared_ptr<std::byte> storage_;
+  size_t storage_bytes_ = 0;
   std::vector<int32_t> free_;
   std::vector<uint8_t> allocated_;
 };

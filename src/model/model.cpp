@@ -78,17 +78,21 @@ void Model::bind_weights() {
   token_embd_ = bind_matrix(file_, embd, c.dim, config_.vocab);
   const bool tied = file_.find_tensor("output.weight") == nullptr;
   output_ = tied ? token_embd_ : matrix(file_, "output.weight", c.dim, c.vocab);
-  prepare(output_);
-  if (tied) token_embd_ = output_;  // one copy serves both the lookup and the output product
-  output_norm_ = vector_of(file_, "output_norm.weight", c.dim);
+  prepare(output_, backend::Backend::WeightUse::Matrix);
+  if (tied) {
+    token_embd_ = output_;  // one copy serves both the lookup and the output product
+  } else {
+    prepare(token_embd_, backend::Backend::WeightUse::Lookup);
+  }
+  output_norm_ = vector_in_backend("output_norm.weight", c.dim);
   if (file_.find_tensor("rope_freqs.weight")) rope_freq_factors_ = vector_of(file_, "rope_freqs.weight", c.n_rot / 2);
 
   layers_.resize(static_cast<size_t>(c.n_layers));
   for (int l = 0; l < c.n_layers; ++l) {
     LayerWeights& L = layers_[static_cast<size_t>(l)];
     const std::string p = "blk." + std::to_string(l) + ".";
-    L.attn_norm = vector_of(file_, p + "attn_norm.weight", c.dim);
-    L.ffn_norm = vector_of(file_, p + "ffn_norm.weight", c.dim);
+    L.attn_norm = vector_in_backend(p + "attn_norm.weight", c.dim);
+    L.ffn_norm = vector_in_backend(p + "ffn_norm.weight", c.dim);
     L.wq = matrix(file_, p + "attn_q.weight", c.dim, c.q_dim());
     L.wk = matrix(file_, p + "attn_k.weight", c.dim, c.kv_dim());
     L.wv = matrix(file_, p + "attn_v.weight", c.dim, c.kv_dim());
@@ -96,24 +100,31 @@ void Model::bind_weights() {
     L.w_gate = matrix(file_, p + "ffn_gate.weight", c.dim, c.ffn_dim);
     L.w_up = matrix(file_, p + "ffn_up.weight", c.dim, c.ffn_dim);
     L.w_down = matrix(file_, p + "ffn_down.weight", c.ffn_dim, c.dim);
-    for (backend::Weight* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) prepare(*w);
+    for (backend::Weight* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
+      prepare(*w, backend::Backend::WeightUse::Matrix);
+    }
     if (c.qkv_bias) {
-      L.bq = vector_of(file_, p + "attn_q.bias", c.q_dim());
-      L.bk = vector_of(file_, p + "attn_k.bias", c.kv_dim());
-      L.bv = vector_of(file_, p + "attn_v.bias", c.kv_dim());
+      L.bq = vector_in_backend(p + "attn_q.bias", c.q_dim());
+      L.bk = vector_in_backend(p + "attn_k.bias", c.kv_dim());
+      L.bv = vector_in_backend(p + "attn_v.bias", c.kv_dim());
     }
     if (c.qk_norm) {
-      L.q_norm = vector_of(file_, p + "attn_q_norm.weight", c.head_dim);
-      L.k_norm = vector_of(file_, p + "attn_k_norm.weight", c.head_dim);
+      L.q_norm = vector_in_backend(p + "attn_q_norm.weight", c.head_dim);
+      L.k_norm = vector_in_backend(p + "attn_k_norm.weight", c.head_dim);
     }
   }
 }
 
-void Model::prepare(backend::Weight& w) {
+void Model::prepare(backend::Weight& w, backend::Backend::WeightUse use) {
   const std::span<const std::byte> mapped = w.data;
-  backend_.prepare(w);
-  // Re-laid out: the backend's copy is read from now on, and the mapped original need not stay resident.
+  backend_.prepare(w, use);
+  // Re-laid out or uploaded: the backend's copy is read from now on, and the mapped original need not stay
+  // resident.
   if (w.data.data() != mapped.data()) file_.release_pages(mapped);
+}
+
+backend::Buffer Model::vector_in_backend(const std::string& name, int64_t n) {
+  return backend_.upload(vector_of(file_, name, n));
 }
 
 uint64_t Model::weight_bytes() const {
@@ -125,26 +136,30 @@ uint64_t Model::weight_bytes() const {
 }
 
 kv::KvBlockPool Model::make_kv_pool(kv::KvType type, int n_blocks) const {
-  return kv::KvBlockPool({config_.n_layers, config_.n_kv_heads, config_.head_dim}, type, n_blocks);
+  return kv::KvBlockPool({config_.n_layers, config_.n_kv_heads, config_.head_dim}, type, n_blocks,
+                         [this](size_t bytes) { return backend_.allocate(bytes).memory; });
 }
 
 void Model::reserve_rows(int n_rows, int n_logit_rows) {
   const ModelConfig& c = config_;
+  const auto floats = [this](size_t n) { return backend_.allocate(n * sizeof(float)); };
   if (n_rows > capacity_rows_) {
     const size_t n = static_cast<size_t>(n_rows);
-    x_.resize(n * static_cast<size_t>(c.dim));
-    h_.resize(n * static_cast<size_t>(std::max(c.dim, c.q_dim())));
-    q_.resize(n * static_cast<size_t>(c.q_dim()));
-    k_.resize(n * static_cast<size_t>(c.kv_dim()));
-    v_.resize(n * static_cast<size_t>(c.kv_dim()));
-    attn_.resize(n * static_cast<size_t>(c.q_dim()));
-    gate_.resize(n * static_cast<size_t>(c.ffn_dim));
-    up_.resize(n * static_cast<size_t>(c.ffn_dim));
+    x_ = floats(n * static_cast<size_t>(c.dim));
+    h_ = floats(n * static_cast<size_t>(std::max(c.dim, c.q_dim())));
+    q_ = floats(n * static_cast<size_t>(c.q_dim()));
+    k_ = floats(n * static_cast<size_t>(c.kv_dim()));
+    v_ = floats(n * static_cast<size_t>(c.kv_dim()));
+    attn_ = floats(n * static_cast<size_t>(c.q_dim()));
+    gate_ = floats(n * static_cast<size_t>(c.ffn_dim));
+    up_ = floats(n * static_cast<size_t>(c.ffn_dim));
     rope_.resize(n * static_cast<size_t>(c.n_rot));
     capacity_rows_ = n_rows;
   }
   if (n_logit_rows > capacity_logit_rows_) {
-    selected_.resize(static_cast<size_t>(n_logit_rows) * static_cast<size_t>(c.dim));
+    selected_ = floats(static_cast<size_t>(n_logit_rows) * static_cast<size_t>(c.dim));
+    // Where the backend's memory is the host's, the logits are written straight into the caller's span.
+    if (!backend_.host_memory()) logits_ = floats(static_cast<size_t>(n_logit_rows) * static_cast<size_t>(c.vocab));
     capacity_logit_rows_ = n_logit_rows;
   }
 }
@@ -173,9 +188,22 @@ void Model::forward(const Batch& batch, kv::KvBlockPool& kv, std::span<float> lo
   reserve_rows(n, static_cast<int>(n_out));
 
   backend::Backend& be = backend_;
-  const backend::TokenSlots slots{batch.positions, batch.seq_of_row, batch.block_tables};
-  be.embed(token_embd_, batch.tokens, x_.data());
   backend::fill_rope_table(batch.positions, {c.rope_theta, c.n_rot, rope_freq_factors_}, rope_.data());
+  backend::StepTables step{batch.positions, batch.seq_of_row, batch.block_tables};
+  step.tokens = batch.tokens;
+  step.logit_rows = batch.logit_rows;
+  step.rope = std::span<const float>(rope_).first(static_cast<size_t>(n) * static_cast<size_t>(c.n_rot));
+  be.upload_step(step);
+
+  float* const x = x_.floats();
+  float* const h = h_.floats();
+  float* const q = q_.floats();
+  float* const k = k_.floats();
+  float* const v = v_.floats();
+  float* const attn = attn_.floats();
+  float* const gate = gate_.floats();
+  float* const up = up_.floats();
+  be.embed(token_embd_, step, x);
   const float attn_scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
   const backend::KvElement kv_element = kv.type() == kv::KvType::F32  ? backend::KvElement::F32
                                         : kv.type() == kv::KvType::F16 ? backend::KvElement::F16
@@ -184,21 +212,21 @@ void Model::forward(const Batch& batch, kv::KvBlockPool& kv, std::span<float> lo
 
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = layers_[static_cast<size_t>(l)];
-    be.rmsnorm(x_.data(), L.attn_norm.data(), n, c.dim, c.rms_eps, h_.data());
-    be.matmul(L.wq, h_.data(), n, q_.data());
-    be.matmul(L.wk, h_.data(), n, k_.data());
-    be.matmul(L.wv, h_.data(), n, v_.data());
+    be.rmsnorm(x, L.attn_norm.floats(), n, c.dim, c.rms_eps, h);
+    be.matmul(L.wq, h, n, q);
+    be.matmul(L.wk, h, n, k);
+    be.matmul(L.wv, h, n, v);
     if (c.qkv_bias) {
-      be.add_rows(q_.data(), L.bq.data(), n, c.q_dim());
-      be.add_rows(k_.data(), L.bk.data(), n, c.kv_dim());
-      be.add_rows(v_.data(), L.bv.data(), n, c.kv_dim());
+      be.add_rows(q, L.bq.floats(), n, c.q_dim());
+      be.add_rows(k, L.bk.floats(), n, c.kv_dim());
+      be.add_rows(v, L.bv.floats(), n, c.kv_dim());
     }
     if (c.qk_norm) {
-      be.rmsnorm(q_.data(), L.q_norm.data(), n * c.n_heads, c.head_dim, c.rms_eps, q_.data());
-      be.rmsnorm(k_.data(), L.k_norm.data(), n * c.n_kv_heads, c.head_dim, c.rms_eps, k_.data());
+      be.rmsnorm(q, L.q_norm.floats(), n * c.n_heads, c.head_dim, c.rms_eps, q);
+      be.rmsnorm(k, L.k_norm.floats(), n * c.n_kv_heads, c.head_dim, c.rms_eps, k);
     }
-    be.rope(q_.data(), n, c.n_heads, c.head_dim, c.n_rot, c.rope_neox, rope_.data());
-    be.rope(k_.data(), n, c.n_kv_heads, c.head_dim, c.n_rot, c.rope_neox, rope_.data());
+    be.rope(q, c.n_heads, c.head_dim, c.n_rot, c.rope_neox, step);
+    be.rope(k, c.n_kv_heads, c.head_dim, c.n_rot, c.rope_neox, step);
 
     backend::KvLayerView view;
     view.k = kv.k_base(l);
@@ -208,27 +236,29 @@ void Model::forward(const Batch& batch, kv::KvBlockPool& kv, std::span<float> lo
     view.element = kv_element;
     view.n_kv_heads = c.n_kv_heads;
     view.head_dim = c.head_dim;
-    be.store_kv(view, k_.data(), v_.data(), slots);
-    be.attention(q_.data(), c.n_heads, view, slots, attn_scale, attn_.data());
+    be.store_kv(view, k, v, step);
+    be.attention(q, c.n_heads, view, step, attn_scale, attn);
 
-    be.matmul(L.wo, attn_.data(), n, h_.data());
-    be.add(x_.data(), h_.data(), dim_elems);
-    be.rmsnorm(x_.data(), L.ffn_norm.data(), n, c.dim, c.rms_eps, h_.data());
-    be.matmul(L.w_gate, h_.data(), n, gate_.data());
-    be.matmul(L.w_up, h_.data(), n, up_.data());
-    be.silu_mul(gate_.data(), up_.data(), static_cast<size_t>(n) * static_cast<size_t>(c.ffn_dim));
-    be.matmul(L.w_down, gate_.data(), n, h_.data());
-    be.add(x_.data(), h_.data(), dim_elems);
+    be.matmul(L.wo, attn, n, h);
+    be.add(x, h, dim_elems);
+    be.rmsnorm(x, L.ffn_norm.floats(), n, c.dim, c.rms_eps, h);
+    be.matmul(L.w_gate, h, n, gate);
+    be.matmul(L.w_up, h, n, up);
+    be.silu_mul(gate, up, static_cast<size_t>(n) * static_cast<size_t>(c.ffn_dim));
+    be.matmul(L.w_down, gate, n, h);
+    be.add(x, h, dim_elems);
   }
 
   if (n_out == 0) return;
-  for (size_t i = 0; i < n_out; ++i) {
-    std::memcpy(selected_.data() + i * static_cast<size_t>(c.dim),
-                x_.data() + static_cast<size_t>(batch.logit_rows[i]) * static_cast<size_t>(c.dim),
-                static_cast<size_t>(c.dim) * sizeof(float));
+  float* const selected = selected_.floats();
+  be.gather_rows(x, c.dim, step, selected);
+  be.rmsnorm(selected, output_norm_.floats(), static_cast<int>(n_out), c.dim, c.rms_eps, selected);
+  if (be.host_memory()) {
+    be.matmul(output_, selected, static_cast<int>(n_out), logits.data());
+  } else {
+    be.matmul(output_, selected, static_cast<int>(n_out), logits_.floats());
+    be.read(logits, logits_.floats());
   }
-  be.rmsnorm(selected_.data(), output_norm_.data(), static_cast<int>(n_out), c.dim, c.rms_eps, selected_.data());
-  be.matmul(output_, selected_.data(), static_cast<int>(n_out), logits.data());
 }
 
 }  // namespace pensieve::model

@@ -1,6 +1,7 @@
 #pragma once
-// A loaded decoder-only transformer (llama, qwen2, qwen3): weights bound straight from the GGUF mmap, and
-// forward(Batch) written as explicit backend ops. Not thread-safe: one forward at a time.
+// A loaded decoder-only transformer (llama, qwen2, qwen3): weights bound from the GGUF mmap and handed to the
+// backend (which may keep them in its own memory), and forward(Batch) written as explicit backend ops over
+// buffers the backend owns. Not thread-safe: one forward at a time.
 #include <filesystem>
 #include <memory>
 #include <span>
@@ -16,7 +17,7 @@ namespace pensieve::model {
 
 struct LayerWeights {
   backend::Weight wq, wk, wv, wo, w_gate, w_up, w_down;
-  std::vector<float> attn_norm, ffn_norm, q_norm, k_norm, bq, bk, bv;  // small vectors, kept as float
+  backend::Buffer attn_norm, ffn_norm, q_norm, k_norm, bq, bk, bv;  // small vectors, as float, in the backend
 };
 
 class Model {
@@ -30,30 +31,32 @@ class Model {
   backend::Backend& backend() { return backend_; }
   uint64_t weight_bytes() const;  // bytes of every weight tensor a forward pass reads
 
-  // A KV pool shaped for this model.
+  // A KV pool shaped for this model, its storage in the backend's memory.
   kv::KvBlockPool make_kv_pool(kv::KvType type, int n_blocks) const;
 
-  // Runs the batch; writes logits [batch.logit_rows.size()][vocab] into `logits`.
+  // Runs the batch; writes logits [batch.logit_rows.size()][vocab] into `logits` (host memory).
   void forward(const Batch& batch, kv::KvBlockPool& kv, std::span<float> logits);
 
  private:
   Model(gguf::GgufFile file, ModelConfig config, backend::Backend& backend);
   void bind_weights();
-  void prepare(backend::Weight& w);  // the backend's layout, if it has one for w
+  void prepare(backend::Weight& w, backend::Backend::WeightUse use);  // the backend's layout or memory for w
+  backend::Buffer vector_in_backend(const std::string& name, int64_t n);
   void reserve_rows(int n_rows, int n_logit_rows);
 
   gguf::GgufFile file_;
   ModelConfig config_;
   backend::Backend& backend_;
   backend::Weight token_embd_, output_;
-  std::vector<float> output_norm_;
-  std::vector<float> rope_freq_factors_;
+  backend::Buffer output_norm_;
+  std::vector<float> rope_freq_factors_;  // host: the rope table is computed on the host per step
   std::vector<LayerWeights> layers_;
 
-  // Scratch, grown to the largest batch seen and reused.
+  // Scratch in the backend's memory, grown to the largest batch seen and reused.
   int capacity_rows_ = 0;
   int capacity_logit_rows_ = 0;
-  std::vector<float> x_, h_, q_, k_, v_, attn_, gate_, up_, rope_, selected_;
+  backend::Buffer x_, h_, q_, k_, v_, attn_, gate_, up_, selected_, logits_;
+  std::vector<float> rope_;  // host, uploaded with the step's tables
 };
 
 }  // namespace pensieve::model

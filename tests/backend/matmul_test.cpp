@@ -54,7 +54,7 @@ void check_matmul(const Weight& w, int n, bool interleave = false) {
   for (const KernelTable* k : all_tables()) {
     CpuBackend be(2, *k, interleave);
     Weight prepared = w;
-    be.prepare(prepared);
+    be.prepare(prepared, Backend::WeightUse::Matrix);
     std::vector<float> y(static_cast<size_t>(n) * static_cast<size_t>(w.rows));
     be.matmul(prepared, x.data(), n, y.data());
     for (int j = 0; j < n; ++j) {
@@ -145,15 +145,17 @@ TEST(Matmul, InterleavedQ4_0Q8_0Q4_KAndQ6_K) {
     for (const KernelTable* k : all_tables()) {
       CpuBackend be(1, *k);
       Weight prepared = w;
-      be.prepare(prepared);
+      be.prepare(prepared, Backend::WeightUse::Matrix);
       if (prepared.layout == 0) continue;
       ++interleaved;
       EXPECT_EQ(prepared.data.size(), w.data.size()) << "an interleaved copy is as large as the original";
       EXPECT_NE(prepared.data.data(), w.data.data());
       const std::vector<int32_t> tokens{0, 7, 8, 47, 13};
       std::vector<float> from_packed(tokens.size() * cols), from_rows(tokens.size() * cols);
-      be.embed(prepared, tokens, from_packed.data());
-      be.embed(w, tokens, from_rows.data());
+      StepTables step{};
+      step.tokens = tokens;
+      be.embed(prepared, step, from_packed.data());
+      be.embed(w, step, from_rows.data());
       EXPECT_EQ(from_packed, from_rows) << k->name;
     }
     if (avx2_kernels() != nullptr) {
@@ -164,7 +166,7 @@ TEST(Matmul, InterleavedQ4_0Q8_0Q4_KAndQ6_K) {
 #endif
     CpuBackend off(1, pick_kernels(), /*interleave=*/false);
     Weight kept = w;
-    off.prepare(kept);
+    off.prepare(kept, Backend::WeightUse::Matrix);
     EXPECT_EQ(kept.layout, 0);
     EXPECT_EQ(kept.data.data(), w.data.data());
   }

@@ -294,7 +294,9 @@ TEST(Rope, NormalAndNeoxRotateTheirPairs) {
   auto x = random_floats(hd, 4);
   for (bool neox : {false, true}) {
     auto y = x;
-    be.rope(y.data(), 1, 1, hd, n_rot, neox, cs.data());
+    StepTables step{positions, {}, {}};
+    step.rope = cs;
+    be.rope(y.data(), 1, hd, n_rot, neox, step);
     for (int i = 0; i < n_rot / 2; ++i) {
       const int a = neox ? i : 2 * i, b = neox ? i + n_rot / 2 : 2 * i + 1;
       const float c = cs[static_cast<size_t>(2 * i)], s = cs[static_cast<size_t>(2 * i + 1)];

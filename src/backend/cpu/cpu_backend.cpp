@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "backend/cpu/interleaved_weights.h"
+#include "backend/memory_bandwidth.h"
 #include "gguf/ggml_type.h"
 #include "tensor/dequantize.h"
 #include "tensor/quantize.h"
@@ -50,13 +51,59 @@ void CpuBackend::ensure_thread_scratch(size_t floats) {
   }
 }
 
-void CpuBackend::prepare(Weight& w) {
+DeviceInfo CpuBackend::device_info() const {
+  DeviceInfo d;
+  d.kind = "cpu";
+  d.name = name();
+  d.allocated_bytes = allocated_bytes_->load();
+  return d;
+}
+
+double CpuBackend::measure_bandwidth() { return measure_read_bandwidth(threads()); }
+
+Buffer CpuBackend::allocate(size_t bytes) {
+  // 64-byte alignment keeps SIMD loads and cache lines whole; zero-filled as the interface promises.
+  constexpr size_t kAlign = 64;
+  const size_t rounded = (std::max<size_t>(bytes, 1) + kAlign - 1) / kAlign * kAlign;
+  void* p = ::operator new(rounded, std::align_val_t(kAlign));
+  std::memset(p, 0, rounded);
+  *allocated_bytes_ += rounded;
+  // The counter outlives the backend if a buffer does.
+  std::shared_ptr<std::atomic<uint64_t>> counter = allocated_bytes_;
+  return Buffer{std::shared_ptr<std::byte>(static_cast<std::byte*>(p),
+                                           [counter, rounded](std::byte* q) {
+                                             ::operator delete(q, std::align_val_t(kAlign));
+                                             *counter -= rounded;
+                                           }),
+                bytes};
+}
+
+void CpuBackend::write(const Buffer& dst, size_t offset, std::span<const std::byte> src) {
+  if (offset > dst.bytes || src.size() > dst.bytes - offset) throw std::out_of_range("write past the end of a buffer");
+  if (!src.empty()) std::memcpy(dst.data() + offset, src.data(), src.size());
+}
+
+void CpuBackend::read(std::span<std::byte> dst, const std::byte* src) {
+  if (!dst.empty()) std::memcpy(dst.data(), src, dst.size());
+}
+
+void CpuBackend::gather_rows(const float* x, int dim, const StepTables& step, float* out) {
+  const size_t d = static_cast<size_t>(dim);
+  for (size_t i = 0; i < step.logit_rows.size(); ++i) {
+    std::memcpy(out + i * d, x + static_cast<size_t>(step.logit_rows[i]) * d, d * sizeof(float));
+  }
+}
+
+void CpuBackend::prepare(Weight& w, WeightUse use) {
+  // A lookup table reads one row per token: re-laying it out buys nothing (a tied embedding is prepared as
+  // the output matrix it also is).
+  if (use != WeightUse::Matrix) return;
   if (!interleave_ || w.layout != 0 || !can_interleave(w.type_id, w.rows)) return;
   for (const InterleavedFormat& f : kInterleavedFormats) {
     if (!is(w.type_id, f.type) || kernels_.*f.kernel == nullptr) continue;
     auto packed = std::make_shared<const std::vector<std::byte>>(interleave_rows(w.type_id, w.data, w.rows, w.row_bytes));
     w.data = {packed->data(), packed->size()};
-    w.packed = std::move(packed);
+    w.owner = std::move(packed);
     w.layout = static_cast<int>(f.layout);
     return;
   }
@@ -211,7 +258,8 @@ void CpuBackend::matmul_dequantized(const Weight& w, const float* x, int n, floa
   });
 }
 
-void CpuBackend::embed(const Weight& table, std::span<const int32_t> tokens, float* out) {
+void CpuBackend::embed(const Weight& table, const StepTables& step, float* out) {
+  const std::span<const int32_t> tokens = step.tokens;
   const size_t cols = static_cast<size_t>(table.cols);
   for (size_t i = 0; i < tokens.size(); ++i) {
     const int32_t tok = tokens[i];
@@ -242,8 +290,13 @@ void CpuBackend::rmsnorm(const float* x, const float* gamma, int n_rows, int dim
   }
 }
 
-void CpuBackend::rope(float* x, int n_tokens, int n_heads, int head_dim, int n_rot, bool neox, const float* cos_sin) {
+void CpuBackend::rope(float* x, int n_heads, int head_dim, int n_rot, bool neox, const StepTables& step) {
   const int half = n_rot / 2;
+  const int n_tokens = step.n_rows();
+  if (step.rope.size() < static_cast<size_t>(n_tokens) * static_cast<size_t>(n_rot)) {
+    throw std::invalid_argument("rope: the step's cos/sin table is shorter than its rows");
+  }
+  const float* cos_sin = step.rope.data();
   for (int t = 0; t < n_tokens; ++t) {
     const float* cs = cos_sin + static_cast<size_t>(t) * static_cast<size_t>(n_rot);
     for (int h = 0; h < n_heads; ++h) {
@@ -262,7 +315,7 @@ void CpuBackend::rope(float* x, int n_tokens, int n_heads, int head_dim, int n_r
 
 namespace {
 
-std::byte* slot_row(std::byte* base, const KvLayerView& kv, const TokenSlots& slots, size_t i) {
+std::byte* slot_row(std::byte* base, const KvLayerView& kv, const StepTables& slots, size_t i) {
   const int32_t pos = slots.positions[i];
   const auto table = slots.tables[static_cast<size_t>(slots.seq_of_row[i])];
   const size_t block_index = static_cast<size_t>(pos / kv.block_tokens);
@@ -275,7 +328,7 @@ std::byte* slot_row(std::byte* base, const KvLayerView& kv, const TokenSlots& sl
 
 }  // namespace
 
-void CpuBackend::store_kv(const KvLayerView& kv, const float* k, const float* v, const TokenSlots& slots) {
+void CpuBackend::store_kv(const KvLayerView& kv, const float* k, const float* v, const StepTables& slots) {
   const int width = kv.n_kv_heads * kv.head_dim;
   for (size_t i = 0; i < slots.positions.size(); ++i) {
     const float* kr = k + i * static_cast<size_t>(width);
@@ -297,7 +350,7 @@ void CpuBackend::store_kv(const KvLayerView& kv, const float* k, const float* v,
   }
 }
 
-void CpuBackend::attention(const float* q, int n_heads, const KvLayerView& kv, const TokenSlots& slots, float scale,
+void CpuBackend::attention(const float* q, int n_heads, const KvLayerView& kv, const StepTables& slots, float scale,
                            float* out) {
   const int n_rows = static_cast<int>(slots.positions.size());
   const int hd = kv.head_dim;

@@ -2,6 +2,7 @@
 // The CPU implementation of the op interface: a persistent thread pool splitting output rows, kernels chosen
 // by cpuid. Scratch (quantized activations, dequantized weight rows, attention state) grows to the largest
 // request seen and is then reused, so steady-state forward passes allocate nothing.
+#include <atomic>
 #include <memory>
 #include <vector>
 
@@ -21,17 +22,26 @@ class CpuBackend final : public Backend {
   int threads() const override { return pool_.size(); }
   const KernelTable& kernels() const { return kernels_; }
 
-  void prepare(Weight& w) override;
+  DeviceInfo device_info() const override;
+  bool host_memory() const override { return true; }
+  double measure_bandwidth() override;
+  Buffer allocate(size_t bytes) override;
+  void write(const Buffer& dst, size_t offset, std::span<const std::byte> src) override;
+  void read(std::span<std::byte> dst, const std::byte* src) override;
+  using Backend::read;
+
+  void prepare(Weight& w, WeightUse use) override;
   void matmul(const Weight& w, const float* x, int n, float* y) override;
-  void embed(const Weight& table, std::span<const int32_t> tokens, float* out) override;
+  void embed(const Weight& table, const StepTables& step, float* out) override;
   void rmsnorm(const float* x, const float* gamma, int n_rows, int dim, float eps, float* out) override;
-  void rope(float* x, int n_tokens, int n_heads, int head_dim, int n_rot, bool neox, const float* cos_sin) override;
-  void store_kv(const KvLayerView& kv, const float* k, const float* v, const TokenSlots& slots) override;
-  void attention(const float* q, int n_heads, const KvLayerView& kv, const TokenSlots& slots, float scale,
+  void rope(float* x, int n_heads, int head_dim, int n_rot, bool neox, const StepTables& step) override;
+  void store_kv(const KvLayerView& kv, const float* k, const float* v, const StepTables& slots) override;
+  void attention(const float* q, int n_heads, const KvLayerView& kv, const StepTables& slots, float scale,
                  float* out) override;
   void silu_mul(float* gate, const float* up, size_t n) override;
   void add(float* x, const float* y, size_t n) override;
   void add_rows(float* x, const float* bias, int n_rows, int dim) override;
+  void gather_rows(const float* x, int dim, const StepTables& step, float* out) override;
 
  private:
   void matmul_f32(const Weight& w, const float* x, int n, float* y);
@@ -59,6 +69,7 @@ class CpuBackend final : public Backend {
   void ensure_thread_scratch(size_t floats);
 
   const KernelTable& kernels_;
+  std::shared_ptr<std::atomic<uint64_t>> allocated_bytes_ = std::make_shared<std::atomic<uint64_t>>(0);
   bool interleave_;
   ThreadPool pool_;
   std::vector<Q8Block> act_q8_;
