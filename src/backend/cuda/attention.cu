@@ -1,0 +1,194 @@
+// The paged KV cache on the GPU: storing a step's K/V rows into their block slots (F32, F16 or GGML Q8_0,
+// as the CPU backend lays them out), and causal attention for a batch that mixes prefill chunks and decodes.
+//
+// Attention: one block per (row, KV head), one warp per query head of that KV head's group, so the group's
+// warps read the same K/V rows (the second and later reads hit L1). A warp walks its row's keys 32 at a
+// time: each lane scores one key (the whole head dot product, q from shared memory), the tile's softmax
+// is folded into a running max and sum, then the lanes, each owning head_dim/32 output dimensions, add the
+// tile's 32 value rows weighted by the probabilities shuffled from the lane that scored them.
+#include <cuda_fp16.h>
+
+#include "backend/cuda/kernels.h"
+
+namespace pensieve::backend::cuda {
+namespace {
+
+constexpr int kMaxHeadDim = 256;
+constexpr int kMaxDimsPerLane = kMaxHeadDim / 32;
+
+struct KvGeometry {
+  std::byte* k;
+  std::byte* v;
+  size_t block_bytes;
+  size_t row_bytes;
+  size_t head_bytes;
+  int block_tokens;
+  int head_dim;
+};
+
+KvGeometry geometry(const KvLayerView& kv) {
+  return {kv.k, kv.v, kv.block_bytes, kv.row_bytes(), kv.head_bytes(), kv.block_tokens, kv.head_dim};
+}
+
+__device__ size_t slot_offset(const KvGeometry& g, const int32_t* table, int pos) {
+  return static_cast<size_t>(table[pos / g.block_tokens]) * g.block_bytes +
+         static_cast<size_t>(pos % g.block_tokens) * g.row_bytes;
+}
+
+template <KvElement E>
+__device__ float kv_value(const std::byte* head, int d) {
+  if constexpr (E == KvElement::F32) {
+    return reinterpret_cast<const float*>(head)[d];
+  } else if constexpr (E == KvElement::F16) {
+    return __half2float(reinterpret_cast<const __half*>(head)[d]);
+  } else {
+    const std::byte* block = head + (d / 32) * 34;
+    const float scale = __half2float(*reinterpret_cast<const __half*>(block));
+    return scale * static_cast<float>(reinterpret_cast<const int8_t*>(block + 2)[d % 32]);
+  }
+}
+
+// One thread per element (F32, F16) or per 32-element Q8_0 block of a row.
+template <KvElement E>
+__global__ void store_kv_kernel(KvGeometry g, int width, const float* __restrict__ k, const float* __restrict__ v,
+                                const int32_t* __restrict__ positions, const int32_t* __restrict__ seq_of_row,
+                                const int32_t* __restrict__ table_start, const int32_t* __restrict__ blocks) {
+  const int row = blockIdx.x;
+  const int32_t* table = blocks + table_start[seq_of_row[row]];
+  const size_t offset = slot_offset(g, table, positions[row]);
+  const float* kr = k + static_cast<size_t>(row) * width;
+  const float* vr = v + static_cast<size_t>(row) * width;
+  if constexpr (E == KvElement::Q8_0) {
+    for (int b = threadIdx.x; b < width / 32; b += blockDim.x) {
+      for (int which = 0; which < 2; ++which) {
+        const float* x = (which ? vr : kr) + 32 * b;
+        std::byte* dst = (which ? g.v : g.k) + offset + static_cast<size_t>(b) * 34;
+        float amax = 0.0f;
+        for (int j = 0; j < 32; ++j) amax = fmaxf(amax, fabsf(x[j]));
+        const float d = amax / 127.0f;
+        const float inverse = d > 0.0f ? 1.0f / d : 0.0f;
+        *reinterpret_cast<__half*>(dst) = __float2half_rn(d);
+        auto* qs = reinterpret_cast<int8_t*>(dst + 2);
+        for (int j = 0; j < 32; ++j) qs[j] = static_cast<int8_t>(lroundf(x[j] * inverse));
+      }
+    }
+  } else {
+    for (int i = threadIdx.x; i < width; i += blockDim.x) {
+      if constexpr (E == KvElement::F32) {
+        reinterpret_cast<float*>(g.k + offset)[i] = kr[i];
+        reinterpret_cast<float*>(g.v + offset)[i] = vr[i];
+      } else {
+        reinterpret_cast<__half*>(g.k + offset)[i] = __float2half_rn(kr[i]);
+        reinterpret_cast<__half*>(g.v + offset)[i] = __float2half_rn(vr[i]);
+      }
+    }
+  }
+}
+
+template <KvElement E>
+__global__ void attention_kernel(KvGeometry g, const float* __restrict__ q, int n_heads, int rep, float scale,
+                                 const int32_t* __restrict__ positions, const int32_t* __restrict__ seq_of_row,
+                                 const int32_t* __restrict__ table_start, const int32_t* __restrict__ blocks,
+                                 float* __restrict__ out) {
+  extern __shared__ float q_shared[];  // [rep][head_dim]
+  const int row = blockIdx.x, kv_head = blockIdx.y;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int hd = g.head_dim;
+  const int head = kv_head * rep + warp;
+  float* qs = q_shared + warp * hd;
+  const float* qrow = q + (static_cast<size_t>(row) * n_heads + head) * hd;
+  for (int d = lane; d < hd; d += 32) qs[d] = qrow[d] * scale;
+  __syncwarp();
+
+  const int32_t* table = blocks + table_start[seq_of_row[row]];
+  const int n_ctx = positions[row] + 1;
+  const size_t head_offset = static_cast<size_t>(kv_head) * g.head_bytes;
+  float acc[kMaxDimsPerLane];
+#pragma unroll
+  for (int i = 0; i < kMaxDimsPerLane; ++i) acc[i] = 0.0f;
+  float running_max = -INFINITY, running_sum = 0.0f;
+
+  for (int t0 = 0; t0 < n_ctx; t0 += 32) {
+    const int key = t0 + lane;
+    float score = -INFINITY;
+    if (key < n_ctx) {
+      const std::byte* kh = g.k + slot_offset(g, table, key) + head_offset;
+      float s = 0.0f;
+      if constexpr (E == KvElement::F16) {
+        const auto* k2 = reinterpret_cast<const __half2*>(kh);
+        for (int d = 0; d < hd / 2; ++d) {
+          const float2 kf = __half22float2(k2[d]);
+          s = fmaf(qs[2 * d], kf.x, fmaf(qs[2 * d + 1], kf.y, s));
+        }
+      } else {
+        for (int d = 0; d < hd; ++d) s = fmaf(qs[d], kv_value<E>(kh, d), s);
+      }
+      score = s;
+    }
+    float tile_max = score;
+    for (int off = 16; off > 0; off /= 2) tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, off));
+    const float new_max = fmaxf(running_max, tile_max);
+    const float correction = __expf(running_max - new_max);  // 0 on the first tile (running_max = -inf)
+    const float p = key < n_ctx ? __expf(score - new_max) : 0.0f;
+    float tile_sum = p;
+    for (int off = 16; off > 0; off /= 2) tile_sum += __shfl_xor_sync(0xffffffffu, tile_sum, off);
+    running_sum = running_sum * correction + tile_sum;
+    running_max = new_max;
+#pragma unroll
+    for (int i = 0; i < kMaxDimsPerLane; ++i) acc[i] *= correction;
+
+    const int tile_keys = min(32, n_ctx - t0);
+    for (int t = 0; t < tile_keys; ++t) {
+      const float pt = __shfl_sync(0xffffffffu, p, t);
+      const std::byte* vh = g.v + slot_offset(g, table, t0 + t) + head_offset;
+#pragma unroll
+      for (int i = 0; i < kMaxDimsPerLane; ++i) {
+        const int d = lane + 32 * i;
+        if (d < hd) acc[i] = fmaf(pt, kv_value<E>(vh, d), acc[i]);
+      }
+    }
+  }
+  float* o = out + (static_cast<size_t>(row) * n_heads + head) * hd;
+  const float inv = 1.0f / running_sum;
+#pragma unroll
+  for (int i = 0; i < kMaxDimsPerLane; ++i) {
+    const int d = lane + 32 * i;
+    if (d < hd) o[d] = acc[i] * inv;
+  }
+}
+
+template <typename Fn>
+void dispatch_element(KvElement e, Fn&& fn) {
+  switch (e) {
+    case KvElement::F32: fn.template operator()<KvElement::F32>(); break;
+    case KvElement::F16: fn.template operator()<KvElement::F16>(); break;
+    case KvElement::Q8_0: fn.template operator()<KvElement::Q8_0>(); break;
+  }
+}
+
+}  // namespace
+
+void store_kv(const KvLayerView& kv, const float* k, const float* v, const StepUpload& step, cudaStream_t stream) {
+  if (step.n_rows == 0) return;
+  const int width = kv.n_kv_heads * kv.head_dim;
+  dispatch_element(kv.element, [&]<KvElement E>() {
+    const int per_row = E == KvElement::Q8_0 ? width / 32 : width;
+    const int threads = per_row >= 256 ? 256 : (per_row + 31) / 32 * 32;
+    store_kv_kernel<E><<<step.n_rows, threads, 0, stream>>>(geometry(kv), width, k, v, step.positions, step.seq_of_row,
+                                                            step.table_start, step.blocks);
+  });
+}
+
+void attention(const float* q, int n_heads, const KvLayerView& kv, const StepUpload& step, float scale, float* out,
+               cudaStream_t stream) {
+  if (step.n_rows == 0) return;
+  const int rep = n_heads / kv.n_kv_heads;
+  const dim3 grid(static_cast<unsigned>(step.n_rows), static_cast<unsigned>(kv.n_kv_heads));
+  const size_t shared = static_cast<size_t>(rep) * kv.head_dim * sizeof(float);
+  dispatch_element(kv.element, [&]<KvElement E>() {
+    attention_kernel<E><<<grid, rep * 32, shared, stream>>>(geometry(kv), q, n_heads, rep, scale, step.positions,
+                                                            step.seq_of_row, step.table_start, step.blocks, out);
+  });
+}
+
+}  // namespace pensieve::backend::cuda

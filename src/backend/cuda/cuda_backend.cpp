@@ -1,0 +1,404 @@
+// The CUDA backend's host side: device memory, the per-step table upload, and the choice of kernel per op.
+// Everything runs in order on one stream; read() is the only point the host waits (besides load-time writes),
+// so a forward pass is a chain of launches with one copy in and one copy out.
+//
+// Matrix products: quantized weights with few activation rows go to the matvec kernels, which read the
+// quantized bytes once; larger batches decode the matrix to f16 and call cuBLAS, whose tensor-core GEMM
+// repays the decode. F16/BF16/F32 weights always go to cuBLAS.
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "backend/backend.h"
+#include "backend/cuda/kernels.h"
+#include "gguf/ggml_type.h"
+
+namespace pensieve::backend {
+namespace {
+
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) throw std::runtime_error(std::string("CUDA: ") + what + ": " + cudaGetErrorString(e));
+}
+
+void check(cublasStatus_t s, const char* what) {
+  if (s != CUBLAS_STATUS_SUCCESS) {
+    throw std::runtime_error(std::string("cuBLAS: ") + what + ": " + cublasGetStatusString(s));
+  }
+}
+
+// Activation rows up to which a quantized product reads the weights in place (one pass per 8 rows); above
+// it, decoding to f16 once and one tensor-core GEMM costs less.
+constexpr int kMatvecMaxRows = 16;
+
+// Page-locked host memory, so that the step's tables and the logits move by DMA without a staging copy.
+struct PinnedBuffer {
+  std::byte* data = nullptr;
+  size_t bytes = 0;
+  PinnedBuffer() = default;
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+  ~PinnedBuffer() {
+    if (data) cudaFreeHost(data);
+  }
+  void reserve(size_t n) {
+    if (n <= bytes) return;
+    if (data) cudaFreeHost(data);
+    data = nullptr;
+    bytes = 0;
+    void* p = nullptr;
+    check(cudaMallocHost(&p, n), "pinned host allocation");
+    data = static_cast<std::byte*>(p);
+    bytes = n;
+  }
+};
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(int index) : index_(index) {
+    check(cudaSetDevice(index_), "select device");
+    check(cudaGetDeviceProperties(&props_, index_), "device properties");
+    check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "stream");
+    check(cudaEventCreateWithFlags(&upload_done_, cudaEventDisableTiming), "event");
+    check(cublasCreate(&blas_), "create handle");
+    check(cublasSetStream(blas_, stream_), "set stream");
+    const char* pedantic = std::getenv("PENSIEVE_CUBLAS_PEDANTIC");
+    pedantic_ = pedantic != nullptr && std::string(pedantic) == "1";
+    if (pedantic_) check(cublasSetMathMode(blas_, CUBLAS_PEDANTIC_MATH), "math mode");
+  }
+
+  ~CudaBackend() override {
+    cudaSetDevice(index_);
+    cudaStreamSynchronize(stream_);
+    cublasDestroy(blas_);
+    cudaEventDestroy(upload_done_);
+    cudaStreamDestroy(stream_);
+  }
+
+  std::string name() const override { return "cuda:" + std::to_string(index_) + " " + props_.name; }
+  int threads() const override { return 1; }
+  bool host_memory() const override { return false; }
+
+  DeviceInfo device_info() const override {
+    DeviceInfo d;
+    d.kind = "cuda";
+    d.name = props_.name;
+    d.index = index_;
+    size_t free = 0, total = 0;
+    cudaSetDevice(index_);
+    if (cudaMemGetInfo(&free, &total) == cudaSuccess) {
+      d.free_bytes = free;
+      d.total_bytes = total;
+    }
+    d.allocated_bytes = allocated_->load();
+    return d;
+  }
+
+  double measure_bandwidth() override {
+    activate();
+    constexpr size_t kBytes = size_t{1} << 30;
+    constexpr int kRepeats = 10;
+    Buffer a = allocate(kBytes), b = allocate(kBytes);
+    cudaEvent_t start, stop;
+    check(cudaEventCreate(&start), "event");
+    check(cudaEventCreate(&stop), "event");
+    float best_ms = 0;
+    for (int round = 0; round < 3; ++round) {
+      check(cudaEventRecord(start, stream_), "event record");
+      for (int i = 0; i < kRepeats; ++i) {
+        check(cudaMemcpyAsync(b.data(), a.data(), kBytes, cudaMemcpyDeviceToDevice, stream_), "copy");
+      }
+      check(cudaEventRecord(stop, stream_), "event record");
+      check(cudaEventSynchronize(stop), "event wait");
+      float ms = 0;
+      check(cudaEventElapsedTime(&ms, start, stop), "elapsed");
+      if (round == 0 || ms < best_ms) best_ms = ms;
+    }
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    return 2.0 * kBytes * kRepeats / (best_ms / 1e3);  // each copy reads and writes every byte
+  }
+
+  Buffer allocate(size_t bytes) override {
+    activate();
+    void* p = nullptr;
+    const size_t rounded = std::max<size_t>(bytes, 1);
+    const cudaError_t e = cudaMalloc(&p, rounded);
+    if (e != cudaSuccess) {
+      cudaGetLastError();  // clear the sticky-free error state of a failed allocation
+      throw std::runtime_error("CUDA: cannot allocate " + std::to_string(bytes) + " bytes on " + name() + ": " +
+                               cudaGetErrorString(e));
+    }
+    check(cudaMemsetAsync(p, 0, rounded, stream_), "clear allocation");
+    *allocated_ += rounded;
+    std::shared_ptr<std::atomic<uint64_t>> counter = allocated_;
+    const int index = index_;
+    return Buffer{std::shared_ptr<std::byte>(static_cast<std::byte*>(p),
+                                             [counter, rounded, index](std::byte* q) {
+                                               cudaSetDevice(index);
+                                               cudaFree(q);
+                                               *counter -= rounded;
+                                             }),
+                  bytes};
+  }
+
+  void write(const Buffer& dst, size_t offset, std::span<const std::byte> src) override {
+    if (offset > dst.bytes || src.size() > dst.bytes - offset) throw std::out_of_range("write past the end of a buffer");
+    if (src.empty()) return;
+    activate();
+    check(cudaMemcpyAsync(dst.data() + offset, src.data(), src.size(), cudaMemcpyHostToDevice, stream_), "upload");
+    check(cudaStreamSynchronize(stream_), "upload");
+  }
+
+  void read(std::span<std::byte> dst, const std::byte* src) override {
+    activate();
+    if (dst.empty()) {
+      check(cudaStreamSynchronize(stream_), "wait");
+      return;
+    }
+    read_staging_.reserve(dst.size());
+    check(cudaMemcpyAsync(read_staging_.data, src, dst.size(), cudaMemcpyDeviceToHost, stream_), "download");
+    check(cudaStreamSynchronize(stream_), "download");
+    std::memcpy(dst.data(), read_staging_.data, dst.size());
+  }
+  using Backend::read;
+
+  void prepare(Weight& w, WeightUse) override {
+    const bool float_type = w.type_id == static_cast<uint32_t>(gguf::GgmlType::F32) ||
+                            w.type_id == static_cast<uint32_t>(gguf::GgmlType::F16) ||
+                            w.type_id == static_cast<uint32_t>(gguf::GgmlType::BF16);
+    if (!float_type && !cuda::matvec_supports(w.type_id)) {
+      throw std::runtime_error(w.name + ": type " + std::string(gguf::type_name(w.type_id)) + " has no CUDA kernels");
+    }
+    if (w.cols % 32 != 0) {
+      throw std::runtime_error(w.name + ": rows of " + std::to_string(w.cols) +
+                               " elements (the CUDA kernels need a multiple of 32)");
+    }
+    if (w.layout != 0) throw std::runtime_error(w.name + ": already prepared by another backend");
+    Buffer device = allocate(w.data.size());
+    write(device, 0, w.data);
+    w.data = {device.data(), w.data.size()};
+    w.owner = std::move(device.memory);
+  }
+
+  void upload_step(StepTables& step) override {
+    activate();
+    const size_t n = step.positions.size();
+    if (step.seq_of_row.size() != n) throw std::invalid_argument("step: positions and sequence ids differ in length");
+    if (!step.tokens.empty() && step.tokens.size() != n) throw std::invalid_argument("step: tokens and positions differ");
+    int max_context = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const int32_t s = step.seq_of_row[i];
+      if (s < 0 || static_cast<size_t>(s) >= step.tables.size()) throw std::invalid_argument("step: bad sequence id");
+      const int32_t pos = step.positions[i];
+      // Every position up to this one is read by attention, and this one is written: its table must cover it.
+      if (pos < 0 || static_cast<size_t>(pos / kv_block_tokens_) >= step.tables[static_cast<size_t>(s)].size()) {
+        throw std::out_of_range("position " + std::to_string(pos) + " has no KV block in its sequence's block table");
+      }
+      max_context = std::max(max_context, pos + 1);
+    }
+    size_t total_blocks = 0;
+    for (const auto& t : step.tables) total_blocks += t.size();
+
+    // One pinned staging area, one copy: [tokens][positions][seq_of_row][logit_rows][table_start][blocks][rope].
+    const size_t ints = step.tokens.size() + 2 * n + step.logit_rows.size() + step.tables.size() + total_blocks;
+    const size_t int_bytes = (ints * sizeof(int32_t) + 15) / 16 * 16;
+    const size_t bytes = int_bytes + step.rope.size_bytes();
+    check(cudaEventSynchronize(upload_done_), "previous upload");  // the staging area is free again
+    upload_staging_.reserve(bytes);
+    if (upload_device_.bytes < bytes) upload_device_ = allocate(std::max(bytes, 2 * upload_device_.bytes));
+
+    auto* host = reinterpret_cast<int32_t*>(upload_staging_.data);
+    const auto* dev = reinterpret_cast<const int32_t*>(upload_device_.data());
+    size_t at = 0;
+    auto put = [&](std::span<const int32_t> values) {
+      const int32_t* where = dev + at;
+      if (!values.empty()) std::memcpy(host + at, values.data(), values.size_bytes());
+      at += values.size();
+      return where;
+    };
+    upload_ = StepUpload{};
+    upload_.tokens = put(step.tokens);
+    upload_.positions = put(step.positions);
+    upload_.seq_of_row = put(step.seq_of_row);
+    upload_.logit_rows = put(step.logit_rows);
+    int32_t* starts = host + at;
+    upload_.table_start = dev + at;
+    at += step.tables.size();
+    int32_t next = 0;
+    for (size_t s = 0; s < step.tables.size(); ++s) {
+      starts[s] = next;
+      next += static_cast<int32_t>(step.tables[s].size());
+    }
+    upload_.blocks = dev + at;
+    for (const auto& t : step.tables) put(t);
+    if (!step.rope.empty()) std::memcpy(upload_staging_.data + int_bytes, step.rope.data(), step.rope.size_bytes());
+    upload_.rope = reinterpret_cast<const float*>(upload_device_.data() + int_bytes);
+    upload_.n_rows = static_cast<int>(n);
+    upload_.n_logit_rows = static_cast<int>(step.logit_rows.size());
+    upload_.max_context = max_context;
+    check(cudaMemcpyAsync(upload_device_.data(), upload_staging_.data, bytes, cudaMemcpyHostToDevice, stream_),
+          "step upload");
+    check(cudaEventRecord(upload_done_, stream_), "step upload");
+    step.uploaded = &upload_;
+  }
+
+  void matmul(const Weight& w, const float* x, int n, float* y) override {
+    if (n <= 0) return;
+    const size_t x_elems = static_cast<size_t>(n) * static_cast<size_t>(w.cols);
+    const int rows = static_cast<int>(w.rows), cols = static_cast<int>(w.cols);
+    const float one = 1.0f, zero = 0.0f;
+    if (w.type_id == static_cast<uint32_t>(gguf::GgmlType::F32)) {
+      // y^T (rows x n) = W (rows x cols, stored as cols x rows column-major) ^T * x^T (cols x n).
+      check(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, rows, n, cols, &one, reinterpret_cast<const float*>(w.data.data()),
+                        cols, x, cols, &zero, y, rows),
+            "sgemm");
+      return;
+    }
+    if (w.type_id == static_cast<uint32_t>(gguf::GgmlType::BF16)) {
+      uint16_t* xb = scratch(act_half_, x_elems * 2);
+      cuda::to_bf16(x, x_elems, xb, stream_);
+      gemm_ex(w.data.data(), CUDA_R_16BF, xb, rows, n, cols, y);
+      return;
+    }
+    uint16_t* xh = scratch(act_half_, x_elems * 2);
+    cuda::to_f16(x, x_elems, xh, stream_);
+    if (w.type_id == static_cast<uint32_t>(gguf::GgmlType::F16)) {
+      gemm_ex(w.data.data(), CUDA_R_16F, xh, rows, n, cols, y);
+    } else if (n <= kMatvecMaxRows) {
+      cuda::matvec(w.type_id, w.data.data(), w.row_bytes, w.rows, w.cols, xh, n, y, stream_);
+    } else {
+      uint16_t* wh = scratch(weight_half_, static_cast<size_t>(w.rows) * static_cast<size_t>(w.cols) * 2);
+      cuda::dequantize_f16(w.type_id, w.data.data(), w.row_bytes, w.rows, w.cols, wh, stream_);
+      gemm_ex(wh, CUDA_R_16F, xh, rows, n, cols, y);
+    }
+    check_launch("matmul");
+  }
+
+  void embed(const Weight& table, const StepTables& step, float* out) override {
+    for (int32_t tok : step.tokens) {
+      if (tok < 0 || tok >= table.rows) {
+        throw std::out_of_range("token id " + std::to_string(tok) + " is outside the vocabulary of " +
+                                std::to_string(table.rows));
+      }
+    }
+    cuda::embed(table.type_id, table.data.data(), table.row_bytes, table.cols, uploaded(step).tokens,
+                static_cast<int>(step.tokens.size()), out, stream_);
+    check_launch("embed");
+  }
+
+  void rmsnorm(const float* x, const float* gamma, int n_rows, int dim, float eps, float* out) override {
+    cuda::rmsnorm(x, gamma, n_rows, dim, eps, out, stream_);
+    check_launch("rmsnorm");
+  }
+
+  void rope(float* x, int n_heads, int head_dim, int n_rot, bool neox, const StepTables& step) override {
+    cuda::rope(x, step.n_rows(), n_heads, head_dim, n_rot, neox, uploaded(step).rope, stream_);
+    check_launch("rope");
+  }
+
+  void store_kv(const KvLayerView& kv, const float* k, const float* v, const StepTables& step) override {
+    require_kv(kv);
+    cuda::store_kv(kv, k, v, uploaded(step), stream_);
+    check_launch("store_kv");
+  }
+
+  void attention(const float* q, int n_heads, const KvLayerView& kv, const StepTables& step, float scale,
+                 float* out) override {
+    require_kv(kv);
+    if (n_heads % kv.n_kv_heads != 0) throw std::invalid_argument("attention heads must be a multiple of KV heads");
+    if (n_heads / kv.n_kv_heads > 32) throw std::invalid_argument("attention: more than 32 query heads per KV head");
+    cuda::attention(q, n_heads, kv, uploaded(step), scale, out, stream_);
+    check_launch("attention");
+  }
+
+  void silu_mul(float* gate, const float* up, size_t n) override {
+    cuda::silu_mul(gate, up, n, stream_);
+    check_launch("silu_mul");
+  }
+  void add(float* x, const float* y, size_t n) override {
+    cuda::add(x, y, n, stream_);
+    check_launch("add");
+  }
+  void add_rows(float* x, const float* bias, int n_rows, int dim) override {
+    cuda::add_rows(x, bias, n_rows, dim, stream_);
+    check_launch("add_rows");
+  }
+  void gather_rows(const float* x, int dim, const StepTables& step, float* out) override {
+    cuda::gather_rows(x, dim, uploaded(step).logit_rows, static_cast<int>(step.logit_rows.size()), out, stream_);
+    check_launch("gather_rows");
+  }
+
+ private:
+  void activate() const { check(cudaSetDevice(index_), "select device"); }
+  static void check_launch(const char* what) { check(cudaGetLastError(), what); }
+
+  const StepUpload& uploaded(const StepTables& step) const {
+    if (step.uploaded != &upload_) throw std::logic_error("CUDA op given a step that upload_step did not upload");
+    return upload_;
+  }
+
+  static void require_kv(const KvLayerView& kv) {
+    if (kv.head_dim > 256) throw std::invalid_argument("attention: head size over 256");
+    if (kv.block_tokens != kv_block_tokens_) throw std::invalid_argument("KV blocks of an unexpected size");
+    if (kv.element == KvElement::Q8_0 && kv.head_dim % 32 != 0) {
+      throw std::invalid_argument("a Q8_0 KV cache needs head_dim a multiple of 32");
+    }
+  }
+
+  // y[n][rows] = x[n][cols] * W^T with W (rows x cols, row-major) and x in 16-bit `type`, f32 accumulation.
+  void gemm_ex(const void* w, cudaDataType type, const void* x, int rows, int n, int cols, float* y) {
+    const float one = 1.0f, zero = 0.0f;
+    check(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, rows, n, cols, &one, w, type, cols, x, type, cols, &zero, y,
+                       CUDA_R_32F, rows, pedantic_ ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F,
+                       CUBLAS_GEMM_DEFAULT),
+          "gemm");
+  }
+
+  // A scratch buffer of at least `bytes`, grown (never shrunk) as batches grow.
+  uint16_t* scratch(Buffer& buf, size_t bytes) {
+    if (buf.bytes < bytes) buf = allocate(bytes);
+    return reinterpret_cast<uint16_t*>(buf.data());
+  }
+
+  static constexpr int kv_block_tokens_ = 16;  // kv::kBlockTokens; the backend room does not see kv/
+  int index_;
+  bool pedantic_ = false;  // PENSIEVE_CUBLAS_PEDANTIC=1: no reduced-precision shortcuts in cuBLAS (experiments)
+  cudaDeviceProp props_{};
+  cudaStream_t stream_ = nullptr;
+  cudaEvent_t upload_done_ = nullptr;
+  cublasHandle_t blas_ = nullptr;
+  std::shared_ptr<std::atomic<uint64_t>> allocated_ = std::make_shared<std::atomic<uint64_t>>(0);
+  PinnedBuffer upload_staging_, read_staging_;
+  Buffer upload_device_, act_half_, weight_half_;
+  StepUpload upload_;
+};
+
+}  // namespace
+
+std::string cuda_unavailable_reason(int index) {
+  int count = 0;
+  const cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    return std::string("no usable CUDA driver (") + cudaGetErrorString(e) + ")";
+  }
+  if (count == 0) return "no CUDA GPU found";
+  if (index < 0 || index >= count) {
+    return "cuda:" + std::to_string(index) + " does not exist (" + std::to_string(count) + " GPU" +
+           (count == 1 ? "" : "s") + " found)";
+  }
+  return {};
+}
+
+std::unique_ptr<Backend> make_cuda_backend(int index) {
+  if (const std::string why = cuda_unavailable_reason(index); !why.empty()) throw std::runtime_error(why);
+  return std::make_unique<CudaBackend>(index);
+}
+
+}  // namespace pensieve::backend

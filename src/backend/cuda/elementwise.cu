@@ -1,0 +1,126 @@
+// RMSNorm, RoPE, SiLU-gate, residual adds, row gathers and f32 -> f16/bf16 conversion: each a single pass
+// over its rows, one thread per element (or per rotated pair), one block per row for the reductions.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include "backend/cuda/kernels.h"
+
+namespace pensieve::backend::cuda {
+namespace {
+
+unsigned grid_for(size_t threads, int block) { return static_cast<unsigned>((threads + block - 1) / block); }
+
+__global__ void to_f16_kernel(const float* __restrict__ x, size_t n, __half* __restrict__ out) {
+  const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) out[i] = __float2half_rn(x[i]);
+}
+
+__global__ void to_bf16_kernel(const float* __restrict__ x, size_t n, __nv_bfloat16* __restrict__ out) {
+  const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) out[i] = __float2bfloat16_rn(x[i]);
+}
+
+// One block per row; the sum of squares in float (the CPU sums in double: both well inside the tests' bounds).
+__global__ void rmsnorm_kernel(const float* __restrict__ x, const float* __restrict__ gamma, int dim, float eps,
+                               float* __restrict__ out) {
+  const float* xr = x + static_cast<size_t>(blockIdx.x) * dim;
+  float* o = out + static_cast<size_t>(blockIdx.x) * dim;
+  float ss = 0.0f;
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) ss = fmaf(xr[i], xr[i], ss);
+  __shared__ float partial[32];
+  for (int off = 16; off > 0; off /= 2) ss += __shfl_xor_sync(0xffffffffu, ss, off);
+  if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = ss;
+  __syncthreads();
+  if (threadIdx.x < 32) {
+    float v = threadIdx.x < blockDim.x / 32 ? partial[threadIdx.x] : 0.0f;
+    for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+    if (threadIdx.x == 0) partial[0] = v;
+  }
+  __syncthreads();
+  const float inv = rsqrtf(partial[0] / static_cast<float>(dim) + eps);
+  // out may alias x: every thread reads its own elements before writing them.
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) o[i] = xr[i] * inv * gamma[i];
+}
+
+__global__ void rope_kernel(float* __restrict__ x, int n_rows, int n_heads, int head_dim, int n_rot, bool neox,
+                            const float* __restrict__ cos_sin) {
+  const int half = n_rot / 2;
+  const size_t idx = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= static_cast<size_t>(n_rows) * n_heads * half) return;
+  const int i = static_cast<int>(idx % half);
+  const size_t head = idx / half;  // row * n_heads + h
+  const size_t row = head / n_heads;
+  float* xh = x + head * head_dim;
+  const int a = neox ? i : 2 * i;
+  const int b = neox ? i + half : 2 * i + 1;
+  const float c = cos_sin[row * n_rot + 2 * i], s = cos_sin[row * n_rot + 2 * i + 1];
+  const float x0 = xh[a], x1 = xh[b];
+  xh[a] = x0 * c - x1 * s;
+  xh[b] = x0 * s + x1 * c;
+}
+
+__global__ void silu_mul_kernel(float* __restrict__ gate, const float* __restrict__ up, size_t n) {
+  const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const float g = gate[i];
+  gate[i] = g / (1.0f + __expf(-g)) * up[i];
+}
+
+__global__ void add_kernel(float* __restrict__ x, const float* __restrict__ y, size_t n) {
+  const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) x[i] += y[i];
+}
+
+__global__ void add_rows_kernel(float* __restrict__ x, const float* __restrict__ bias, size_t n, int dim) {
+  const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < n) x[i] += bias[i % dim];
+}
+
+__global__ void gather_rows_kernel(const float* __restrict__ x, int dim, const int32_t* __restrict__ rows, int n,
+                                   float* __restrict__ out) {
+  const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= static_cast<size_t>(n) * dim) return;
+  const size_t r = i / dim;
+  out[i] = x[static_cast<size_t>(rows[r]) * dim + i % dim];
+}
+
+}  // namespace
+
+void to_f16(const float* x, size_t n, uint16_t* out, cudaStream_t stream) {
+  if (n) to_f16_kernel<<<grid_for(n, 256), 256, 0, stream>>>(x, n, reinterpret_cast<__half*>(out));
+}
+
+void to_bf16(const float* x, size_t n, uint16_t* out, cudaStream_t stream) {
+  if (n) to_bf16_kernel<<<grid_for(n, 256), 256, 0, stream>>>(x, n, reinterpret_cast<__nv_bfloat16*>(out));
+}
+
+void rmsnorm(const float* x, const float* gamma, int n_rows, int dim, float eps, float* out, cudaStream_t stream) {
+  const int threads = dim >= 1024 ? 1024 : (dim + 31) / 32 * 32;
+  if (n_rows > 0) rmsnorm_kernel<<<n_rows, threads, 0, stream>>>(x, gamma, dim, eps, out);
+}
+
+void rope(float* x, int n_rows, int n_heads, int head_dim, int n_rot, bool neox, const float* cos_sin,
+          cudaStream_t stream) {
+  const size_t pairs = static_cast<size_t>(n_rows) * n_heads * (n_rot / 2);
+  if (pairs) rope_kernel<<<grid_for(pairs, 256), 256, 0, stream>>>(x, n_rows, n_heads, head_dim, n_rot, neox, cos_sin);
+}
+
+void silu_mul(float* gate, const float* up, size_t n, cudaStream_t stream) {
+  if (n) silu_mul_kernel<<<grid_for(n, 256), 256, 0, stream>>>(gate, up, n);
+}
+
+void add(float* x, const float* y, size_t n, cudaStream_t stream) {
+  if (n) add_kernel<<<grid_for(n, 256), 256, 0, stream>>>(x, y, n);
+}
+
+void add_rows(float* x, const float* bias, int n_rows, int dim, cudaStream_t stream) {
+  const size_t n = static_cast<size_t>(n_rows) * dim;
+  if (n) add_rows_kernel<<<grid_for(n, 256), 256, 0, stream>>>(x, bias, n, dim);
+}
+
+void gather_rows(const float* x, int dim, const int32_t* rows, int n, float* out, cudaStream_t stream) {
+  const size_t total = static_cast<size_t>(n) * dim;
+  if (total) gather_rows_kernel<<<grid_for(total, 256), 256, 0, stream>>>(x, dim, rows, n, out);
+}
+
+}  // namespace pensieve::backend::cuda

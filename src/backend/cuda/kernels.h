@@ -1,0 +1,64 @@
+#pragma once
+// Launchers of the CUDA kernels, callable from plain C++ (the host-side orchestration in cuda_backend.cpp).
+// Every launcher enqueues on `stream` and returns at once; pointers are device memory unless said otherwise.
+// Each .cu file holds one family: quantized matrix products (matvec.cu), norms / RoPE / elementwise
+// (elementwise.cu), the paged KV store and attention (attention.cu).
+#include <cstddef>
+#include <cstdint>
+
+#include <cuda_runtime_api.h>
+
+#include "backend/backend.h"
+
+namespace pensieve::backend {
+
+// The device copy of one step's tables (StepTables::uploaded on the CUDA backend).
+struct StepUpload {
+  const int32_t* tokens = nullptr;
+  const int32_t* positions = nullptr;
+  const int32_t* seq_of_row = nullptr;
+  const int32_t* logit_rows = nullptr;
+  const int32_t* table_start = nullptr;  // per sequence: index of its first block in `blocks`
+  const int32_t* blocks = nullptr;       // every sequence's block table, one after another
+  const float* rope = nullptr;           // [n_rows][n_rot/2][2]
+  int n_rows = 0;
+  int n_logit_rows = 0;
+  int max_context = 0;  // the longest attention span of any row (positions + 1)
+};
+
+}  // namespace pensieve::backend
+
+namespace pensieve::backend::cuda {
+
+// True when the matvec kernels decode `type` (every GGML type the engine reads except the float ones,
+// which go through cuBLAS).
+bool matvec_supports(uint32_t type);
+// y[j][rows] = x[j][cols] * W^T for j < n (n <= 8), W's rows `row_bytes` apart; x is f16 [n][cols]. Each
+// decoded weight is rounded to f16 first, so the product is the same as the f16 GEMM path's up to the order
+// of the sums (a sequence's result must not depend on which path its batch took).
+void matvec(uint32_t type, const void* w, size_t row_bytes, int64_t rows, int64_t cols, const uint16_t* x, int n,
+            float* y, cudaStream_t stream);
+// out[rows][cols] (f16) = W decoded.
+void dequantize_f16(uint32_t type, const void* w, size_t row_bytes, int64_t rows, int64_t cols, uint16_t* out,
+                    cudaStream_t stream);
+// out[i][cols] = row tokens[i] of the table, decoded to float.
+void embed(uint32_t type, const void* table, size_t row_bytes, int64_t cols, const int32_t* tokens, int n, float* out,
+           cudaStream_t stream);
+
+// Elementwise and row ops (elementwise.cu).
+void to_f16(const float* x, size_t n, uint16_t* out, cudaStream_t stream);
+void to_bf16(const float* x, size_t n, uint16_t* out, cudaStream_t stream);
+void rmsnorm(const float* x, const float* gamma, int n_rows, int dim, float eps, float* out, cudaStream_t stream);
+void rope(float* x, int n_rows, int n_heads, int head_dim, int n_rot, bool neox, const float* cos_sin,
+          cudaStream_t stream);
+void silu_mul(float* gate, const float* up, size_t n, cudaStream_t stream);
+void add(float* x, const float* y, size_t n, cudaStream_t stream);
+void add_rows(float* x, const float* bias, int n_rows, int dim, cudaStream_t stream);
+void gather_rows(const float* x, int dim, const int32_t* rows, int n, float* out, cudaStream_t stream);
+
+// The paged KV cache (attention.cu).
+void store_kv(const KvLayerView& kv, const float* k, const float* v, const StepUpload& step, cudaStream_t stream);
+void attention(const float* q, int n_heads, const KvLayerView& kv, const StepUpload& step, float scale, float* out,
+               cudaStream_t stream);
+
+}  // namespace pensieve::backend::cuda
