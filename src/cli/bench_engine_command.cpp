@@ -15,6 +15,7 @@
 #include "backend/memory_bandwidth.h"
 #include "cli/bench_engine_serving.h"
 #include "cli/command_registry.h"
+#include "cli/device_option.h"
 #include "cli/memory_plan.h"
 #include "model/model.h"
 
@@ -30,6 +31,7 @@ struct BenchArgs {
   std::string batches = "1,4,8";
   std::string kv_type = "f16";
   int threads = 0;
+  std::string device = "auto";
   bool json = false;
 };
 
@@ -109,10 +111,10 @@ int run_bench(const BenchArgs& a) {
   if (a.prompt <= 0 || a.gen <= 0) throw CommandError{"--prompt and --gen must be positive"};
   const std::vector<int> batches = parse_batches(a.batches);
   const kv::KvType kv_type = parse_kv_type_flag(a.kv_type, "--kv-type");
-  auto be = backend::make_cpu_backend(a.threads);
+  auto be = open_backend(a.device, a.threads);
   auto m = model::Model::load(a.model, *be);
   require_kv_type_fits(kv_type, m->config());
-  const double bandwidth = backend::measure_read_bandwidth(be->threads());
+  const double bandwidth = be->measure_bandwidth();
   {  // Fault the mapped weights in before timing anything.
     auto pool = m->make_kv_pool(kv_type, 1);
     kv::BlockTable t;
@@ -144,8 +146,8 @@ int run_bench(const BenchArgs& a) {
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
-  std::printf("%s\n", fmt::format("model {}  backend {}  threads {}  weights {:.1f} MB  read bandwidth {:.1f} GB/s",
-                                  a.model, be->name(), be->threads(), m->weight_bytes() / 1e6, bandwidth / 1e9)
+  std::printf("%s\n", fmt::format("model {}  backend {}  weights {:.1f} MB  read bandwidth {:.1f} GB/s",
+                                  a.model, describe_device(*be), m->weight_bytes() / 1e6, bandwidth / 1e9)
                           .c_str());
   std::printf("prompt %d, gen %d per sequence, KV %s\n", a.prompt, a.gen, kv::kv_type_name(kv_type));
   std::printf("%6s %14s %14s %20s\n", "batch", "prefill tok/s", "decode tok/s", "decode bound tok/s");
@@ -167,6 +169,7 @@ const RegisterCommand kBenchEngine{
       auto* gen = sub.add_option("--gen", a->gen, "Generated tokens per sequence (default 128; with --streams 64)");
       auto* batch = sub.add_option("--batch", a->batches, "Comma-separated batch sizes (default 1,4,8)");
       sub.add_option("--threads", a->threads, "Worker threads (default: physical cores)");
+      add_device_option(sub, a->device);
       sub.add_option("--kv-type", a->kv_type, "KV cache precision: f16 (default), q8_0 or f32");
       sub.add_flag("--json", a->json, "Print the results as JSON");
       auto* streams = sub.add_option("--streams", s->streams,
@@ -181,6 +184,7 @@ const RegisterCommand kBenchEngine{
         if (streams->count() == 0) return run_bench(*a);
         s->model = a->model;
         s->threads = a->threads;
+        s->device = a->device;
         s->kv_type = a->kv_type;
         s->json = a->json;
         if (prompt->count() > 0) s->prompt = a->prompt;

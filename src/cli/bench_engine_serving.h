@@ -16,6 +16,7 @@ struct ServingBenchArgs {
   int token_budget = 512;
   std::string kv_type = "f16";  // f16, q8_0 or f32
   int threads = 0;
+  std::string device = "auto";
   bool json = false;
 };
 

@@ -18,6 +18,7 @@
 #include "backend/backend.h"
 #include "cli/bench_engine_serving.h"
 #include "cli/command_registry.h"
+#include "cli/device_option.h"
 #include "cli/memory_plan.h"
 #include "engine/serving_engine.h"
 #include "model/model.h"
@@ -179,7 +180,7 @@ int run_serving_bench(const ServingBenchArgs& a) {
   const std::vector<int> stream_counts = parse_list(a.streams);
   const kv::KvType kv_type = parse_kv_type_flag(a.kv_type, "--kv-type");
 
-  auto be = backend::make_cpu_backend(a.threads);
+  auto be = open_backend(a.device, a.threads);
   auto m = model::Model::load(a.model, *be);
   require_kv_type_fits(kv_type, m->config());
   const auto tok = tokenizer::Tokenizer::from_gguf(m->file());

@@ -9,6 +9,7 @@
 
 #include "backend/backend.h"
 #include "cli/command_registry.h"
+#include "cli/device_option.h"
 #include "cli/memory_plan.h"
 #include "model/generate.h"
 #include "model/model.h"
@@ -44,6 +45,7 @@ struct GenerateArgs {
   bool stop_at_eos = false;
   std::string kv = "f16";
   int threads = 0;
+  std::string device = "auto";
   bool json = false;
 };
 
@@ -51,7 +53,7 @@ int run_generate(const GenerateArgs& a) {
   const std::vector<int32_t> prompt = parse_tokens(a.tokens);
   if (a.max_tokens < 0) throw CommandError{"--max-tokens must not be negative"};
   const kv::KvType kv_type = parse_kv_type_flag(a.kv, "--kv");
-  auto be = backend::make_cpu_backend(a.threads);
+  auto be = open_backend(a.device, a.threads);
   auto model = model::Model::load(a.model, *be);
   require_kv_type_fits(kv_type, model->config());
   for (int32_t t : prompt) {
@@ -94,6 +96,7 @@ const RegisterCommand kGenerate{
       sub.add_flag("--stop-at-eos", a->stop_at_eos, "Stop after the model's end-of-sequence token");
       sub.add_option("--kv", a->kv, "KV cache precision: f16 (default), q8_0 or f32");
       sub.add_option("--threads", a->threads, "Worker threads (default: physical cores)");
+      add_device_option(sub, a->device);
       sub.add_flag("--json", a->json, "Print {\"tokens\": [...], ...} instead of space-separated ids");
       return [a] { return run_generate(*a); };
     }};

@@ -8,6 +8,7 @@
 
 #include "backend/backend.h"
 #include "cli/command_registry.h"
+#include "cli/device_option.h"
 #include "cli/memory_plan.h"
 #include "model/generate.h"
 #include "model/model.h"
@@ -35,10 +36,10 @@ std::vector<int32_t> parse_tokens(const std::string& text) {
 }
 
 int run_logits(const std::string& model_path, const std::string& tokens_text, const std::string& out_path,
-               const std::string& kv_name, int threads) {
+               const std::string& kv_name, int threads, const std::string& device) {
   const std::vector<int32_t> tokens = parse_tokens(tokens_text);
   const kv::KvType kv_type = parse_kv_type_flag(kv_name, "--kv");
-  auto be = backend::make_cpu_backend(threads);
+  auto be = open_backend(device, threads);
   auto model = model::Model::load(model_path, *be);
   require_kv_type_fits(kv_type, model->config());
   const auto logits = model::all_position_logits(*model, tokens, kv_type);
@@ -62,7 +63,9 @@ const RegisterCommand kLogits{
       sub.add_option("--out", *out, "Output file: float32 [tokens][vocab], row-major")->required();
       sub.add_option("--kv", *kv, "KV cache precision: f32 (default, exact), f16 or q8_0");
       sub.add_option("--threads", *threads, "Worker threads (default: physical cores)");
-      return [=] { return run_logits(*model, *tokens, *out, *kv, *threads); };
+      auto device = std::make_shared<std::string>("auto");
+      add_device_option(sub, *device);
+      return [=] { return run_logits(*model, *tokens, *out, *kv, *threads, *device); };
     }};
 
 }  // namespace

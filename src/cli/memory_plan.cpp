@@ -14,6 +14,7 @@ namespace {
 // serving_engine.cpp) and its fallback when the file gives no context length.
 constexpr int kDefaultContextCap = 8192;
 constexpr int kContextWhenUnknown = 4096;
+constexpr uint64_t kGpuReserve = 1ull << 30;  // CUDA context, cuBLAS workspaces, allocator slack
 
 int requested_context(const model::ModelConfig& c, int ctx_size) {
   const int model_ctx = c.context_length > 0 ? c.context_length : kContextWhenUnknown;
@@ -43,6 +44,23 @@ uint64_t scratch_bytes(const model::ModelConfig& c, int parallel) {
   return (rows * per_row + logits) * sizeof(float);
 }
 
+uint64_t gpu_extra_scratch_bytes(const model::ModelConfig& c) {
+  const uint64_t widest = std::max<uint64_t>({static_cast<uint64_t>(c.ffn_dim), static_cast<uint64_t>(c.vocab),
+                                              static_cast<uint64_t>(c.q_dim())});
+  return 2ull * widest * static_cast<uint64_t>(std::max(c.dim, c.ffn_dim));
+}
+
+uint64_t gpu_kv_bytes(uint64_t free_bytes, const model::ModelConfig& c, const PlanInputs& in, uint64_t cap) {
+  const uint64_t scratch = scratch_bytes(c, in.parallel) + gpu_extra_scratch_bytes(c) + kGpuReserve;
+  if (free_bytes <= scratch) return 0;
+  uint64_t bytes = (free_bytes - scratch) / 10 * 9;
+  const uint64_t wanted = static_cast<uint64_t>(std::max(1, in.parallel)) *
+                          static_cast<uint64_t>(requested_context(c, in.ctx_size)) * kv_bytes_per_token(c, in.kv_type);
+  bytes = std::min(bytes, wanted);
+  if (cap > 0) bytes = std::min(bytes, cap);
+  return bytes;
+}
+
 kv::KvType parse_kv_type_flag(const std::string& value, const std::string& flag) {
   if (const auto type = kv::parse_kv_type(value)) return *type;
   throw CommandError{flag + " must be f16, q8_0 or f32, not '" + value + "'"};
@@ -63,14 +81,16 @@ MemoryPlan plan_memory(const gguf::GgufFile& file, const model::ModelConfig& c, 
   if (in.kv_memory > 0) {
     p.kv_blocks = static_cast<int>(std::max<uint64_t>(1, in.kv_memory / block_bytes));
   } else {
-    const int per_seq = (std::min(context, kDefaultContextCap) + kv::kBlockTokens - 1) / kv::kBlockTokens;
+    // serve on a GPU gives every sequence its whole context when the card can hold it (gpu_kv_bytes).
+    const int per_seq_context = in.gpu ? context : std::min(context, kDefaultContextCap);
+    const int per_seq = (per_seq_context + kv::kBlockTokens - 1) / kv::kBlockTokens;
     p.kv_blocks = std::max(1, in.parallel) * per_seq;
   }
   p.context = std::min(context, p.kv_blocks * kv::kBlockTokens);
   p.weight_bytes = file_weight_bytes(file);
   p.kv_bytes_per_token = per_token;
   p.kv_pool_bytes = block_bytes * static_cast<uint64_t>(p.kv_blocks);
-  p.scratch_bytes = scratch_bytes(c, in.parallel);
+  p.scratch_bytes = scratch_bytes(c, in.parallel) + (in.gpu ? gpu_extra_scratch_bytes(c) + kGpuReserve : 0);
   return p;
 }
 

@@ -16,6 +16,7 @@ struct PlanInputs {
   int ctx_size = 0;          // 0: the model's
   uint64_t kv_memory = 0;    // 0: parallel x min(context, the engine's default cap)
   kv::KvType kv_type = kv::KvType::F16;
+  bool gpu = false;          // the CUDA backend's scratch and reserve count too
 };
 
 struct MemoryPlan {
@@ -34,6 +35,13 @@ uint64_t kv_bytes_per_token(const model::ModelConfig& config, kv::KvType type);
 uint64_t scratch_bytes(const model::ModelConfig& config, int parallel);
 // Sizes the KV pool the way make_serving_engine does for the same options.
 MemoryPlan plan_memory(const gguf::GgufFile& file, const model::ModelConfig& config, const PlanInputs& in);
+
+// On a GPU the KV pool takes what the card has free after the weights are loaded, less the scratch a full
+// step needs and a reserve for cuBLAS and the CUDA context, up to what `parallel` sequences of the whole
+// context can use; `cap` (--kv-memory, 0 for none) caps it further. 0 when nothing is left.
+uint64_t gpu_kv_bytes(uint64_t free_bytes, const model::ModelConfig& config, const PlanInputs& in, uint64_t cap);
+// Bytes the CUDA backend adds to scratch_bytes: a whole weight matrix decoded to f16 for large batches.
+uint64_t gpu_extra_scratch_bytes(const model::ModelConfig& config);
 
 // "f16", "q8_0", "f32" -> the KV type; throws a one-line CommandError naming `flag` for anything else.
 kv::KvType parse_kv_type_flag(const std::string& value, const std::string& flag);

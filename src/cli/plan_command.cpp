@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command_registry.h"
+#include "cli/device_option.h"
 #include "cli/memory_plan.h"
 #include "gguf/gguf_file.h"
 #include "model/model_config.h"
@@ -25,6 +26,7 @@ struct PlanArgs {
   std::string kv_type = "f16";
   std::string kv_memory;
   std::string budget;
+  std::string device = "cpu";
   bool json = false;
 };
 
@@ -67,7 +69,18 @@ int run_plan(const PlanArgs& a) {
   in.kv_type = parse_kv_type_flag(a.kv_type, "--kv-type");
   if (!a.kv_memory.empty()) in.kv_memory = parse_size(a.kv_memory, "--kv-memory");
   const bool budget_given = !a.budget.empty();
-  const uint64_t budget = budget_given ? parse_size(a.budget, "--budget") : available_memory();
+  std::string budget_source = budget_given ? "--budget" : "MemAvailable";
+  uint64_t budget = budget_given ? parse_size(a.budget, "--budget") : 0;
+  if (a.device != "cpu") {
+    // Plan for the GPU serve would use: its free memory is the budget, its scratch counts.
+    std::unique_ptr<backend::Backend> be = open_backend(a.device, 1);
+    in.gpu = !be->host_memory();
+    if (!budget_given && in.gpu) {
+      budget = be->device_info().free_bytes;
+      budget_source = "free memory of " + describe_device(*be);
+    }
+  }
+  if (budget == 0) budget = available_memory();
   if (!std::filesystem::exists(a.model)) throw CommandError{"--model: no such file: " + a.model};
 
   gguf::GgufFile file = [&] {
@@ -105,7 +118,8 @@ int run_plan(const PlanArgs& a) {
     j["scratch_bytes"] = p.scratch_bytes;
     j["total_bytes"] = p.total_bytes();
     j["budget_bytes"] = budget;
-    j["budget_source"] = budget_given ? "--budget" : "MemAvailable";
+    j["budget_source"] = budget_source;
+    j["device"] = in.gpu ? "cuda" : "cpu";
     j["fits"] = fits;
     j["max_parallel"] = best;
     std::printf("%s\n", j.dump(2).c_str());
@@ -120,7 +134,8 @@ int run_plan(const PlanArgs& a) {
   std::printf("             %d parallel x %d tokens of context\n", a.parallel, p.context);
   std::printf("scratch      %s (activations and logits)\n", format_bytes(p.scratch_bytes).c_str());
   std::printf("total        %s\n", format_bytes(p.total_bytes()).c_str());
-  std::printf("budget       %s (%s)\n", format_bytes(budget).c_str(), budget_given ? "--budget" : "available memory");
+  std::printf("budget       %s (%s)\n", format_bytes(budget).c_str(),
+              budget_given ? "--budget" : in.gpu ? budget_source.c_str() : "available memory");
   if (fits) std::printf("fits         yes\n");
   else std::printf("fits         NO: %s over\n", format_bytes(p.total_bytes() - budget).c_str());
   if (best == 0) {
@@ -141,7 +156,8 @@ const RegisterCommand kPlan{
       sub.add_option("--ctx-size", a->ctx_size, "Longest prompt + completion per sequence (default: the model's)");
       sub.add_option("--kv-type", a->kv_type, "KV cache precision, as serve --kv-type: f16 (default), q8_0 or f32");
       sub.add_option("--kv-memory", a->kv_memory, "KV pool size as serve --kv-memory (default: parallel x context)");
-      sub.add_option("--budget", a->budget, "Memory to fit in, e.g. 16G (default: MemAvailable)");
+      sub.add_option("--budget", a->budget, "Memory to fit in, e.g. 16G (default: MemAvailable, or the GPU's free memory)");
+      sub.add_option("--device", a->device, "Plan for cpu (default) or for cuda / cuda:N as serve --device would use it");
       sub.add_flag("--json", a->json, "Print one JSON object");
       return [a] { return run_plan(*a); };
     }};

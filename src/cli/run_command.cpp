@@ -19,6 +19,7 @@
 #include "api/served_model.h"
 #include "backend/backend.h"
 #include "cli/command_registry.h"
+#include "cli/device_option.h"
 #include "cli/memory_plan.h"
 #include "engine/serving_engine.h"
 #include "model/model.h"
@@ -37,6 +38,7 @@ struct RunArgs {
   int ctx_size = 0;
   std::string kv_type = "f16";
   int threads = 0;
+  std::string device = "auto";
 };
 
 volatile std::sig_atomic_t g_interrupts = 0;
@@ -204,7 +206,7 @@ int run_run(const RunArgs& a) {
   std::unique_ptr<engine::Engine> eng;
   std::unique_ptr<api::ServedModel> served;
   try {
-    be = backend::make_cpu_backend(a.threads);
+    be = open_backend(a.device, a.threads);
     model = model::Model::load(a.model, *be);
     tok = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::from_gguf(model->file()));
     require_kv_type_fits(kv_type, model->config());
@@ -257,6 +259,7 @@ const RegisterCommand kRun{
       sub.add_option("--ctx-size", a->ctx_size, "Longest conversation in tokens (default: the model's, up to 8192)");
       sub.add_option("--kv-type", a->kv_type, "KV cache precision: f16 (default), q8_0 or f32");
       sub.add_option("--threads", a->threads, "Compute threads (default: physical cores)");
+      add_device_option(sub, a->device);
       return [a] { return run_run(*a); };
     }};
 

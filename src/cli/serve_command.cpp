@@ -11,6 +11,7 @@
 #include "api/served_model.h"
 #include "backend/backend.h"
 #include "cli/command_registry.h"
+#include "cli/device_option.h"
 #include "cli/memory_plan.h"
 #include "engine/serving_engine.h"
 #include "http/server.h"
@@ -30,6 +31,7 @@ struct ServeArgs {
   std::string kv_memory;
   std::string kv_type = "f16";
   int threads = 0;
+  std::string device = "auto";
   std::string api_key;
   int queue = 256;
   double shutdown_grace = 10;
@@ -91,7 +93,7 @@ int run_serve(const ServeArgs& a) {
   std::unique_ptr<engine::Engine> eng;
   std::unique_ptr<api::ServedModel> served;
   try {
-    be = backend::make_cpu_backend(a.threads);
+    be = open_backend(a.device, a.threads);
     model = model::Model::load(a.model, *be);
     tok = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::from_gguf(model->file()));
     require_kv_type_fits(kv_type, model->config());
@@ -101,6 +103,15 @@ int run_serve(const ServeArgs& a) {
     eo.context_length = a.ctx_size;
     eo.queue_limit = a.queue;
     if (!a.kv_memory.empty()) eo.kv_bytes = parse_size(a.kv_memory);
+    if (!be->host_memory()) {
+      // On a GPU the pool is sized from the card's free memory, now that the weights are on it.
+      PlanInputs in;
+      in.parallel = a.parallel;
+      in.ctx_size = a.ctx_size;
+      in.kv_type = kv_type;
+      eo.kv_bytes = gpu_kv_bytes(be->device_info().free_bytes, model->config(), in, eo.kv_bytes);
+      if (eo.kv_bytes == 0) throw CommandError{"the GPU has no memory left for a KV cache after loading the model"};
+    }
     eng = engine::make_serving_engine(*model, *tok, eo);
     const std::string alias = a.alias.empty() ? std::filesystem::path(a.model).stem().string() : a.alias;
     served = std::make_unique<api::ServedModel>(alias, *eng, *tok);
@@ -116,9 +127,9 @@ int run_serve(const ServeArgs& a) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const engine::EngineStats stats = eng->stats();
   std::fprintf(stderr,
-               "pensieve: ready in %.1fs: model '%s', context %d tokens, %d parallel, KV pool %d blocks, %s x %d threads%s\n",
+               "pensieve: ready in %.1fs: model '%s', context %d tokens, %d parallel, KV pool %d blocks, %s%s\n",
                seconds, served->id().c_str(), eng->context_length(), eng->max_parallel(), stats.kv_blocks_total,
-               be->name().c_str(), be->threads(),
+               describe_device(*be).c_str(),
                served->template_is_fallback() ? " (no chat template in the file: using ChatML)" : "");
   // The pool's real size (the engine chose its blocks), in the terms `pensieve plan` predicts.
   const uint64_t kv_bytes = kv_bytes_per_token(model->config(), kv_type) * kv::kBlockTokens *
@@ -148,6 +159,7 @@ const RegisterCommand kServe{
       sub.add_option("--kv-memory", a->kv_memory, "KV cache pool size, e.g. 2G (default: parallel x context)");
       sub.add_option("--kv-type", a->kv_type, "KV cache precision: f16 (default), q8_0 (head size a multiple of 32) or f32");
       sub.add_option("--threads", a->threads, "Compute threads (default: physical cores)");
+      add_device_option(sub, a->device);
       sub.add_option("--api-key", a->api_key, "Require this key (Authorization: Bearer KEY or x-api-key: KEY)");
       sub.add_option("--queue", a->queue, "Requests that may wait for a slot before 429 (default 256)");
       sub.add_option("--shutdown-grace", a->shutdown_grace, "Seconds in-flight requests get on shutdown (default 10)");

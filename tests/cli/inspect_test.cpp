@@ -48,7 +48,7 @@ std::vector<fs::path> fixture_models() {
 
 TEST(Inspect, EveryFixtureModelShowsItsConfigHyperParameters) {
   const auto files = fixture_models();
-  ASSERT_EQ(files.size(), 12u) << "expected 3 fixture models x 4 types";
+  ASSERT_EQ(files.size(), 16u) << "expected 4 fixture models x 4 types";
   for (const auto& file : files) {
     SCOPED_TRACE(file.string());
     const json config = read_json(file.parent_path() / "config.json");
