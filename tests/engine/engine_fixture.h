@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "test_device.h"
 #include "engine/serving_engine.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -29,7 +30,7 @@ inline TinyModel& tiny_model() {
   static TinyModel t = [] {
     const auto path = std::filesystem::path(PENSIEVE_FIXTURES_DIR) / "models/llama-tiny/llama-tiny-f32.gguf";
     TinyModel m;
-    m.backend = backend::make_cpu_backend(2);
+    m.backend = pensieve::testing::make_test_backend(2);
     m.model = model::Model::load(path, *m.backend);
     m.tokenizer = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::from_gguf(m.model->file()));
     return m;

@@ -66,8 +66,10 @@ TEST_P(ModelFixture, MetadataAndTensorsMatchConfig) {
   // output_norm, output unless tied, rope_freqs for Llama 3 rope scaling.
   const uint64_t layers = config["num_hidden_layers"], hidden = config["hidden_size"];
   const uint64_t heads = config["num_attention_heads"], kv_heads = config["num_key_value_heads"];
-  const uint64_t head_dim = config["head_dim"], ffn = config["intermediate_size"];
-  const bool tied = config["tie_word_embeddings"], qk_norm = arch == "qwen3";
+  // Qwen2's config has no head_dim: its heads split the hidden size evenly.
+  const uint64_t head_dim = config.contains("head_dim") ? config["head_dim"].get<uint64_t>() : hidden / heads;
+  const uint64_t ffn = config["intermediate_size"];
+  const bool tied = config["tie_word_embeddings"], qk_norm = arch == "qwen3", qkv_bias = arch == "qwen2";
   const bool rope_freqs = config["rope_parameters"]["rope_type"] == "llama3";
   std::map<std::string, std::vector<uint64_t>> expected = {{"token_embd.weight", {hidden, vocab}},
                                                            {"output_norm.weight", {hidden}}};
@@ -87,6 +89,11 @@ TEST_P(ModelFixture, MetadataAndTensorsMatchConfig) {
     if (qk_norm) {
       expected[p + "attn_q_norm.weight"] = {head_dim};
       expected[p + "attn_k_norm.weight"] = {head_dim};
+    }
+    if (qkv_bias) {
+      expected[p + "attn_q.bias"] = {heads * head_dim};
+      expected[p + "attn_k.bias"] = {kv_heads * head_dim};
+      expected[p + "attn_v.bias"] = {kv_heads * head_dim};
     }
   }
   ASSERT_EQ(f.tensors().size(), expected.size());
@@ -110,7 +117,7 @@ TEST_P(ModelFixture, MetadataAndTensorsMatchConfig) {
 
 std::vector<ModelCase> model_cases() {
   std::vector<ModelCase> cases;
-  for (const char* folder : {"llama-tiny", "llama3-tiny", "qwen3-tiny"}) {
+  for (const char* folder : {"llama-tiny", "llama3-tiny", "qwen3-tiny", "qwen2-tiny"}) {
     for (const char* variant : {"f32", "f16", "bf16", "q8_0"}) cases.push_back({folder, variant});
   }
   return cases;

@@ -21,6 +21,14 @@ void expect_rows_close(const float* a, const float* b, int rows, int vocab, floa
   }
 }
 
+// How far a sequence's logits may move with its company. The CPU computes each row the same way whatever the
+// batch. A GPU rounds activations to f16 at every matrix product and sums in a different order for small and
+// large batches (op tests bound that difference at ~1e-6 of sum |w x|); a last-bit difference can carry a value
+// across an f16 rounding boundary (a 2^-11 relative step), and these random-weight models amplify such steps
+// layer by layer: measured up to 3.2e-3 of the row's largest logit on an H200. Cross-row mistakes (a row
+// reading another's cache or activations) move logits by whole units, far outside either bound.
+float batch_tolerance() { return test_backend().host_memory() ? 1e-5f : 1e-2f; }
+
 class Batching : public ::testing::TestWithParam<std::tuple<const char*, const char*>> {
  protected:
   std::string model_name() const { return std::get<0>(GetParam()); }
@@ -61,7 +69,7 @@ void expect_batch_equals_alone(Model& m, const Fixture& f, kv::KvType type) {
       mine.insert(mine.end(), together.begin() + static_cast<std::ptrdiff_t>(r * static_cast<size_t>(vocab)),
                   together.begin() + static_cast<std::ptrdiff_t>((r + 1) * static_cast<size_t>(vocab)));
     }
-    expect_rows_close(mine.data(), alone.data(), static_cast<int>(f.prompts[p].size()), vocab, 1e-5f,
+    expect_rows_close(mine.data(), alone.data(), static_cast<int>(f.prompts[p].size()), vocab, batch_tolerance(),
                       std::string("kv ") + kv::kv_type_name(type) + " prompt " + std::to_string(p));
   }
 }
@@ -112,7 +120,7 @@ TEST_P(Batching, PrefillThenDecodeEqualsFullRecompute) {
     incremental.insert(incremental.end(), step.begin(), step.end());
   }
   const float* expected = recomputed.data() + (prompt.size() - 1) * static_cast<size_t>(vocab);
-  expect_rows_close(incremental.data(), expected, static_cast<int>(cont.size()), vocab, 1e-5f, "decode step");
+  expect_rows_close(incremental.data(), expected, static_cast<int>(cont.size()), vocab, batch_tolerance(), "decode step");
 }
 
 // Three sequences decoding together, every step one batch, must produce each sequence's own greedy run
@@ -153,7 +161,7 @@ TEST_P(Batching, BatchedGreedyDecodeMatchesGoldens) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Batching,
-                         ::testing::Combine(::testing::Values("llama-tiny", "llama3-tiny", "qwen3-tiny"),
+                         ::testing::Combine(::testing::Values("llama-tiny", "llama3-tiny", "qwen3-tiny", "qwen2-tiny"),
                                             ::testing::Values("f32", "q8_0")),
                          [](const auto& info) {
                            std::string n = std::string(std::get<0>(info.param)) + "_" + std::get<1>(info.param);

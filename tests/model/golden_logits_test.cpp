@@ -9,7 +9,7 @@
 namespace pensieve::model::testing {
 namespace {
 
-const char* const kModels[] = {"llama-tiny", "llama3-tiny", "qwen3-tiny"};
+const char* const kModels[] = {"llama-tiny", "llama3-tiny", "qwen3-tiny", "qwen2-tiny"};
 
 class GoldenModel : public ::testing::TestWithParam<const char*> {};
 

@@ -12,6 +12,7 @@
 
 #include "backend/backend.h"
 #include "model/model.h"
+#include "test_device.h"
 
 namespace pensieve::model::testing {
 
@@ -52,7 +53,7 @@ inline Fixture load_fixture(const std::string& model) {
 }
 
 inline backend::Backend& test_backend() {
-  static std::unique_ptr<backend::Backend> be = backend::make_cpu_backend(2);
+  static std::unique_ptr<backend::Backend> be = pensieve::testing::make_test_backend(2);
   return *be;
 }
 

@@ -1,0 +1,358 @@
+// Each CUDA op against a reference on random inputs: matrix products for every weight type (real tensors of
+// llama.cpp-quantized files) against dequantize-then-dot in double, embedding lookups against the host
+// dequantizer, the row ops and the paged KV store + attention against the CPU backend, for every KV type.
+// Without a GPU (or a build without CUDA) every test reports itself skipped, with the reason.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "gguf/gguf_file.h"
+#include "tensor/dequantize.h"
+
+namespace pensieve::backend {
+namespace {
+
+const std::filesystem::path kFixtures = PENSIEVE_FIXTURES_DIR;
+
+Backend* gpu() {
+  static std::unique_ptr<Backend> be = [] {
+    return cuda_unavailable_reason(0).empty() ? make_cuda_backend(0) : nullptr;
+  }();
+  return be.get();
+}
+
+#define REQUIRE_GPU()                                                       \
+  if (gpu() == nullptr) GTEST_SKIP() << "no GPU: " << cuda_unavailable_reason(0)
+
+Backend& cpu() {
+  static std::unique_ptr<Backend> be = make_cpu_backend(2);
+  return *be;
+}
+
+std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+// A device buffer holding `values`, and the values of a device buffer.
+Buffer to_device(std::span<const float> values) { return gpu()->upload(values); }
+std::vector<float> to_host(const Buffer& b, size_t n) {
+  std::vector<float> out(n);
+  gpu()->read(out, b.floats());
+  return out;
+}
+
+Weight weight_of(const gguf::GgufFile& f, const gguf::TensorInfo& t) {
+  Weight w;
+  w.name = t.name;
+  w.type_id = t.type_id;
+  w.cols = static_cast<int64_t>(t.shape[0]);
+  w.rows = static_cast<int64_t>(t.shape[1]);
+  w.row_bytes = static_cast<size_t>(*gguf::bytes_for(t.type_id, t.shape[0]));
+  w.data = f.tensor_data(t);
+  return w;
+}
+
+// Every operand of the GPU's products is rounded to f16 (or bf16) before the multiply, so each term carries a
+// relative error of at most ~2^-10 (2^-7 for bf16); the sum's error is then bounded by that times sum |w x|.
+void check_matmul(const gguf::GgufFile& f, const gguf::TensorInfo& t) {
+  SCOPED_TRACE(t.name + " (" + std::string(gguf::type_name(t.type_id)) + ")");
+  const Weight host = weight_of(f, t);
+  Weight dev = host;
+  gpu()->prepare(dev, Backend::WeightUse::Matrix);
+  ASSERT_NE(dev.data.data(), host.data.data());
+  std::vector<float> dense(static_cast<size_t>(host.rows * host.cols));
+  tensor::dequantize(t.type_id, host.data, dense);
+  const double rel = t.type_id == static_cast<uint32_t>(gguf::GgmlType::BF16) ? 2e-2 : 3e-3;
+  for (int n : {1, 3, 8, 13, 40}) {
+    const auto x = random_floats(static_cast<size_t>(n * host.cols), 100 + n);
+    Buffer xd = to_device(x);
+    Buffer yd = gpu()->allocate(static_cast<size_t>(n * host.rows) * sizeof(float));
+    gpu()->matmul(dev, xd.floats(), n, yd.floats());
+    const auto y = to_host(yd, static_cast<size_t>(n * host.rows));
+    for (int j = 0; j < n; ++j) {
+      for (int64_t r = 0; r < host.rows; ++r) {
+        double ref = 0, mag = 0;
+        for (int64_t c = 0; c < host.cols; ++c) {
+          const double p = static_cast<double>(dense[static_cast<size_t>(r * host.cols + c)]) *
+                           x[static_cast<size_t>(j * host.cols + c)];
+          ref += p;
+          mag += std::fabs(p);
+        }
+        const double got = y[static_cast<size_t>(j * host.rows + r)];
+        ASSERT_NEAR(got, ref, rel * mag + 1e-6) << "n " << n << " row " << r << " activation row " << j;
+      }
+    }
+  }
+}
+
+TEST(CudaMatmul, EveryWeightTypeMatchesDequantizeThenDot) {
+  REQUIRE_GPU();
+  std::set<uint32_t> seen;
+  auto run_file = [&](const std::filesystem::path& path) {
+    const gguf::GgufFile f = gguf::GgufFile::open(path);
+    for (const gguf::TensorInfo& t : f.tensors()) {
+      if (t.shape.size() != 2 || seen.count(t.type_id)) continue;
+      seen.insert(t.type_id);
+      check_matmul(f, t);
+    }
+  };
+  for (const char* q : {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K_M", "Q4_K_M", "Q5_K_M", "Q6_K", "IQ4_NL",
+                        "IQ4_XS"}) {
+    run_file(kFixtures / "quant" / (std::string("llama3-tiny-") + q + ".gguf"));
+  }
+  for (const char* ty : {"f32", "f16", "bf16"}) {
+    run_file(kFixtures / "models" / "llama-tiny" / (std::string("llama-tiny-") + ty + ".gguf"));
+  }
+  EXPECT_EQ(seen.size(), 15u) << "weight types covered";
+}
+
+// A sequence's rows must come out the same whichever path its batch takes (the in-place quantized product
+// for small batches, f16 decode + cuBLAS for large ones): the same first rows of a 16-row and a 40-row
+// product are compared, relative to sum |w x| of each output.
+TEST(CudaMatmul, SmallAndLargeBatchPathsAgree) {
+  REQUIRE_GPU();
+  double worst = 0;
+  for (const char* q : {"Q4_0", "Q8_0", "Q4_K_M", "Q6_K", "Q5_K_M", "Q2_K"}) {
+    const gguf::GgufFile f = gguf::GgufFile::open(kFixtures / "quant" / (std::string("llama3-tiny-") + q + ".gguf"));
+    const gguf::TensorInfo& t = *f.find_tensor("blk.0.ffn_down.weight");
+    const Weight host = weight_of(f, t);
+    Weight dev = host;
+    gpu()->prepare(dev, Backend::WeightUse::Matrix);
+    std::vector<float> dense(static_cast<size_t>(host.rows * host.cols));
+    tensor::dequantize(t.type_id, host.data, dense);
+    const auto x = random_floats(static_cast<size_t>(40 * host.cols), 7);
+    Buffer xd = to_device(x);
+    Buffer small = gpu()->allocate(static_cast<size_t>(16 * host.rows) * 4);
+    Buffer large = gpu()->allocate(static_cast<size_t>(40 * host.rows) * 4);
+    gpu()->matmul(dev, xd.floats(), 16, small.floats());
+    gpu()->matmul(dev, xd.floats(), 40, large.floats());
+    const auto ys = to_host(small, static_cast<size_t>(16 * host.rows));
+    const auto yl = to_host(large, static_cast<size_t>(40 * host.rows));
+    double worst_here = 0, worst_small_ref = 0, worst_large_ref = 0;
+    for (int j = 0; j < 16; ++j) {
+      for (int64_t r = 0; r < host.rows; ++r) {
+        double mag = 0, ref = 0;
+        for (int64_t c = 0; c < host.cols; ++c) {
+          const double p = static_cast<double>(dense[static_cast<size_t>(r * host.cols + c)]) *
+                           x[static_cast<size_t>(j * host.cols + c)];
+          mag += std::fabs(p);
+          ref += p;
+        }
+        const size_t i = static_cast<size_t>(j * host.rows + r);
+        worst_here = std::max(worst_here, std::fabs(ys[i] - yl[i]) / mag);
+        worst_small_ref = std::max(worst_small_ref, std::fabs(ys[i] - ref) / mag);
+        worst_large_ref = std::max(worst_large_ref, std::fabs(yl[i] - ref) / mag);
+      }
+    }
+    std::printf("[ %s %s ] |small - large| / sum|wx| <= %.2e; vs exact: small %.2e, large %.2e\n", q,
+                std::string(gguf::type_name(t.type_id)).c_str(), worst_here, worst_small_ref, worst_large_ref);
+    worst = std::max(worst, worst_here);
+  }
+  EXPECT_LE(worst, 1e-5);
+}
+
+TEST(CudaEmbed, RowsMatchTheHostDequantizer) {
+  REQUIRE_GPU();
+  for (const char* q : {"Q4_K_M", "Q6_K", "Q8_0", "IQ4_XS", "Q2_K"}) {
+    const gguf::GgufFile f = gguf::GgufFile::open(kFixtures / "quant" / (std::string("llama3-tiny-") + q + ".gguf"));
+    const gguf::TensorInfo& t = *f.find_tensor("token_embd.weight");
+    SCOPED_TRACE(std::string(q) + " " + std::string(gguf::type_name(t.type_id)));
+    const Weight host = weight_of(f, t);
+    Weight dev = host;
+    gpu()->prepare(dev, Backend::WeightUse::Lookup);
+    const std::vector<int32_t> tokens{0, 5, 511, 17, 5};
+    const std::vector<int32_t> positions{0, 1, 2, 3, 4}, seqs(5, 0), table{0};
+    const std::vector<std::span<const int32_t>> tables{table};
+    StepTables step{positions, seqs, tables};
+    step.tokens = tokens;
+    gpu()->upload_step(step);
+    Buffer out = gpu()->allocate(tokens.size() * static_cast<size_t>(host.cols) * sizeof(float));
+    gpu()->embed(dev, step, out.floats());
+    const auto got = to_host(out, tokens.size() * static_cast<size_t>(host.cols));
+    std::vector<float> row(static_cast<size_t>(host.cols));
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      tensor::dequantize(t.type_id, host.data.subspan(static_cast<size_t>(tokens[i]) * host.row_bytes, host.row_bytes), row);
+      for (size_t c = 0; c < row.size(); ++c) {
+        // The device may fuse a multiply and an add where the host rounds twice: a last-bit difference.
+        ASSERT_NEAR(got[i * row.size() + c], row[c], 1e-6 * std::fabs(row[c]) + 1e-7) << "token " << tokens[i];
+      }
+    }
+    const std::vector<int32_t> out_of_range{0, 1, 512, 3, 4};
+    StepTables bad{positions, seqs, tables};
+    bad.tokens = out_of_range;
+    gpu()->upload_step(bad);
+    EXPECT_THROW(gpu()->embed(dev, bad, out.floats()), std::out_of_range);
+  }
+}
+
+// Row ops against the CPU backend (same formulas; float sums on the GPU, double on the CPU for RMSNorm).
+TEST(CudaRowOps, MatchTheCpuBackend) {
+  REQUIRE_GPU();
+  constexpr int kRows = 5, kDim = 96, kHeads = 3, kHeadDim = 32, kRot = 32;
+  auto near = [](const std::vector<float>& a, const std::vector<float>& b, double tol, const char* what) {
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], tol * (1 + std::fabs(b[i]))) << what << " " << i;
+  };
+  const auto x = random_floats(kRows * kDim, 1), y = random_floats(kRows * kDim, 2), gamma = random_floats(kDim, 3);
+  Buffer xd = to_device(x), yd = to_device(y), gd = to_device(gamma);
+
+  std::vector<float> ref(x.size());
+  cpu().rmsnorm(x.data(), gamma.data(), kRows, kDim, 1e-5f, ref.data());
+  Buffer out = gpu()->allocate(x.size() * sizeof(float));
+  gpu()->rmsnorm(xd.floats(), gd.floats(), kRows, kDim, 1e-5f, out.floats());
+  near(to_host(out, x.size()), ref, 1e-5, "rmsnorm");
+
+  std::vector<float> s = x;
+  cpu().silu_mul(s.data(), y.data(), s.size());
+  Buffer sd = to_device(x);
+  gpu()->silu_mul(sd.floats(), yd.floats(), x.size());
+  near(to_host(sd, x.size()), s, 1e-5, "silu_mul");
+
+  std::vector<float> a = x;
+  cpu().add(a.data(), y.data(), a.size());
+  Buffer ad = to_device(x);
+  gpu()->add(ad.floats(), yd.floats(), x.size());
+  near(to_host(ad, x.size()), a, 0, "add");
+
+  std::vector<float> b = x;
+  cpu().add_rows(b.data(), gamma.data(), kRows, kDim);
+  Buffer bd = to_device(x);
+  gpu()->add_rows(bd.floats(), gd.floats(), kRows, kDim);
+  near(to_host(bd, x.size()), b, 0, "add_rows");
+
+  const std::vector<int32_t> positions{0, 7, 300, 4095, 12};
+  const std::vector<int32_t> seq(kRows, 0);
+  const std::vector<int32_t> table(256, 0);
+  const std::vector<std::span<const int32_t>> tables{table};
+  const std::vector<int32_t> logit_rows{4, 0, 2};
+  std::vector<float> cos_sin(kRows * kRot);
+  const std::vector<float> factors{1, 1, 1, 2, 2, 4, 4, 8, 8, 8, 8, 8, 8, 8, 8, 8};
+  fill_rope_table(positions, {500000.0f, kRot, factors}, cos_sin.data());
+  for (bool neox : {false, true}) {
+    StepTables step{positions, seq, tables};
+    step.rope = cos_sin;
+    step.logit_rows = logit_rows;
+    std::vector<float> r = x;
+    cpu().rope(r.data(), kHeads, kHeadDim, kRot, neox, step);
+    Buffer rd = to_device(x);
+    gpu()->upload_step(step);
+    gpu()->rope(rd.floats(), kHeads, kHeadDim, kRot, neox, step);
+    near(to_host(rd, x.size()), r, 1e-6, neox ? "rope neox" : "rope");
+
+    std::vector<float> g(logit_rows.size() * kDim);
+    cpu().gather_rows(x.data(), kDim, step, g.data());
+    Buffer gdev = gpu()->allocate(g.size() * sizeof(float));
+    gpu()->gather_rows(xd.floats(), kDim, step, gdev.floats());
+    near(to_host(gdev, g.size()), g, 0, "gather_rows");
+  }
+}
+
+// A mixed batch: a prefill chunk of one sequence (continuing a cached prefix) beside decodes of others, with
+// scattered blocks; GQA ratios 1, 4 and 7; head sizes 48, 64, 128; every KV type. Both backends store the
+// same rows and answer the same queries.
+TEST(CudaAttention, MixedBatchMatchesTheCpuBackend) {
+  REQUIRE_GPU();
+  struct Shape {
+    int heads, kv_heads, head_dim;
+  };
+  for (const Shape sh : {Shape{4, 4, 64}, Shape{8, 2, 128}, Shape{14, 2, 64}, Shape{6, 2, 48}}) {
+    for (KvElement elem : {KvElement::F32, KvElement::F16, KvElement::Q8_0}) {
+      if (elem == KvElement::Q8_0 && sh.head_dim % 32 != 0) continue;
+      SCOPED_TRACE("heads " + std::to_string(sh.heads) + "/" + std::to_string(sh.kv_heads) + " head_dim " +
+                   std::to_string(sh.head_dim) + " kv " + std::to_string(static_cast<int>(elem)));
+      KvLayerView view{nullptr, nullptr, 0, 16, elem, sh.kv_heads, sh.head_dim};
+      view.block_bytes = 16 * view.row_bytes();
+      constexpr int kBlocks = 24;
+      std::vector<std::byte> hk(view.block_bytes * kBlocks), hv(view.block_bytes * kBlocks);
+      Buffer dk = gpu()->allocate(hk.size()), dv = gpu()->allocate(hv.size());
+      KvLayerView cpu_view = view, gpu_view = view;
+      cpu_view.k = hk.data();
+      cpu_view.v = hv.data();
+      gpu_view.k = dk.data();
+      gpu_view.v = dv.data();
+
+      const std::vector<int32_t> t0{9, 3, 17, 1, 22, 5}, t1{2, 11}, t2{0, 14, 7};
+      const std::vector<std::span<const int32_t>> tables{t0, t1, t2};
+      const int width = sh.kv_heads * sh.head_dim, q_width = sh.heads * sh.head_dim;
+      // Step 1 fills history: sequence 0 positions 0..69, sequence 1 0..20, sequence 2 0..40.
+      // Step 2: sequence 0 prefills 70..89, sequences 1 and 2 decode one token each.
+      const int lengths[3] = {70, 21, 41};
+      for (int step_no = 0; step_no < 2; ++step_no) {
+        std::vector<int32_t> pos, seq;
+        if (step_no == 0) {
+          for (int s = 0; s < 3; ++s) {
+            for (int p = 0; p < lengths[s]; ++p) pos.push_back(p), seq.push_back(s);
+          }
+        } else {
+          for (int p = 70; p < 90; ++p) pos.push_back(p), seq.push_back(0);
+          pos.push_back(21), seq.push_back(1);
+          pos.push_back(41), seq.push_back(2);
+        }
+        const size_t n = pos.size();
+        const auto k = random_floats(n * width, 10 + step_no), v = random_floats(n * width, 20 + step_no);
+        const auto q = random_floats(n * q_width, 30 + step_no);
+        StepTables step{pos, seq, tables};
+        const float scale = 1.0f / std::sqrt(static_cast<float>(sh.head_dim));
+        std::vector<float> ref(n * q_width);
+        cpu().store_kv(cpu_view, k.data(), v.data(), step);
+        cpu().attention(q.data(), sh.heads, cpu_view, step, scale, ref.data());
+
+        Buffer kd = to_device(k), vd = to_device(v), qd = to_device(q), od = gpu()->allocate(ref.size() * 4);
+        gpu()->upload_step(step);
+        gpu()->store_kv(gpu_view, kd.floats(), vd.floats(), step);
+        gpu()->attention(qd.floats(), sh.heads, gpu_view, step, scale, od.floats());
+        const auto got = to_host(od, ref.size());
+        for (size_t i = 0; i < ref.size(); ++i) {
+          // Both read the same cached values (f16/q8_0 conversions are exact functions of the inputs), so
+          // only the order of float sums differs.
+          ASSERT_NEAR(got[i], ref[i], 1e-4 * (1 + std::fabs(ref[i]))) << "step " << step_no << " element " << i;
+        }
+      }
+      // The stored cache bytes agree with the CPU's too (a wrong slot would hide behind a wrong read).
+      std::vector<std::byte> back(hk.size());
+      gpu()->read(back, dk.data());
+      size_t differing = 0;
+      for (size_t i = 0; i < back.size(); ++i) differing += back[i] != hk[i];
+      // Q8_0 rounds x * (1/d) where x / d ties can fall either way under a fused multiply: allow a few codes.
+      EXPECT_LE(differing, elem == KvElement::Q8_0 ? back.size() / 200 : 0u);
+    }
+  }
+}
+
+TEST(CudaStep, PositionsWithoutABlockAreRefused) {
+  REQUIRE_GPU();
+  const std::vector<int32_t> pos{16}, seq{0}, table{3};
+  const std::vector<std::span<const int32_t>> tables{table};
+  StepTables step{pos, seq, tables};
+  EXPECT_THROW(gpu()->upload_step(step), std::out_of_range);
+}
+
+TEST(CudaDevice, ReportsItsMemory) {
+  REQUIRE_GPU();
+  const DeviceInfo d = gpu()->device_info();
+  EXPECT_EQ(d.kind, "cuda");
+  EXPECT_FALSE(d.name.empty());
+  EXPECT_GT(d.total_bytes, 0u);
+  EXPECT_LE(d.free_bytes, d.total_bytes);
+  const uint64_t before = d.allocated_bytes;
+  {
+    Buffer b = gpu()->allocate(1 << 20);
+    EXPECT_GE(gpu()->device_info().allocated_bytes, before + (1 << 20));
+  }
+  EXPECT_EQ(gpu()->device_info().allocated_bytes, before);
+}
+
+}  // namespace
+}  // namespace pensieve::backend
