@@ -169,14 +169,17 @@ class AnthropicGeneration final : public Generation {
     usage["output_tokens"] = 0;
     Json message = {{"id", id_}, {"type", "message"}, {"role", "assistant"}, {"content", Json::array()},
                     {"model", model_}, {"stop_reason", nullptr}, {"stop_sequence", nullptr}, {"usage", usage}};
-    return event("message_start", {{"type", "message_start"}, {"message", message}}) + event("ping", {{"type", "ping"}});
+    return event("message_start", {{"type", "message_start"}, {"message", message}});
   }
 
   std::string open_block(const std::string& kind, const Json& block) {
     std::string out = close_block();
     open_kind_ = kind;
     open_index_ = next_index_++;
-    return out + event("content_block_start", {{"type", "content_block_start"}, {"index", open_index_}, {"content_block", block}});
+    out += event("content_block_start", {{"type", "content_block_start"}, {"index", open_index_}, {"content_block", block}});
+    // Anthropic's own order: message_start, the first content_block_start, then a ping.
+    if (open_index_ == 0) out += event("ping", {{"type", "ping"}});
+    return out;
   }
 
   std::string close_block() {
