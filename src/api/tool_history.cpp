@@ -39,15 +39,23 @@ std::string block_text(const Json& content, const std::string& path) {
   return text;
 }
 
-}  // namespace
-
-Json openai_tools(const Fields& body) {
+// The body's `tools`, each checked and converted by `convert(tool fields, its path, its JSON)`; null when none.
+template <typename Convert>
+Json each_tool(const Fields& body, Convert&& convert) {
   const Json* tools = body.array("tools");
   if (!tools || tools->empty()) return nullptr;
   Json out = Json::array();
   for (size_t i = 0; i < tools->size(); ++i) {
     const std::string path = index_path("tools", i);
-    Fields tool((*tools)[i], path);
+    out.push_back(convert(Fields((*tools)[i], path), path, (*tools)[i]));
+  }
+  return out;
+}
+
+}  // namespace
+
+Json openai_tools(const Fields& body) {
+  return each_tool(body, [](const Fields& tool, const std::string& path, const Json& raw) {
     const std::string type = tool.required_string("type");
     if (type != "function") throw invalid_field(path + ".type", "must be 'function' (got '" + type + "')");
     const Json* fn_json = tool.object("function");
@@ -58,9 +66,8 @@ Json openai_tools(const Fields& body) {
     fn.string("description");
     fn.object("parameters");
     fn.boolean("strict");
-    out.push_back((*tools)[i]);
-  }
-  return out;
+    return raw;
+  });
 }
 
 void normalize_openai_tool_history(Json& messages) {
@@ -113,12 +120,7 @@ void normalize_openai_tool_history(Json& messages) {
 }
 
 Json anthropic_tools(const Fields& body) {
-  const Json* tools = body.array("tools");
-  if (!tools || tools->empty()) return nullptr;
-  Json out = Json::array();
-  for (size_t i = 0; i < tools->size(); ++i) {
-    const std::string path = index_path("tools", i);
-    Fields tool((*tools)[i], path);
+  return each_tool(body, [](const Fields& tool, const std::string& path, const Json&) {
     if (auto type = tool.string("type"); type && *type != "custom") {
       throw invalid_field(path + ".type", "'" + *type + "' is not supported; only custom tools (name, input_schema) are");
     }
@@ -127,9 +129,8 @@ Json anthropic_tools(const Fields& body) {
     tool.string("description");
     const Json* schema = tool.object("input_schema");
     if (!schema) throw invalid_field(path + ".input_schema", "is required");
-    out.push_back(function_tool(name, tool.get("description"), schema));
-  }
-  return out;
+    return function_tool(name, tool.get("description"), schema);
+  });
 }
 
 Json anthropic_template_messages(const Fields& body) {

@@ -12,6 +12,7 @@
 #include "api/json_fields.h"
 #include "api/openai.h"
 #include "fake_engine.h"
+#include "run_generation.h"
 #include "tokenizer/byte_level.h"
 
 namespace pensieve::testing {
@@ -47,20 +48,6 @@ Json fixture_case(const std::string& name, const std::string& case_name) {
 }
 
 api::Generation& generation(api::Outcome& o) { return *std::get<std::unique_ptr<api::Generation>>(o); }
-
-std::string run_to_end(api::Generation& g) {
-  std::string out = g.streaming() ? g.stream_open() : "";
-  std::vector<engine::GenerationEvent> events;
-  for (;;) {
-    events.clear();
-    const bool more = g.handle().drain(events);
-    if (g.streaming()) out += g.stream_events(events);
-    else g.collect(events);
-    if (!more) break;
-    if (events.empty()) g.handle().wait(std::chrono::milliseconds(50));
-  }
-  return g.streaming() ? out + g.stream_close() : g.reply().body;
-}
 
 // The `data:` payloads of an SSE stream (without [DONE]).
 std::vector<Json> sse_data(const std::string& bytes) {

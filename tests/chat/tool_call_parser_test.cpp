@@ -1,6 +1,7 @@
 // Tool-call parsing per family, on the exact text each model's own template writes for an assistant tool call
 // (taken from the jinja2-rendered fixtures, or rendered from the real template), whole and split anywhere.
 #include <filesystem>
+#include <random>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -305,6 +306,46 @@ TEST(AssistantOutput, ThinkingModelCallsAToolAfterThinking) {
   EXPECT_EQ(got[0].text, "I need the weather.");
   EXPECT_EQ(got[1].kind, Kind::ToolCall);
   EXPECT_EQ(got[1].call.arguments, R"({"city":"Paris"})");
+}
+
+}  // namespace
+
+namespace {
+
+// Random outputs built from markup fragments, JSON pieces and text, for every family, with and without the
+// reasoning splitter: the parser never throws, whole and byte-by-byte parses agree, every call has a name and
+// object arguments.
+TEST(ToolCallParser, RandomOutputsNeverBreakTheInvariants) {
+  const std::vector<std::string> fragments = {
+      "<tool_call>", "</tool_call>", "<tool_", "[TOOL_CALLS]", "[ARGS]", "<|python_tag|>", "{", "}", "[", "]",
+      "\"name\": ", "\"get_weather\"", "\"arguments\": ", "{\"city\": \"Paris\"}", ", ", "\"", "\\", "\n", " ",
+      "Hello", "<think>", "</think>", "get_weather", ";"};
+  std::mt19937 rng(1234);
+  for (ToolCallFormat f : {ToolCallFormat::Hermes, ToolCallFormat::Llama3, ToolCallFormat::Mistral,
+                           ToolCallFormat::DeepSeek, ToolCallFormat::Generic}) {
+    for (int round = 0; round < 300; ++round) {
+      std::string text;
+      const int n = 1 + static_cast<int>(rng() % 12);
+      for (int i = 0; i < n; ++i) text += fragments[rng() % fragments.size()];
+      SCOPED_TRACE(std::string(tool_call_format_name(f)) + ": " + text);
+      OutputOptions o = tools_on(f);
+      o.reasoning = (round % 2) == 1;
+      const auto whole = parse_in_pieces(o, {text});
+      std::vector<std::string> bytes;
+      for (char c : text) bytes.emplace_back(1, c);
+      const auto split = parse_in_pieces(o, bytes);
+      ASSERT_EQ(whole.size(), split.size());
+      for (size_t i = 0; i < whole.size(); ++i) {
+        EXPECT_EQ(whole[i].kind, split[i].kind);
+        EXPECT_EQ(whole[i].text, split[i].text);
+        EXPECT_EQ(whole[i].call.arguments, split[i].call.arguments);
+        if (whole[i].kind == Kind::ToolCall) {
+          EXPECT_FALSE(whole[i].call.name.empty());
+          EXPECT_TRUE(nlohmann::json::parse(whole[i].call.arguments).is_object());
+        }
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -6,9 +6,9 @@
 // through a real model.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
+import { startListening, stopProcess } from './server_process.mjs';
 
 const BIN = process.env.PENSIEVE_SCRIPTED_BIN;
 const FIX = process.env.PENSIEVE_FIXTURES_DIR;
@@ -17,28 +17,15 @@ let server, openai, anthropic;
 
 before(async () => {
   assert.ok(BIN, 'PENSIEVE_SCRIPTED_BIN must name the scripted server');
-  server = spawn(BIN, [`${FIX}/tokenizers/qwen3/tokenizer.json`, `${FIX}/templates/Qwen-Qwen3-0.6B/template.jinja`, NAME],
-    { stdio: ['ignore', 'pipe', 'inherit'] });
-  const url = await new Promise((resolve, reject) => {
-    let out = '';
-    server.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/listening on (http:\/\/\S+)/);
-      if (m) resolve(m[1]);
-    });
-    server.on('exit', (code) => reject(new Error(`scripted server exited early (${code})`)));
-  });
+  let url;
+  ({ proc: server, url } = await startListening(BIN, [`${FIX}/tokenizers/qwen3/tokenizer.json`,
+    `${FIX}/templates/Qwen-Qwen3-0.6B/template.jinja`, NAME]));
   openai = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 0 });
   anthropic = new Anthropic({ baseURL: url, apiKey: 'unused', maxRetries: 0 });
 });
 
 after(async () => {
-  if (!server || server.exitCode !== null) return;
-  const exited = new Promise((resolve) => server.on('exit', resolve));
-  server.kill('SIGTERM');
-  const timer = setTimeout(() => server.kill('SIGKILL'), 10000);
-  await exited;
-  clearTimeout(timer);
+  await stopProcess(server, 10000);
 });
 
 const weatherTool = {

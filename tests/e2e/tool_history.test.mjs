@@ -5,9 +5,9 @@
 // answered, streamed and not. Also: several --alias names, GET /v1/models/{id}, Anthropic cache accounting.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
+import { startListening, stopProcess } from './server_process.mjs';
 
 const BIN = process.env.PENSIEVE_BIN;
 const MODEL = `${process.env.PENSIEVE_FIXTURES_DIR}/models/llama3-tiny/llama3-tiny-f32.gguf`;
@@ -17,34 +17,14 @@ let server, url, openai, anthropic;
 
 before(async () => {
   assert.ok(BIN, 'PENSIEVE_BIN must name the pensieve binary');
-  server = spawn(BIN, ['serve', '--model', MODEL, '--alias', NAME, '--alias', ALIAS, '--chat-template', 'chatml',
-    '--port', '0', '--ctx-size', '1024', '--parallel', '4', '--threads', '2', '--quiet'],
-  { stdio: ['ignore', 'pipe', 'inherit'] });
-  url = await new Promise((resolve, reject) => {
-    let out = '';
-    server.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/listening on (http:\/\/\S+)/);
-      if (m) resolve(m[1]);
-    });
-    server.on('exit', (code) => reject(new Error(`pensieve serve exited early (${code})`)));
-  });
-  for (let i = 0; i < 300; i++) {
-    const r = await fetch(`${url}/health`).catch(() => null);
-    if (r && r.status === 200) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  ({ proc: server, url } = await startListening(BIN, ['serve', '--model', MODEL, '--alias', NAME, '--alias', ALIAS,
+    '--chat-template', 'chatml', '--port', '0', '--ctx-size', '1024', '--parallel', '4', '--threads', '2', '--quiet']));
   openai = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 0 });
   anthropic = new Anthropic({ baseURL: url, apiKey: 'unused', maxRetries: 0 });
 });
 
 after(async () => {
-  if (!server || server.exitCode !== null) return;
-  const exited = new Promise((resolve) => server.on('exit', (code) => resolve(code)));
-  server.kill('SIGTERM');
-  const timer = setTimeout(() => server.kill('SIGKILL'), 15000);
-  assert.equal(await exited, 0);
-  clearTimeout(timer);
+  assert.equal(await stopProcess(server), 0, 'pensieve serve should exit 0 on SIGTERM');
 });
 
 const tool = { type: 'function', function: { name: 'get_weather', description: 'Weather in a city',
