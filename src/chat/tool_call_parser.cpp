@@ -117,8 +117,12 @@ void ToolCallParser::scan(std::vector<OutputPiece>& out, bool at_end) {
       scan_text(out, at_end);
       if (!open_) return;
     }
-    const size_t close = open_->close.empty() ? std::string::npos : pending_.find(open_->close);
+    // Search only what arrived since the last look (less a marker's length): a long call stays linear.
+    const size_t from = searched_ > open_->close.size() ? searched_ - open_->close.size() : 0;
+    const size_t close = open_->close.empty() ? std::string::npos : pending_.find(open_->close, from);
+    searched_ = pending_.size();
     if (close != std::string::npos) {
+      searched_ = 0;
       const std::string body = pending_.substr(0, close);
       const std::string seen = open_->close;
       pending_.erase(0, close + seen.size());
@@ -146,6 +150,7 @@ void ToolCallParser::scan_text(std::vector<OutputPiece>& out, bool at_end) {
       held_space_ += pending_.substr(0, first);
       pending_.erase(0, first);
       open_ = &kLeadingJson;
+      searched_ = 0;
       return;
     }
   }
@@ -162,6 +167,7 @@ void ToolCallParser::scan_text(std::vector<OutputPiece>& out, bool at_end) {
     emit_text(pending_.substr(0, at), out);
     pending_.erase(0, at + region->open.size());
     open_ = region;
+    searched_ = 0;
     return;
   }
   std::vector<std::string> opens;

@@ -51,6 +51,7 @@ class ToolCallParser {
   bool leading_json_;          // this family may answer with a bare JSON call
   std::string pending_;        // text mode: not yet emitted; region mode: the region's body so far
   const Region* open_ = nullptr;
+  size_t searched_ = 0;        // region mode: bytes of the body already searched for the closing marker
   std::string held_space_;     // trailing whitespace of the text, dropped if a call follows
   bool started_ = false;       // something other than whitespace was seen
   bool after_call_ = false;    // drop whitespace right after a call
