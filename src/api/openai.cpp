@@ -158,26 +158,14 @@ class OpenAiGeneration final : public Generation {
         continue;
       }
       if (!e.text.empty() || has_logprobs) {
-        Json choice = {{"index", e.choice}};
-        if (o_.chat) {
-          choice["delta"] = {{"content", e.text}};
-        } else {
-          choice["text"] = e.text;
-        }
+        Json choice = {{"index", e.choice}, {"text", e.text}};
         choice["logprobs"] = has_logprobs ? logprobs_of(e, text_offset_[e.choice]) : Json(nullptr);
         choice["finish_reason"] = nullptr;
         text_offset_[e.choice] += e.text.size();
         out += sse(chunk(Json::array({choice})));
       }
       if (e.finish) {
-        Json choice = {{"index", e.choice}};
-        if (o_.chat) {
-          choice["delta"] = Json::object();
-        } else {
-          choice["text"] = "";
-        }
-        choice["logprobs"] = nullptr;
-        choice["finish_reason"] = finish_name(*e.finish);
+        Json choice = {{"index", e.choice}, {"text", ""}, {"logprobs", nullptr}, {"finish_reason", finish_name(*e.finish)}};
         out += sse(chunk(Json::array({choice})));
       }
     }
