@@ -1,6 +1,7 @@
 #include "chat/tool_call_parser.h"
 
 #include <algorithm>
+#include <cctype>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -271,10 +272,66 @@ std::vector<std::string_view> split(std::string_view s, std::string_view marker)
   }
 }
 
+bool is_ident_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+// Llama 3.1's built-in tool syntax after <|python_tag|>: name.call(key="value", n=3, flag=True) -> the name and
+// its keyword arguments as a JSON object. Values are string literals (double or single quotes, backslash
+// escapes), numbers, True/False/None (or true/false/null).
+bool python_call(std::string_view s, std::string& name, std::string& arguments) {
+  size_t i = 0;
+  while (i < s.size() && is_ident_char(s[i])) ++i;
+  if (i == 0 || s.substr(i, 6) != ".call(" || s.back() != ')') return false;
+  name = std::string(s.substr(0, i));
+  std::string_view rest = trim(s.substr(i + 6, s.size() - i - 7));
+  Json args = Json::object();
+  while (!rest.empty()) {
+    size_t k = 0;
+    while (k < rest.size() && is_ident_char(rest[k])) ++k;
+    const std::string key(rest.substr(0, k));
+    rest = trim(rest.substr(k));
+    if (key.empty() || rest.empty() || rest.front() != '=') return false;
+    rest = trim(rest.substr(1));
+    if (rest.empty()) return false;
+    if (rest.front() == '"' || rest.front() == '\'') {
+      const char quote = rest.front();
+      std::string value;
+      size_t j = 1;
+      for (; j < rest.size() && rest[j] != quote; ++j) {
+        if (rest[j] == '\\' && j + 1 < rest.size()) ++j;
+        value.push_back(rest[j]);
+      }
+      if (j >= rest.size()) return false;
+      args[key] = value;
+      rest = trim(rest.substr(j + 1));
+    } else {
+      const size_t end = std::min(rest.find(','), rest.size());
+      const std::string literal(trim(rest.substr(0, end)));
+      Json value = Json::parse(literal == "True" ? "true" : literal == "False" ? "false" : literal == "None" ? "null" : literal,
+                               nullptr, /*allow_exceptions=*/false);
+      if (value.is_discarded() || value.is_object() || value.is_array()) return false;
+      args[key] = std::move(value);
+      rest = rest.substr(end);
+    }
+    if (!rest.empty()) {
+      if (rest.front() != ',') return false;
+      rest = trim(rest.substr(1));
+    }
+  }
+  arguments = compact(args);
+  return true;
+}
+
 }  // namespace
 
 bool ToolCallParser::parse_body(std::string_view body, std::vector<ToolCall>& calls) const {
   const auto add = [&](std::string name, std::string args) { return accept(std::move(name), std::move(args), calls); };
+  // `json` must be exactly one JSON object: the arguments of `name`.
+  const auto add_json = [&](std::string name, std::string_view json) {
+    if (json_value_end(json, 0) != json.size()) return false;
+    std::string text;
+    const Json parsed = Json::parse(json, nullptr, false);
+    return arguments_text(&parsed, text) && add(std::move(name), std::move(text));
+  };
   const std::string_view t = trim(body);
   if (format_ == ToolCallFormat::Mistral && !t.empty() && t.front() != '[' && t.front() != '{') {
     // v11+: name[ARGS]{…} or name[CALL_ID]id[ARGS]{…}, each call after its own [TOOL_CALLS].
@@ -282,11 +339,7 @@ bool ToolCallParser::parse_body(std::string_view body, std::vector<ToolCall>& ca
       const size_t args = part.find("[ARGS]");
       if (args == std::string_view::npos) return false;
       std::string_view name = part.substr(0, std::min(args, part.find("[CALL_ID]")));
-      const std::string_view json = trim(part.substr(args + 6));
-      if (json_value_end(json, 0) != json.size()) return false;
-      std::string text;
-      const Json parsed = Json::parse(json, nullptr, false);
-      if (!arguments_text(&parsed, text) || !add(std::string(trim(name)), std::move(text))) return false;
+      if (!add_json(std::string(trim(name)), trim(part.substr(args + 6)))) return false;
     }
     return true;
   }
@@ -308,13 +361,14 @@ bool ToolCallParser::parse_body(std::string_view body, std::vector<ToolCall>& ca
         if (fence == std::string_view::npos) return false;
         json = trim(json.substr(0, fence));
       }
-      if (json_value_end(json, 0) != json.size()) return false;
-      std::string text;
-      const Json parsed = Json::parse(json, nullptr, false);
-      if (!arguments_text(&parsed, text) || !add(name, std::move(text))) return false;
+      if (!add_json(name, json)) return false;
       ++count;
     }
     return count > 0;
+  }
+  if (format_ == ToolCallFormat::Llama3 && !t.empty() && t.front() != '{' && t.front() != '[') {
+    std::string name, arguments;
+    return python_call(t, name, arguments) && add(std::move(name), std::move(arguments));
   }
   return parse_json_calls(t, add);
 }

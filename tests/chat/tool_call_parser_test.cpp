@@ -167,6 +167,16 @@ TEST(ToolCallParser, LlamaPythonTagAndSeveralCalls) {
   EXPECT_EQ(got[1].call.arguments, "{}");
 }
 
+TEST(ToolCallParser, LlamaBuiltinToolCallSyntax) {
+  const auto got = parse_every_way(tools_on(ToolCallFormat::Llama3, {"brave_search"}),
+                                   "<|python_tag|>brave_search.call(query=\"weather \\\"Paris\\\"\", count=3, safe=True)");
+  expect_one_call(got, "brave_search", R"({"query":"weather \"Paris\"","count":3,"safe":true})");
+  // Code for the interpreter is not a call: it stays text, tag and all.
+  const auto code = parse_every_way(tools_on(ToolCallFormat::Llama3, {"brave_search"}), "<|python_tag|>print(1 + 1)");
+  ASSERT_EQ(code.size(), 1u);
+  EXPECT_EQ(code[0].text, "<|python_tag|>print(1 + 1)");
+}
+
 TEST(ToolCallParser, LlamaJsonThatIsNotACallStaysText) {
   const std::string answer = "{\"name\": \"Bob\", \"age\": 3}";  // "Bob" is no offered tool
   const auto got = parse_every_way(tools_on(ToolCallFormat::Llama3), answer);
