@@ -1,16 +1,13 @@
 // Agents' API through the adapters, with a scripted engine: tool-call history rendered by real templates
 // exactly as jinja2 renders the fixtures, tool calls and reasoning out of the text on both APIs (whole and
 // streamed), tool_choice "none", chat_template_kwargs, Anthropic thinking and cache accounting.
-#include <filesystem>
-#include <fstream>
-#include <sstream>
-
 #include <gtest/gtest.h>
 
 #include "api/anthropic.h"
 #include "api/api_error.h"
 #include "api/json_fields.h"
 #include "api/openai.h"
+#include "../fixture_templates.h"
 #include "fake_engine.h"
 #include "run_generation.h"
 #include "tokenizer/byte_level.h"
@@ -18,10 +15,7 @@
 namespace pensieve::testing {
 namespace {
 
-namespace fs = std::filesystem;
 using api::Json;
-
-const fs::path kTemplates = fs::path(PENSIEVE_FIXTURES_DIR) / "templates";
 
 const tokenizer::Tokenizer& tok() {
   static const tokenizer::Tokenizer t =
@@ -29,23 +23,7 @@ const tokenizer::Tokenizer& tok() {
   return t;
 }
 
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::string template_of(const std::string& name) { return read_file(kTemplates / name / "template.jinja"); }
-
-Json fixture_case(const std::string& name, const std::string& case_name) {
-  const Json cases = Json::parse(read_file(kTemplates / name / "cases.json"));
-  for (const Json& c : cases["cases"]) {
-    if (c["name"] == case_name) return c;
-  }
-  ADD_FAILURE() << "no case " << case_name << " in " << name;
-  return {};
-}
+std::string template_of(const std::string& name) { return fixture_template(name); }
 
 api::Generation& generation(api::Outcome& o) { return *std::get<std::unique_ptr<api::Generation>>(o); }
 

@@ -1,9 +1,6 @@
 // Tool-call parsing per family, on the exact text each model's own template writes for an assistant tool call
 // (taken from the jinja2-rendered fixtures, or rendered from the real template), whole and split anywhere.
-#include <filesystem>
 #include <random>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -14,33 +11,19 @@
 #include "chat/chat_template.h"
 #include "chat/tool_call_format.h"
 #include "chat/tool_call_parser.h"
+#include "../fixture_templates.h"
 
-namespace fs = std::filesystem;
 using namespace pensieve::chat;
 using Kind = OutputPiece::Kind;
 
 namespace {
 
-const fs::path kTemplates = fs::path(PENSIEVE_FIXTURES_DIR) / "templates";
+using pensieve::testing::fixture_case;
 
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::string template_of(const std::string& name) { return read_file(kTemplates / name / "template.jinja"); }
+std::string template_of(const std::string& name) { return pensieve::testing::fixture_template(name); }
 
 // The jinja2 rendering of the fixture's "tools" case.
-std::string tools_case(const std::string& name) {
-  const auto cases = nlohmann::ordered_json::parse(read_file(kTemplates / name / "cases.json"));
-  for (const auto& c : cases["cases"]) {
-    if (c["name"] == "tools") return c["expected"].get<std::string>();
-  }
-  ADD_FAILURE() << "no tools case for " << name;
-  return {};
-}
+std::string tools_case(const std::string& name) { return fixture_case(name, "tools")["expected"].get<std::string>(); }
 
 // The text between `from` (first occurrence) and the next `to`.
 std::string between(const std::string& s, const std::string& from, const std::string& to) {
