@@ -6,18 +6,12 @@
 #include "api/json_fields.h"
 #include "api/openai.h"
 #include "fake_engine.h"
-#include "run_generation.h"
+#include "adapter_test_support.h"
 
 namespace pensieve::testing {
 namespace {
 
 using api::Json;
-
-const tokenizer::Tokenizer& tok() {
-  static const tokenizer::Tokenizer t =
-      tokenizer::Tokenizer::load(std::string(PENSIEVE_FIXTURES_DIR) + "/models/llama3-tiny/llama3-tiny-f32.gguf");
-  return t;
-}
 
 TEST(Fields, ReadsTypesAndNamesTheFieldOnError) {
   const Json j = Json::parse(R"({"a": 1, "b": 2.5, "c": "x", "d": true, "e": null, "f": 3.0})");

@@ -1,6 +1,8 @@
 // Agents' API through the adapters, with a scripted engine: tool-call history rendered by real templates
 // exactly as jinja2 renders the fixtures, tool calls and reasoning out of the text on both APIs (whole and
 // streamed), tool_choice "none", chat_template_kwargs, Anthropic thinking and cache accounting.
+#include <sstream>
+
 #include <gtest/gtest.h>
 
 #include "api/anthropic.h"
@@ -9,19 +11,13 @@
 #include "api/openai.h"
 #include "../fixture_templates.h"
 #include "fake_engine.h"
-#include "run_generation.h"
+#include "adapter_test_support.h"
 #include "tokenizer/byte_level.h"
 
 namespace pensieve::testing {
 namespace {
 
 using api::Json;
-
-const tokenizer::Tokenizer& tok() {
-  static const tokenizer::Tokenizer t =
-      tokenizer::Tokenizer::load(std::string(PENSIEVE_FIXTURES_DIR) + "/models/llama3-tiny/llama3-tiny-f32.gguf");
-  return t;
-}
 
 std::string template_of(const std::string& name) { return fixture_template(name); }
 
