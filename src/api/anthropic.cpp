@@ -129,7 +129,9 @@ class AnthropicGeneration final : public Generation {
   }
 
   Reply reply() override {
-    if (!error_.empty()) return Reply{500, anthropic_error_body(ApiError(ErrorKind::Internal, error_)), "application/json", {}};
+    if (!error_.empty()) {
+      return Reply{500, anthropic_error_body(ApiError(ErrorKind::Internal, error_)), "application/json", {}};
+    }
     if (content_.empty()) content_.push_back({{"type", "text"}, {"text", ""}});
     Json body = {{"id", id_}, {"type", "message"}, {"role", "assistant"}, {"model", model_},
                  {"content", content_}, {"stop_reason", stop_reason_}, {"stop_sequence", stop_sequence_},

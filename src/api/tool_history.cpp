@@ -32,7 +32,9 @@ std::string block_text(const Json& content, const std::string& path) {
   for (size_t i = 0; i < content.size(); ++i) {
     Fields block(content[i], index_path(path, i));
     const std::string type = block.required_string("type");
-    if (type != "text") throw invalid_field(index_path(path, i) + ".type", "'" + type + "' is not supported here; only text blocks are");
+    if (type != "text") {
+      throw invalid_field(index_path(path, i) + ".type", "'" + type + "' is not supported here; only text blocks are");
+    }
     if (i) text += "\n";
     text += block.required_string("text");
   }
@@ -103,7 +105,8 @@ void normalize_openai_tool_history(Json& messages) {
           }
         }
         called[id] = name;
-        calls.push_back({{"id", id}, {"type", "function"}, {"function", {{"name", name}, {"arguments", std::move(arguments)}}}});
+        calls.push_back({{"id", id}, {"type", "function"},
+                         {"function", {{"name", name}, {"arguments", std::move(arguments)}}}});
       }
       msg["tool_calls"] = std::move(calls);
       if (!msg.contains("content") || msg["content"].is_null()) msg["content"] = "";
