@@ -3,7 +3,9 @@
 #include <algorithm>
 
 #include "api/api_error.h"
+#include "api/chat_output.h"
 #include "api/sampling_fields.h"
+#include "api/tool_history.h"
 #include "chat/chat_template.h"
 
 namespace pensieve::api {
@@ -47,7 +49,9 @@ Json chat_messages(const Fields& body) {
     }
     out.push_back(std::move(msg));
   }
-  return chat::flatten_content_parts(out);
+  Json flat = chat::flatten_content_parts(out);
+  normalize_openai_tool_history(flat);
+  return flat;
 }
 
 void check_response_format(const Fields& body) {
@@ -86,7 +90,10 @@ Json byte_values(const std::string& s) {
   return b;
 }
 
-const char* finish_name(FinishReason r) { return r == FinishReason::Length ? "length" : "stop"; }
+const char* finish_name(FinishReason r, bool called_tools = false) {
+  if (r == FinishReason::Length) return "length";
+  return called_tools ? "tool_calls" : "stop";
+}
 
 std::string sse(const Json& j) { return "data: " + dump_json(j) + "\n\n"; }
 
@@ -106,17 +113,23 @@ class OpenAiGeneration final : public Generation {
     bool include_usage = false;
     int n = 1;
     int logprobs = -1;  // -1 none; else the number of alternatives per token
+    chat::OutputOptions output;      // chat: how the text is read (tool calls, reasoning)
+    bool parallel_tool_calls = true;  // false: a choice returns its first tool call only
   };
 
   OpenAiGeneration(std::shared_ptr<engine::RequestHandle> handle, const ServedModel& model, Options o)
       : Generation(std::move(handle), o.stream),
         o_(o),
+        model_ref_(model),
         tokenizer_(model.tokenizer()),
         id_(make_response_id(o.chat ? "chatcmpl-" : "cmpl-")),
         model_(model.id()),
         created_(unix_seconds_now()),
         choices_(static_cast<size_t>(o.n)) {
-    for (auto& c : choices_) c.logprobs = o.chat ? Json{{"content", Json::array()}} : empty_text_logprobs();
+    for (auto& c : choices_) {
+      c.logprobs = o.chat ? Json{{"content", Json::array()}} : empty_text_logprobs();
+      if (o.chat) c.output = std::make_unique<ChatOutput>(model, o.output);
+    }
   }
 
   std::string stream_open() override {
@@ -140,27 +153,19 @@ class OpenAiGeneration final : public Generation {
         continue;
       }
       const bool has_logprobs = o_.logprobs >= 0 && !e.logprobs.empty();
+      if (o_.chat) {
+        out += chat_chunks(e, has_logprobs);
+        continue;
+      }
       if (!e.text.empty() || has_logprobs) {
-        Json choice = {{"index", e.choice}};
-        if (o_.chat) {
-          choice["delta"] = {{"content", e.text}};
-        } else {
-          choice["text"] = e.text;
-        }
+        Json choice = {{"index", e.choice}, {"text", e.text}};
         choice["logprobs"] = has_logprobs ? logprobs_of(e, text_offset_[e.choice]) : Json(nullptr);
         choice["finish_reason"] = nullptr;
         text_offset_[e.choice] += e.text.size();
         out += sse(chunk(Json::array({choice})));
       }
       if (e.finish) {
-        Json choice = {{"index", e.choice}};
-        if (o_.chat) {
-          choice["delta"] = Json::object();
-        } else {
-          choice["text"] = "";
-        }
-        choice["logprobs"] = nullptr;
-        choice["finish_reason"] = finish_name(*e.finish);
+        Json choice = {{"index", e.choice}, {"text", ""}, {"logprobs", nullptr}, {"finish_reason", finish_name(*e.finish)}};
         out += sse(chunk(Json::array({choice})));
       }
     }
@@ -184,8 +189,16 @@ class OpenAiGeneration final : public Generation {
       Choice& c = choices_[static_cast<size_t>(e.choice)];
       if (const char* err = finish_error_text(e)) error_ = err;
       if (o_.logprobs >= 0 && !e.logprobs.empty()) append_logprobs(c, e);
-      c.text += e.text;
-      if (e.finish) c.finish = finish_name(*e.finish);
+      if (!o_.chat) {
+        c.text += e.text;
+      } else {
+        for (chat::OutputPiece& p : read(c, e)) {
+          if (p.kind == chat::OutputPiece::Kind::Text) c.text += p.text;
+          else if (p.kind == chat::OutputPiece::Kind::Reasoning) c.reasoning += p.text;
+          else c.calls.push_back(tool_call_json(c, p.call));
+        }
+      }
+      if (e.finish) c.finish = finish_name(*e.finish, !c.calls.empty());
     }
   }
 
@@ -198,7 +211,12 @@ class OpenAiGeneration final : public Generation {
       const Choice& c = choices_[i];
       Json choice = {{"index", i}};
       if (o_.chat) {
-        choice["message"] = {{"role", "assistant"}, {"content", c.text}, {"refusal", nullptr}};
+        Json message = {{"role", "assistant"}, {"content", c.text}};
+        if (!c.calls.empty() && c.text.empty()) message["content"] = nullptr;
+        if (!c.reasoning.empty()) message["reasoning_content"] = c.reasoning;
+        if (!c.calls.empty()) message["tool_calls"] = c.calls;
+        message["refusal"] = nullptr;
+        choice["message"] = std::move(message);
       } else {
         choice["text"] = c.text;
       }
@@ -217,7 +235,62 @@ class OpenAiGeneration final : public Generation {
     std::string text;
     std::string finish;
     Json logprobs;
+    std::unique_ptr<ChatOutput> output;  // chat only
+    std::string reasoning;
+    Json calls = Json::array();  // OpenAI tool_calls entries so far
   };
+
+  // The pieces an event completes for its choice; with parallel_tool_calls false, calls after the first drop.
+  std::vector<chat::OutputPiece> read(Choice& c, const GenerationEvent& e) {
+    std::vector<chat::OutputPiece> pieces;
+    c.output->push(e, pieces);
+    if (!o_.parallel_tool_calls) {
+      std::erase_if(pieces, [&, seen = c.calls.size()](const chat::OutputPiece& p) mutable {
+        return p.kind == chat::OutputPiece::Kind::ToolCall && seen++ > 0;
+      });
+    }
+    return pieces;
+  }
+
+  Json tool_call_json(const Choice& c, const chat::ToolCall& call) const {
+    return {{"index", c.calls.size()}, {"id", make_tool_call_id(model_ref_, "call_")}, {"type", "function"},
+            {"function", {{"name", call.name}, {"arguments", call.arguments}}}};
+  }
+
+  // Chat chunks for one event: content, reasoning_content and tool_calls deltas in output order, then the
+  // finish. A tool call streams as two deltas: index, id, type and name with empty arguments, then arguments.
+  std::string chat_chunks(const GenerationEvent& e, bool has_logprobs) {
+    Choice& c = choices_[static_cast<size_t>(e.choice)];
+    std::string out;
+    Json logprobs = has_logprobs ? logprobs_of(e, 0) : Json(nullptr);
+    const auto send = [&](Json delta) {
+      Json choice = {{"index", e.choice}, {"delta", std::move(delta)}, {"logprobs", std::move(logprobs)},
+                     {"finish_reason", nullptr}};
+      logprobs = nullptr;  // once per event
+      out += sse(chunk(Json::array({std::move(choice)})));
+    };
+    for (chat::OutputPiece& p : read(c, e)) {
+      if (p.kind == chat::OutputPiece::Kind::Text) {
+        send({{"content", p.text}});
+      } else if (p.kind == chat::OutputPiece::Kind::Reasoning) {
+        send({{"reasoning_content", p.text}});
+      } else {
+        Json call = tool_call_json(c, p.call);
+        c.calls.push_back(call);
+        Json head = call;
+        head["function"]["arguments"] = "";
+        send({{"tool_calls", Json::array({std::move(head)})}});
+        send({{"tool_calls", Json::array({{{"index", call["index"]}, {"function", {{"arguments", p.call.arguments}}}}})}});
+      }
+    }
+    if (has_logprobs && !logprobs.is_null()) send({{"content", ""}});
+    if (e.finish) {
+      Json choice = {{"index", e.choice}, {"delta", Json::object()}, {"logprobs", nullptr},
+                     {"finish_reason", finish_name(*e.finish, !c.calls.empty())}};
+      out += sse(chunk(Json::array({std::move(choice)})));
+    }
+    return out;
+  }
 
   static Json empty_text_logprobs() {
     return {{"tokens", Json::array()}, {"token_logprobs", Json::array()}, {"top_logprobs", Json::array()},
@@ -272,6 +345,7 @@ class OpenAiGeneration final : public Generation {
   }
 
   Options o_;
+  const ServedModel& model_ref_;
   const tokenizer::Tokenizer& tokenizer_;
   std::string id_;
   std::string model_;
@@ -303,12 +377,12 @@ Outcome openai_chat_completions(std::span<const ServedModel* const> models, std:
   const ServedModel& model = pick_model(models, body);
   Json messages = chat_messages(body);
   check_response_format(body);
-  Json tools = nullptr;
-  if (const Json* t = body.array("tools"); t && !t->empty()) tools = *t;
+  Json tools = openai_tools(body);
   if (const Json* choice = body.get("tool_choice")) {
     if (choice->is_string() && *choice == "none") tools = nullptr;
     else if (!choice->is_string() && !choice->is_object()) throw invalid_field("tool_choice", "must be a string or an object");
   }
+  const Json* template_kwargs = body.object("chat_template_kwargs");
   OpenAiGeneration::Options o;
   o.chat = true;
   o.stream = body.boolean("stream").value_or(false);
@@ -318,8 +392,11 @@ Outcome openai_chat_completions(std::span<const ServedModel* const> models, std:
   const auto top = body.integer("top_logprobs", 0, 20);
   if (top && !logprobs) throw invalid_field("top_logprobs", "needs 'logprobs': true");
   if (logprobs) o.logprobs = static_cast<int>(top.value_or(0));
+  o.parallel_tool_calls = body.boolean("parallel_tool_calls").value_or(true);
 
-  engine::GenerationRequest request = base_request(body, model, model.chat_prompt(messages, tools));
+  ServedModel::ChatPrompt prompt = model.render_chat(messages, tools, template_kwargs ? *template_kwargs : Json());
+  o.output = output_options(model, tools, prompt.opens_reasoning);
+  engine::GenerationRequest request = base_request(body, model, std::move(prompt.ids));
   request.sampling.top_logprobs = o.logprobs;
   auto handle = submit_or_throw(model.engine(), std::move(request), "messages");
   return std::make_unique<OpenAiGeneration>(std::move(handle), model, o);
@@ -357,12 +434,26 @@ Outcome openai_completions(std::span<const ServedModel* const> models, std::stri
   return std::make_unique<OpenAiGeneration>(std::move(handle), model, o);
 }
 
+namespace {
+Json model_json(const ServedModel& m, const std::string& name) {
+  return {{"id", name}, {"object", "model"}, {"created", m.created()}, {"owned_by", "pensieve"}};
+}
+}  // namespace
+
 Reply openai_models(std::span<const ServedModel* const> models) {
   Json data = Json::array();
   for (const ServedModel* m : models) {
-    data.push_back({{"id", m->id()}, {"object", "model"}, {"created", m->created()}, {"owned_by", "pensieve"}});
+    for (const std::string& name : m->names()) data.push_back(model_json(*m, name));
   }
   return Reply{200, dump_json(Json{{"object", "list"}, {"data", std::move(data)}}), "application/json", {}};
+}
+
+Reply openai_model(std::span<const ServedModel* const> models, std::string_view id) {
+  for (const ServedModel* m : models) {
+    if (m->answers_to(id)) return Reply{200, dump_json(model_json(*m, std::string(id))), "application/json", {}};
+  }
+  throw ApiError(ErrorKind::NotFound, "model '" + std::string(id) + "' does not exist; GET /v1/models lists the served ones",
+                 "model");
 }
 
 }  // namespace pensieve::api

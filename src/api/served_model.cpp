@@ -3,29 +3,70 @@
 #include <chrono>
 
 #include "api/api_error.h"
+#include "chat/reasoning_splitter.h"
 
 namespace pensieve::api {
 
-ServedModel::ServedModel(std::string id, engine::Engine& engine, const tokenizer::Tokenizer& tokenizer)
+ServedModel::ServedModel(std::string id, engine::Engine& engine, const tokenizer::Tokenizer& tokenizer,
+                         std::optional<std::string> chat_template)
     : id_(std::move(id)),
+      names_{id_},
       created_(std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
                    .count()),
       engine_(engine),
       tokenizer_(tokenizer) {
-  const std::string& own = tokenizer.chat_template();
+  const std::string& own = chat_template ? *chat_template : tokenizer.chat_template();
   chat::TemplateChoice choice = chat::choose_template(own.empty() ? std::nullopt : std::optional<std::string>(own));
   template_ = std::make_unique<chat::ChatTemplate>(choice.source);
   template_is_fallback_ = choice.is_fallback;
+  tool_format_ = chat::detect_tool_call_format(choice.source);
+  reasons_ = chat::template_has_reasoning(choice.source);
   if (auto bos = tokenizer.bos_id()) bos_text_ = std::string(tokenizer.token_piece(*bos));
   if (auto eos = tokenizer.eos_id()) eos_text_ = std::string(tokenizer.token_piece(*eos));
+  std::vector<std::string> markers = chat::tool_call_markers(tool_format_);
+  markers.insert(markers.end(), {"<think>", "</think>"});
+  for (const std::string& m : markers) {
+    auto id = tokenizer.find_token(m);
+    if (id && tokenizer::hidden_unless_special(tokenizer.token_kind(*id))) marker_tokens_.emplace_back(*id, m);
+  }
+}
+
+void ServedModel::add_alias(std::string name) {
+  if (!answers_to(name)) names_.push_back(std::move(name));
+}
+
+bool ServedModel::answers_to(std::string_view name) const {
+  for (const std::string& n : names_) {
+    if (n == name) return true;
+  }
+  return false;
+}
+
+std::string ServedModel::hidden_markers(std::span<const int32_t> tokens) const {
+  std::string out;
+  for (int32_t t : tokens) {
+    for (const auto& [id, text] : marker_tokens_) {
+      if (id == t) out += text;
+    }
+  }
+  return out;
 }
 
 std::vector<int32_t> ServedModel::chat_prompt(const Json& messages, const Json& tools) const {
-  Json context = {{"messages", messages},
-                  {"add_generation_prompt", true},
-                  {"bos_token", bos_text_},
-                  {"eos_token", eos_text_}};
+  return render_chat(messages, tools, Json()).ids;
+}
+
+ServedModel::ChatPrompt ServedModel::render_chat(const Json& messages, const Json& tools, const Json& extra) const {
+  Json context = Json::object();
+  if (extra.is_object()) {
+    for (const auto& [key, value] : extra.items()) context[key] = value;
+  }
+  context["messages"] = messages;
+  context["add_generation_prompt"] = true;
+  context["bos_token"] = bos_text_;
+  context["eos_token"] = eos_text_;
   if (!tools.is_null()) context["tools"] = tools;
+  else context.erase("tools");
   std::string text;
   try {
     text = template_->render(context);
@@ -39,7 +80,7 @@ std::vector<int32_t> ServedModel::chat_prompt(const Json& messages, const Json& 
   if (tokenizer_.adds_bos() && tokenizer_.bos_id() && (ids.empty() || ids.front() != *tokenizer_.bos_id())) {
     ids.insert(ids.begin(), *tokenizer_.bos_id());
   }
-  return ids;
+  return {std::move(ids), reasons_ && chat::prompt_opens_reasoning(text)};
 }
 
 std::vector<int32_t> ServedModel::text_prompt(std::string_view text) const {
@@ -63,7 +104,7 @@ std::vector<int32_t> ServedModel::checked_ids(const Json& ids, const std::string
 const ServedModel& pick_model(std::span<const ServedModel* const> models, const Fields& body) {
   const std::string name = body.required_string("model");
   for (const ServedModel* m : models) {
-    if (m->id() == name) return *m;
+    if (m->answers_to(name)) return *m;
   }
   throw ApiError(ErrorKind::NotFound, "model '" + name + "' does not exist; GET /v1/models lists the served ones",
                  "model");

@@ -3,6 +3,7 @@
 // messages into prompt tokens (its tokenizer and chat template).
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -10,6 +11,7 @@
 
 #include "api/json_fields.h"
 #include "chat/chat_template.h"
+#include "chat/tool_call_format.h"
 #include "engine/serving_engine.h"
 #include "tokenizer/tokenizer.h"
 
@@ -17,18 +19,36 @@ namespace pensieve::api {
 
 class ServedModel {
  public:
-  // The tokenizer and engine must outlive this. The chat template is the model's own, or ChatML when it has none.
-  ServedModel(std::string id, engine::Engine& engine, const tokenizer::Tokenizer& tokenizer);
+  // The tokenizer and engine must outlive this. The chat template is `chat_template` when given (serve
+  // --chat-template), else the model's own, or ChatML when it has none.
+  ServedModel(std::string id, engine::Engine& engine, const tokenizer::Tokenizer& tokenizer,
+              std::optional<std::string> chat_template = std::nullopt);
 
   const std::string& id() const { return id_; }
+  // More names clients may ask for (serve --alias given several times).
+  void add_alias(std::string name);
+  const std::vector<std::string>& names() const { return names_; }
+  bool answers_to(std::string_view name) const;
   int64_t created() const { return created_; }
   engine::Engine& engine() const { return engine_; }
   const tokenizer::Tokenizer& tokenizer() const { return tokenizer_; }
   bool template_is_fallback() const { return template_is_fallback_; }
+  // How this model writes tool calls and whether it thinks in <think> tags, read from its chat template.
+  chat::ToolCallFormat tool_format() const { return tool_format_; }
+  bool reasons() const { return reasons_; }
 
   // Renders the chat template over `messages` (each content already a string or null) with the generation
   // prompt and tokenizes the result, special tokens parsed. `tools` is passed when not null.
   std::vector<int32_t> chat_prompt(const Json& messages, const Json& tools) const;
+  struct ChatPrompt {
+    std::vector<int32_t> ids;
+    bool opens_reasoning = false;  // the rendered prompt ends inside <think>
+  };
+  // The same with more template variables (chat_template_kwargs, enable_thinking); they cannot replace
+  // messages, tools, add_generation_prompt or the BOS / EOS texts.
+  ChatPrompt render_chat(const Json& messages, const Json& tools, const Json& extra_variables) const;
+  // The text of the tool-call and reasoning markers among `tokens` that the engine hid as control tokens.
+  std::string hidden_markers(std::span<const int32_t> tokens) const;
   // A raw completion prompt: BOS where the vocabulary adds one, special tokens parsed.
   std::vector<int32_t> text_prompt(std::string_view text) const;
   // Token ids given by the client, checked against the vocabulary; `field` names them in errors.
@@ -36,11 +56,15 @@ class ServedModel {
 
  private:
   std::string id_;
+  std::vector<std::string> names_;
   int64_t created_;
   engine::Engine& engine_;
   const tokenizer::Tokenizer& tokenizer_;
   std::unique_ptr<chat::ChatTemplate> template_;
   bool template_is_fallback_ = false;
+  chat::ToolCallFormat tool_format_ = chat::ToolCallFormat::Generic;
+  bool reasons_ = false;
+  std::vector<std::pair<int32_t, std::string>> marker_tokens_;
   std::string bos_text_;
   std::string eos_text_;
 };

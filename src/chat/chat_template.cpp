@@ -28,10 +28,31 @@ std::string ChatTemplate::render(const Value& context, const RenderOptions& opti
   return interpret(parsed_->program, context, options);
 }
 
-// The widely used ChatML layout: <|im_start|>role\ncontent<|im_end|>\n per message.
+// The widely used ChatML layout: <|im_start|>role\ncontent<|im_end|>\n per message. With tools, a first system
+// block lists them and asks for calls in <tool_call> tags (the Hermes syntax most ChatML-trained models know);
+// assistant tool calls in the history are written back the same way.
 const std::string_view kChatMlTemplate =
+    "{%- if tools -%}\n"
+    "{{- '<|im_start|>system\\n' -}}\n"
+    "{%- if messages[0]['role'] == 'system' -%}{{- messages[0]['content'] + '\\n\\n' -}}{%- endif -%}\n"
+    "{{- '# Tools\\n\\nYou may call functions. Their signatures, one JSON object per line:\\n<tools>\\n' -}}\n"
+    "{%- for tool in tools -%}{{- tool | tojson + '\\n' -}}{%- endfor -%}\n"
+    "{{- '</tools>\\n\\nTo call one, write a JSON object with its name and arguments between tags, one block per "
+    "call:\\n<tool_call>\\n{\"name\": <function-name>, \"arguments\": <arguments-object>}\\n</tool_call><|im_end|>\\n' -}}\n"
+    "{%- endif -%}\n"
     "{%- for message in messages -%}\n"
-    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' -}}\n"
+    "{%- if not (tools and loop.first and message['role'] == 'system') -%}\n"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + (message['content'] if message['content'] is string else '') -}}\n"
+    "{%- if message['tool_calls'] -%}\n"
+    "{%- for call in message['tool_calls'] -%}\n"
+    "{%- set fn = call['function'] if call['function'] is defined else call -%}\n"
+    "{%- if message['content'] or not loop.first -%}{{- '\\n' -}}{%- endif -%}\n"
+    "{{- '<tool_call>\\n{\"name\": \"' + fn['name'] + '\", \"arguments\": ' + (fn['arguments'] if fn['arguments'] is "
+    "string else fn['arguments'] | tojson) + '}\\n</tool_call>' -}}\n"
+    "{%- endfor -%}\n"
+    "{%- endif -%}\n"
+    "{{- '<|im_end|>\\n' -}}\n"
+    "{%- endif -%}\n"
     "{%- endfor -%}\n"
     "{%- if add_generation_prompt -%}\n"
     "{{- '<|im_start|>assistant\\n' -}}\n"

@@ -4,11 +4,16 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "api/served_model.h"
+#include "chat/builtin_templates.h"
 #include "backend/backend.h"
 #include "cli/command_registry.h"
 #include "cli/device_option.h"
@@ -23,7 +28,8 @@ namespace {
 
 struct ServeArgs {
   std::string model;
-  std::string alias;
+  std::vector<std::string> aliases;
+  std::string chat_template;
   std::string host = "127.0.0.1";
   int port = 8080;
   int parallel = 20;
@@ -60,12 +66,33 @@ uint64_t parse_size(const std::string& text) {
   return static_cast<uint64_t>(value * scale);
 }
 
+// --chat-template: a built-in template's name, or a file holding a Jinja template (checked before loading).
+std::optional<std::string> read_chat_template(const std::string& value) {
+  if (value.empty()) return std::nullopt;
+  if (auto builtin = chat::builtin_template(value)) return std::string(*builtin);
+  std::ifstream in(value, std::ios::binary);
+  if (!in) {
+    std::string names;
+    for (const auto& n : chat::builtin_template_names()) names += (names.empty() ? "" : ", ") + n;
+    throw CommandError{"--chat-template: '" + value + "' is neither a file nor a built-in template (" + names + ")"};
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  try {
+    chat::ChatTemplate check(text.str());
+  } catch (const std::exception& e) {
+    throw CommandError{"--chat-template " + value + ": " + e.what()};
+  }
+  return text.str();
+}
+
 int run_serve(const ServeArgs& a) {
   if (a.port < 0 || a.port > 65535) throw CommandError{"--port must be between 0 and 65535"};
   if (a.parallel < 1) throw CommandError{"--parallel must be at least 1"};
   if (a.queue < 0) throw CommandError{"--queue must not be negative"};
   const kv::KvType kv_type = parse_kv_type_flag(a.kv_type, "--kv-type");
   if (!std::filesystem::exists(a.model)) throw CommandError{"--model: no such file: " + a.model};
+  const std::optional<std::string> chat_template = read_chat_template(a.chat_template);
 
   http::ServerOptions so;
   so.host = a.host;
@@ -113,8 +140,9 @@ int run_serve(const ServeArgs& a) {
       if (eo.kv_bytes == 0) throw CommandError{"the GPU has no memory left for a KV cache after loading the model"};
     }
     eng = engine::make_serving_engine(*model, *tok, eo);
-    const std::string alias = a.alias.empty() ? std::filesystem::path(a.model).stem().string() : a.alias;
-    served = std::make_unique<api::ServedModel>(alias, *eng, *tok);
+    const std::string alias = a.aliases.empty() ? std::filesystem::path(a.model).stem().string() : a.aliases.front();
+    served = std::make_unique<api::ServedModel>(alias, *eng, *tok, chat_template);
+    for (size_t i = 1; i < a.aliases.size(); ++i) served->add_alias(a.aliases[i]);
   } catch (const std::exception& e) {
     server->stop();
     loop.join();
@@ -151,7 +179,10 @@ const RegisterCommand kServe{
     "serve", "Serve a model over HTTP (OpenAI and Anthropic APIs)", [](CLI::App& sub) -> Action {
       auto a = std::make_shared<ServeArgs>();
       sub.add_option("--model", a->model, "GGUF model file")->required();
-      sub.add_option("--alias", a->alias, "Model name clients use (default: the file name without .gguf)");
+      sub.add_option("--alias", a->aliases,
+                     "Model name clients use (default: the file name without .gguf); repeat it for more names");
+      sub.add_option("--chat-template", a->chat_template,
+                     "Chat template: a Jinja file, or built-in chatml, llama3, gemma (default: the model's own)");
       sub.add_option("--host", a->host, "Address to bind (default 127.0.0.1)");
       sub.add_option("--port", a->port, "Port (default 8080; 0 picks a free one)");
       sub.add_option("--parallel", a->parallel, "Sequences generated at once (default 20)");

@@ -1,5 +1,7 @@
 #include "http/session.h"
 
+#include <cctype>
+
 #include <fmt/format.h>
 
 #include "api/anthropic.h"
@@ -17,6 +19,21 @@ namespace {
 constexpr auto kRedirect = [](boost::system::error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); };
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// "%2F" -> "/": model ids such as "org/name" arrive escaped in a path.
+std::string percent_decoded(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out.push_back(static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16)));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
 }  // namespace
 
 void Wake::notify_here() {
@@ -164,6 +181,10 @@ asio::awaitable<void> Session::handle(bhttp::request<bhttp::string_body>& req, E
     if (path == "/v1/models") {
       if (!is_get) throw ApiError(ErrorKind::MethodNotAllowed, "use GET " + path);
       outcome = api::openai_models(models);
+    } else if (path.rfind("/v1/models/", 0) == 0 && path.size() > 11) {
+      if (!is_get) throw ApiError(ErrorKind::MethodNotAllowed, "use GET " + path);
+      x.route = "/v1/models/{id}";
+      outcome = api::openai_model(models, percent_decoded(path.substr(11)));
     } else if (path == "/v1/chat/completions" || path == "/v1/completions" || path == "/v1/messages" ||
                path == "/v1/messages/count_tokens") {
       if (!is_post) throw ApiError(ErrorKind::MethodNotAllowed, "use POST " + path);

@@ -6,31 +6,12 @@
 #include "api/json_fields.h"
 #include "api/openai.h"
 #include "fake_engine.h"
+#include "adapter_test_support.h"
 
 namespace pensieve::testing {
 namespace {
 
 using api::Json;
-
-const tokenizer::Tokenizer& tok() {
-  static const tokenizer::Tokenizer t =
-      tokenizer::Tokenizer::load(std::string(PENSIEVE_FIXTURES_DIR) + "/models/llama3-tiny/llama3-tiny-f32.gguf");
-  return t;
-}
-
-std::string run_to_end(api::Generation& g) {
-  std::string out = g.streaming() ? g.stream_open() : "";
-  std::vector<engine::GenerationEvent> events;
-  for (;;) {
-    events.clear();
-    const bool more = g.handle().drain(events);
-    if (g.streaming()) out += g.stream_events(events);
-    else g.collect(events);
-    if (!more) break;
-    if (events.empty()) g.handle().wait(std::chrono::milliseconds(50));
-  }
-  return g.streaming() ? out + g.stream_close() : g.reply().body;
-}
 
 TEST(Fields, ReadsTypesAndNamesTheFieldOnError) {
   const Json j = Json::parse(R"({"a": 1, "b": 2.5, "c": "x", "d": true, "e": null, "f": 3.0})");

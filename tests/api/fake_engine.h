@@ -58,6 +58,7 @@ class FakeHandle final : public RequestHandle {
   bool cancelled() const { return cancelled_; }
 
   const GenerationRequest request;
+  std::vector<std::string> script;  // the pieces this request emits
   int live_choices = 0;  // engine thread only
 
  private:
@@ -70,9 +71,10 @@ class FakeHandle final : public RequestHandle {
   std::atomic<bool> cancelled_{false};
 
   friend class FakeEngine;
-  void set_prompt_usage(int n) {
+  void set_prompt_usage(int n, int cached) {
     std::lock_guard lock(mutex_);
     usage_.prompt_tokens = n;
+    usage_.cached_prompt_tokens = cached;
   }
 };
 
@@ -83,6 +85,10 @@ class FakeEngine final : public Engine {
   std::chrono::milliseconds step{2};
   std::optional<SubmitRefused::Why> refuse;  // set: every submit is refused with this
   std::optional<int> fail_after;             // set: a request finishes with an Error after this many pieces
+  std::vector<int32_t> script_ids;           // token id of each piece (default 100 + index)
+  int cached_prompt_tokens = 0;              // reported as read from the prefix cache (at most the prompt)
+  // Set: the pieces for a request (e.g. a tool call on the first turn, an answer once a result came back).
+  std::function<std::vector<std::string>(const GenerationRequest&)> script_for;
 
   FakeEngine() : thread_([this] { loop(); }) {}
   ~FakeEngine() override { shutdown(); }
@@ -92,7 +98,9 @@ class FakeEngine final : public Engine {
     std::lock_guard lock(mutex_);
     if (!admitting_) return SubmitRefused{SubmitRefused::Why::ShuttingDown, "stopping"};
     auto h = std::make_shared<FakeHandle>(std::move(request));
-    h->set_prompt_usage(static_cast<int>(h->request.prompt.size()));
+    h->script = script_for ? script_for(h->request) : script;
+    const int prompt = static_cast<int>(h->request.prompt.size());
+    h->set_prompt_usage(prompt, std::min(cached_prompt_tokens, prompt));
     h->live_choices = h->request.n;
     submitted_.push_back(h);
     for (int c = 0; c < h->request.n; ++c) running_.push_back({h, c, 0});
@@ -173,6 +181,7 @@ class FakeEngine final : public Engine {
       h.push(std::move(e), last_choice_ends());
       return true;
     }
+    const auto& script = h.script;
     if (r.produced >= static_cast<int>(script.size())) {
       e.finish = FinishReason::Stop;
       h.push(std::move(e), last_choice_ends());
@@ -186,7 +195,8 @@ class FakeEngine final : public Engine {
       h.push(std::move(e), last_choice_ends());
       return true;
     }
-    e.tokens = {100 + r.produced};
+    e.tokens = {static_cast<size_t>(r.produced) < script_ids.size() ? script_ids[static_cast<size_t>(r.produced)]
+                                                                     : 100 + r.produced};
     e.text = piece;
     if (h.request.sampling.top_logprobs >= 0) {
       e.logprobs = {{e.tokens[0], -0.25f}};
