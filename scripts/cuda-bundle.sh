@@ -5,17 +5,19 @@
 # read, and optionally node with the e2e test clients. cuBLAS is not packed: a machine with the CUDA toolkit
 # has it. The archive is unpacked and run by scripts/test-cuda.sh --bundle FILE.
 #
-# Usage: scripts/cuda-bundle.sh BUILD_DIR OUT.tar.xz [--node] [--fixtures "models quant tokenizers/llama3"]
+# Usage: scripts/cuda-bundle.sh BUILD_DIR OUT.tar.xz [--node] [--no-tests] [--fixtures "models quant tokenizers/llama3"]
 # (--fixtures: folders under ../shared/fixtures; default "models quant")
 set -euo pipefail
 build="$1"
 out="$2"
 shift 2
 with_node=0
+with_tests=1
 fixture_parts="models quant"
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --node) with_node=1 ;;
+    --no-tests) with_tests=0 ;;
     --fixtures) fixture_parts="$2"; shift ;;
     *) echo "cuda-bundle: unknown option $1" >&2; exit 2 ;;
   esac
@@ -28,9 +30,11 @@ trap 'rm -rf "$stage"' EXIT
 
 mkdir -p "$stage/bin" "$stage/lib" "$stage/fixtures"
 for t in pensieve; do cp "$build/bin/$t" "$stage/bin/"; done
-for t in test_cuda test_model test_engine; do
-  [[ -x "$build/tests/$t" ]] && cp "$build/tests/$t" "$stage/bin/"
-done
+if [[ $with_tests -eq 1 ]]; then
+  for t in test_cuda test_model test_engine; do
+    [[ -x "$build/tests/$t" ]] && cp "$build/tests/$t" "$stage/bin/"
+  done
+fi
 # Every non-system library the binaries load, except the CUDA toolkit's own.
 for f in "$stage"/bin/*; do
   ldd "$f" | awk '/=> \// {print $3}'
@@ -44,5 +48,5 @@ if [[ $with_node -eq 1 ]]; then
   (cd "$root/tests/e2e" && [[ -d node_modules ]]) || (cd "$root/tests/e2e" && npm ci --no-audit --no-fund --loglevel=error)
   cp -r "$root/tests/e2e/node_modules" "$stage/node_modules"
 fi
-tar -C "$stage" -cf - . | xz -T2 -1 > "$out"
+tar -C "$stage" -cf - . | xz -T2 -6 > "$out"
 ls -la "$out"
