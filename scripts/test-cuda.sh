@@ -59,6 +59,7 @@ if ! want e2e; then
   :
 elif command -v node >/dev/null && [[ -d "$root/tests/e2e/node_modules" ]]; then
   export PENSIEVE_BIN="$bin_dir/pensieve"
+  export PENSIEVE_EXPECT_DEVICE=cuda  # serve.test.mjs checks /v1/status names the GPU
   for t in "$root"/tests/e2e/*.test.mjs; do run node --test "$t"; done
 else
   echo "FAILED: node or tests/e2e/node_modules missing: the e2e suite did not run"

@@ -108,8 +108,17 @@ class ServingEngine final : public Engine {
   }
 
   EngineStats stats() const override {
-    std::lock_guard lock(stats_mutex_);
-    return stats_;
+    EngineStats s;
+    {
+      std::lock_guard lock(stats_mutex_);
+      s = stats_;
+    }
+    const backend::DeviceInfo d = model_.backend().device_info();
+    s.device = d.kind == "cuda" ? "cuda:" + std::to_string(d.index) + " " + d.name : d.name;
+    s.device_memory_allocated = d.allocated_bytes;
+    s.device_memory_total = d.total_bytes;
+    s.device_memory_free = d.free_bytes;
+    return s;
   }
   int context_length() const override { return context_length_; }
   int max_parallel() const override { return parallel_; }

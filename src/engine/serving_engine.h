@@ -51,6 +51,12 @@ struct EngineStats {
   uint64_t generated_tokens = 0;
   uint64_t steps = 0;
   uint64_t preemptions = 0;
+  // Where the model runs: "cpu-avx2", "cuda:0 NVIDIA H200", ...; the memory its backend holds (weights, KV
+  // pool, scratch) and, for a GPU, the card's total and free memory.
+  std::string device;
+  uint64_t device_memory_allocated = 0;
+  uint64_t device_memory_total = 0;
+  uint64_t device_memory_free = 0;
 };
 
 class Engine {

@@ -121,12 +121,21 @@ std::string Metrics::render(const std::vector<ModelGauges>& models, int open_con
        [](const ModelGauges& m) { return double(m.stats.steps); }},
       {"pensieve_preemptions_total", "counter", "Sequences preempted for lack of KV blocks.",
        [](const ModelGauges& m) { return double(m.stats.preemptions); }},
+      {"pensieve_device_memory_allocated_bytes", "gauge", "Memory the model's backend holds (weights, KV pool, scratch).",
+       [](const ModelGauges& m) { return double(m.stats.device_memory_allocated); }},
+      {"pensieve_device_memory_total_bytes", "gauge", "The GPU's memory (0 on the CPU).",
+       [](const ModelGauges& m) { return double(m.stats.device_memory_total); }},
   };
   for (const Row& row : rows) {
     gauge_header(out, row.name, row.type, row.help);
     for (const ModelGauges& m : models) {
       out += fmt::format("{}{{model=\"{}\"}} {}\n", row.name, escape_label(m.model), row.get(m));
     }
+  }
+  gauge_header(out, "pensieve_device_info", "gauge", "Where each model runs (always 1; the device is a label).");
+  for (const ModelGauges& m : models) {
+    out += fmt::format("pensieve_device_info{{model=\"{}\",device=\"{}\"}} 1\n", escape_label(m.model),
+                       escape_label(m.stats.device));
   }
   return out;
 }

@@ -122,6 +122,10 @@ std::string Server::Impl::status_json() const {
          {"kv", {{"blocks_total", s.kv_blocks_total}, {"blocks_used", s.kv_blocks_used}}},
          {"prefix_cache", {{"queries", s.prefix_cache_queries}, {"hits", s.prefix_cache_hits}}},
          {"tokens", {{"prompt", s.prompt_tokens}, {"prompt_cached", s.prompt_tokens_cached}, {"generated", s.generated_tokens}}},
+         {"device", {{"name", s.device},
+                     {"memory_allocated_bytes", s.device_memory_allocated},
+                     {"memory_total_bytes", s.device_memory_total},
+                     {"memory_free_bytes", s.device_memory_free}}},
          {"steps", s.steps},
          {"preemptions", s.preemptions}});
   }

@@ -216,3 +216,20 @@ test('a client that disconnects mid-stream frees its KV blocks', async () => {
   const generated = s.models[0].tokens.generated - generatedBefore;
   assert.ok(generated < 200, `generated ${generated} tokens after the client left`);
 });
+
+// Where the model runs is reported; scripts/test-cuda.sh sets PENSIEVE_EXPECT_DEVICE=cuda so that a GPU run
+// proves the server really used the GPU.
+test('the device and its memory are in /v1/status and /metrics', async () => {
+  const model = (await status()).models[0];
+  assert.ok(model.device.name.length > 0);
+  assert.ok(model.device.memory_allocated_bytes >= 0);
+  const expected = process.env.PENSIEVE_EXPECT_DEVICE;
+  if (expected) {
+    assert.ok(model.device.name.startsWith(expected), `device ${model.device.name}, expected ${expected}`);
+    assert.ok(model.device.memory_total_bytes > 0);
+    assert.ok(model.device.memory_allocated_bytes > 0, 'weights and KV pool live on the GPU');
+  }
+  const metrics = await (await fetch(`${url}/metrics`)).text();
+  assert.match(metrics, new RegExp(`pensieve_device_info\\{model="${NAME}",device="[^"]+"\\} 1`));
+  assert.match(metrics, /pensieve_device_memory_allocated_bytes\{model="tiny"\} \d+/);
+});
