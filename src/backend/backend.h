@@ -37,6 +37,9 @@ struct Weight {
   // `owner` then keeps them alive and `data` views them.
   int layout = 0;
   std::shared_ptr<const void> owner;
+  // A second form the backend may keep beside `data` (the CUDA backend: the matrix decoded to f16 for its
+  // tensor-core GEMMs). Only the backend that prepared the weight reads it.
+  std::shared_ptr<const std::byte> dense;
 };
 
 // Q8_0: GGML blocks of 32 elements (fp16 scale, 32 int8), 34 bytes; head_dim must be a multiple of 32.

@@ -5,8 +5,12 @@
 // warps read the same K/V rows (the second and later reads hit L1). A warp walks its row's keys 32 at a
 // time: each lane scores one key (the whole head dot product, q from shared memory), the tile's softmax
 // is folded into a running max and sum, then the lanes, each owning head_dim/32 output dimensions, add the
-// tile's 32 value rows weighted by the probabilities shuffled from the lane that scored them.
+// tile's 32 value rows weighted by the probabilities shuffled from the lane that scored them. When few rows
+// decode (a handful of blocks would leave most of the GPU idle) each row's keys are split across blocks
+// (flash-decoding): every split keeps its own max and sum, and a second kernel rescales and adds them.
 #include <cuda_fp16.h>
+
+#include <algorithm>
 
 #include "backend/cuda/kernels.h"
 
@@ -85,33 +89,45 @@ __global__ void store_kv_kernel(KvGeometry g, int width, const float* __restrict
   }
 }
 
+// Where a split writes its unnormalized output, running max and sum when a row's keys are split across blocks.
+struct SplitOutput {
+  float* acc = nullptr;  // [row][head][split][head_dim]
+  float* max = nullptr;  // [row][head][split]
+  float* sum = nullptr;
+  int n_splits = 1;
+  int split_keys = 0;  // keys per split, a multiple of 32
+};
+
 template <KvElement E>
 __global__ void attention_kernel(KvGeometry g, const float* __restrict__ q, int n_heads, int rep, float scale,
                                  const int32_t* __restrict__ positions, const int32_t* __restrict__ seq_of_row,
                                  const int32_t* __restrict__ table_start, const int32_t* __restrict__ blocks,
-                                 float* __restrict__ out) {
+                                 float* __restrict__ out, SplitOutput split) {
   extern __shared__ float q_shared[];  // [rep][head_dim]
-  const int row = blockIdx.x, kv_head = blockIdx.y;
+  const int row = blockIdx.x, kv_head = blockIdx.y, part = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int hd = g.head_dim;
   const int head = kv_head * rep + warp;
+  const int n_ctx = positions[row] + 1;
+  const int key_begin = split.n_splits == 1 ? 0 : part * split.split_keys;
+  const int key_end = split.n_splits == 1 ? n_ctx : min(n_ctx, key_begin + split.split_keys);
+
   float* qs = q_shared + warp * hd;
   const float* qrow = q + (static_cast<size_t>(row) * n_heads + head) * hd;
   for (int d = lane; d < hd; d += 32) qs[d] = qrow[d] * scale;
   __syncwarp();
 
   const int32_t* table = blocks + table_start[seq_of_row[row]];
-  const int n_ctx = positions[row] + 1;
   const size_t head_offset = static_cast<size_t>(kv_head) * g.head_bytes;
   float acc[kMaxDimsPerLane];
 #pragma unroll
   for (int i = 0; i < kMaxDimsPerLane; ++i) acc[i] = 0.0f;
   float running_max = -INFINITY, running_sum = 0.0f;
 
-  for (int t0 = 0; t0 < n_ctx; t0 += 32) {
+  for (int t0 = key_begin; t0 < key_end; t0 += 32) {
     const int key = t0 + lane;
     float score = -INFINITY;
-    if (key < n_ctx) {
+    if (key < key_end) {
       const std::byte* kh = g.k + slot_offset(g, table, key) + head_offset;
       float s = 0.0f;
       if constexpr (E == KvElement::F16) {
@@ -129,7 +145,7 @@ __global__ void attention_kernel(KvGeometry g, const float* __restrict__ q, int 
     for (int off = 16; off > 0; off /= 2) tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, off));
     const float new_max = fmaxf(running_max, tile_max);
     const float correction = __expf(running_max - new_max);  // 0 on the first tile (running_max = -inf)
-    const float p = key < n_ctx ? __expf(score - new_max) : 0.0f;
+    const float p = key < key_end ? __expf(score - new_max) : 0.0f;
     float tile_sum = p;
     for (int off = 16; off > 0; off /= 2) tile_sum += __shfl_xor_sync(0xffffffffu, tile_sum, off);
     running_sum = running_sum * correction + tile_sum;
@@ -137,7 +153,7 @@ __global__ void attention_kernel(KvGeometry g, const float* __restrict__ q, int 
 #pragma unroll
     for (int i = 0; i < kMaxDimsPerLane; ++i) acc[i] *= correction;
 
-    const int tile_keys = min(32, n_ctx - t0);
+    const int tile_keys = min(32, key_end - t0);
     for (int t = 0; t < tile_keys; ++t) {
       const float pt = __shfl_sync(0xffffffffu, p, t);
       const std::byte* vh = g.v + slot_offset(g, table, t0 + t) + head_offset;
@@ -148,13 +164,44 @@ __global__ void attention_kernel(KvGeometry g, const float* __restrict__ q, int 
       }
     }
   }
-  float* o = out + (static_cast<size_t>(row) * n_heads + head) * hd;
-  const float inv = 1.0f / running_sum;
+  if (split.n_splits == 1) {
+    float* o = out + (static_cast<size_t>(row) * n_heads + head) * hd;
+    const float inv = 1.0f / running_sum;
+#pragma unroll
+    for (int i = 0; i < kMaxDimsPerLane; ++i) {
+      const int d = lane + 32 * i;
+      if (d < hd) o[d] = acc[i] * inv;
+    }
+    return;
+  }
+  // A split past the row's context leaves max -inf and sum 0: the combine step gives it no weight.
+  const size_t slot = (static_cast<size_t>(row) * n_heads + head) * split.n_splits + part;
+  float* a = split.acc + slot * hd;
 #pragma unroll
   for (int i = 0; i < kMaxDimsPerLane; ++i) {
     const int d = lane + 32 * i;
-    if (d < hd) o[d] = acc[i] * inv;
+    if (d < hd) a[d] = acc[i];
   }
+  if (lane == 0) {
+    split.max[slot] = running_max;
+    split.sum[slot] = running_sum;
+  }
+}
+
+// One block per (row, head), one thread per output dimension: the splits' softmax pieces rescaled to the
+// overall max and added.
+__global__ void combine_splits_kernel(SplitOutput split, int n_heads, int hd, float* __restrict__ out) {
+  const int row = blockIdx.x, head = blockIdx.y, d = threadIdx.x;
+  const size_t base = (static_cast<size_t>(row) * n_heads + head) * split.n_splits;
+  float m = -INFINITY;
+  for (int s = 0; s < split.n_splits; ++s) m = fmaxf(m, split.max[base + s]);
+  float total = 0.0f, value = 0.0f;
+  for (int s = 0; s < split.n_splits; ++s) {
+    const float w = split.sum[base + s] > 0.0f ? __expf(split.max[base + s] - m) : 0.0f;
+    total += split.sum[base + s] * w;
+    if (d < hd) value += split.acc[(base + s) * hd + d] * w;
+  }
+  if (d < hd) out[(static_cast<size_t>(row) * n_heads + head) * hd + d] = value / total;
 }
 
 template <typename Fn>
@@ -179,16 +226,43 @@ void store_kv(const KvLayerView& kv, const float* k, const float* v, const StepU
   });
 }
 
+int attention_splits(int n_rows, int n_kv_heads, int max_context, int multiprocessors) {
+  // Enough blocks to fill the GPU several times over when few rows are decoding; splits of 64 keys at least.
+  const int wanted_blocks = 8 * multiprocessors;
+  const int by_occupancy = (wanted_blocks + n_rows * n_kv_heads - 1) / (n_rows * n_kv_heads);
+  const int by_length = (max_context + 63) / 64;
+  return std::max(1, std::min(by_occupancy, by_length));
+}
+
+size_t attention_split_floats(int n_rows, int n_heads, int head_dim, int n_splits) {
+  return n_splits == 1 ? 0 : static_cast<size_t>(n_rows) * n_heads * n_splits * (head_dim + 2);
+}
+
 void attention(const float* q, int n_heads, const KvLayerView& kv, const StepUpload& step, float scale, float* out,
-               cudaStream_t stream) {
+               int n_splits, float* split_scratch, cudaStream_t stream) {
   if (step.n_rows == 0) return;
   const int rep = n_heads / kv.n_kv_heads;
-  const dim3 grid(static_cast<unsigned>(step.n_rows), static_cast<unsigned>(kv.n_kv_heads));
+  SplitOutput split;
+  split.n_splits = n_splits;
+  if (n_splits > 1) {
+    const size_t slots = static_cast<size_t>(step.n_rows) * n_heads * n_splits;
+    split.acc = split_scratch;
+    split.max = split_scratch + slots * kv.head_dim;
+    split.sum = split.max + slots;
+    const int tiles = (step.max_context + 31) / 32;
+    split.split_keys = (tiles + n_splits - 1) / n_splits * 32;
+  }
+  const dim3 grid(static_cast<unsigned>(step.n_rows), static_cast<unsigned>(kv.n_kv_heads),
+                  static_cast<unsigned>(n_splits));
   const size_t shared = static_cast<size_t>(rep) * kv.head_dim * sizeof(float);
   dispatch_element(kv.element, [&]<KvElement E>() {
     attention_kernel<E><<<grid, rep * 32, shared, stream>>>(geometry(kv), q, n_heads, rep, scale, step.positions,
-                                                            step.seq_of_row, step.table_start, step.blocks, out);
+                                                            step.seq_of_row, step.table_start, step.blocks, out, split);
   });
+  if (n_splits > 1) {
+    const dim3 heads(static_cast<unsigned>(step.n_rows), static_cast<unsigned>(n_heads));
+    combine_splits_kernel<<<heads, (kv.head_dim + 31) / 32 * 32, 0, stream>>>(split, n_heads, kv.head_dim, out);
+  }
 }
 
 }  // namespace pensieve::backend::cuda

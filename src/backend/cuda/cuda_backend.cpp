@@ -14,9 +14,11 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include "backend/backend.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/op_profile.h"
 #include "gguf/ggml_type.h"
 
 namespace pensieve::backend {
@@ -67,6 +69,14 @@ class CudaBackend final : public Backend {
     check(cudaEventCreateWithFlags(&upload_done_, cudaEventDisableTiming), "event");
     check(cublasCreate(&blas_), "create handle");
     check(cublasSetStream(blas_, stream_), "set stream");
+    // Decoded f16 copies of quantized matrices serve large batches from cuBLAS without decoding every step;
+    // they may take up to this share of the card (the KV pool is sized from what is left).
+    size_t free = 0, total = 0;
+    check(cudaMemGetInfo(&free, &total), "memory info");
+    const char* dense = std::getenv("PENSIEVE_CUDA_DENSE_WEIGHTS");
+    dense_budget_ = dense != nullptr && std::string(dense) == "0" ? 0 : free / 100 * kDenseShareOfFreeMemory;
+    const char* profile = std::getenv("PENSIEVE_CUDA_PROFILE");
+    profile_.enable(profile != nullptr && std::string(profile) == "1", stream_);
     const char* pedantic = std::getenv("PENSIEVE_CUBLAS_PEDANTIC");
     pedantic_ = pedantic != nullptr && std::string(pedantic) == "1";
     if (pedantic_) check(cublasSetMathMode(blas_, CUBLAS_PEDANTIC_MATH), "math mode");
@@ -75,6 +85,7 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override {
     cudaSetDevice(index_);
     cudaStreamSynchronize(stream_);
+    profile_.print(stderr);
     cublasDestroy(blas_);
     cudaEventDestroy(upload_done_);
     cudaStreamDestroy(stream_);
@@ -151,6 +162,7 @@ class CudaBackend final : public Backend {
     if (offset > dst.bytes || src.size() > dst.bytes - offset) throw std::out_of_range("write past the end of a buffer");
     if (src.empty()) return;
     activate();
+    f16_input_ = nullptr;
     check(cudaMemcpyAsync(dst.data() + offset, src.data(), src.size(), cudaMemcpyHostToDevice, stream_), "upload");
     check(cudaStreamSynchronize(stream_), "upload");
   }
@@ -164,6 +176,7 @@ class CudaBackend final : public Backend {
     read_staging_.reserve(dst.size());
     check(cudaMemcpyAsync(read_staging_.data, src, dst.size(), cudaMemcpyDeviceToHost, stream_), "download");
     check(cudaStreamSynchronize(stream_), "download");
+    profile_.collect();
     std::memcpy(dst.data(), read_staging_.data, dst.size());
   }
   using Backend::read;
@@ -184,10 +197,20 @@ class CudaBackend final : public Backend {
     write(device, 0, w.data);
     w.data = {device.data(), w.data.size()};
     w.owner = std::move(device.memory);
+    const size_t dense_bytes = static_cast<size_t>(w.rows) * static_cast<size_t>(w.cols) * 2;
+    if (!float_type && dense_bytes <= dense_budget_) {
+      Buffer dense = allocate(dense_bytes);
+      cuda::dequantize_f16(w.type_id, w.data.data(), w.row_bytes, w.rows, w.cols,
+                           reinterpret_cast<uint16_t*>(dense.data()), stream_);
+      check_launch("decode weights");
+      dense_budget_ -= dense_bytes;
+      w.dense = std::move(dense.memory);
+    }
   }
 
   void upload_step(StepTables& step) override {
     activate();
+    f16_input_ = nullptr;
     const size_t n = step.positions.size();
     if (step.seq_of_row.size() != n) throw std::invalid_argument("step: positions and sequence ids differ in length");
     if (!step.tokens.empty() && step.tokens.size() != n) throw std::invalid_argument("step: tokens and positions differ");
@@ -249,6 +272,7 @@ class CudaBackend final : public Backend {
   }
 
   void matmul(const Weight& w, const float* x, int n, float* y) override {
+    const ProfileScope scope(*this, "matmul");
     if (n <= 0) return;
     const size_t x_elems = static_cast<size_t>(n) * static_cast<size_t>(w.cols);
     const int rows = static_cast<int>(w.rows), cols = static_cast<int>(w.cols);
@@ -266,12 +290,21 @@ class CudaBackend final : public Backend {
       gemm_ex(w.data.data(), CUDA_R_16BF, xb, rows, n, cols, y);
       return;
     }
+    // Q, K and V (and gate and up) multiply the same input: it is converted once.
     uint16_t* xh = scratch(act_half_, x_elems * 2);
-    cuda::to_f16(x, x_elems, xh, stream_);
+    if (x != f16_input_ || x_elems != f16_input_elems_) {
+      cuda::to_f16(x, x_elems, xh, stream_);
+      f16_input_ = x;
+      f16_input_elems_ = x_elems;
+    }
+    // A product written over its own input (never done by the model, but allowed) leaves no valid copy.
+    if (y < x + x_elems && x < y + static_cast<size_t>(n) * static_cast<size_t>(w.rows)) f16_input_ = nullptr;
     if (w.type_id == static_cast<uint32_t>(gguf::GgmlType::F16)) {
       gemm_ex(w.data.data(), CUDA_R_16F, xh, rows, n, cols, y);
     } else if (n <= kMatvecMaxRows) {
       cuda::matvec(w.type_id, w.data.data(), w.row_bytes, w.rows, w.cols, xh, n, y, stream_);
+    } else if (w.dense) {
+      gemm_ex(w.dense.get(), CUDA_R_16F, xh, rows, n, cols, y);
     } else {
       uint16_t* wh = scratch(weight_half_, static_cast<size_t>(w.rows) * static_cast<size_t>(w.cols) * 2);
       cuda::dequantize_f16(w.type_id, w.data.data(), w.row_bytes, w.rows, w.cols, wh, stream_);
@@ -281,6 +314,7 @@ class CudaBackend final : public Backend {
   }
 
   void embed(const Weight& table, const StepTables& step, float* out) override {
+    const ProfileScope scope(*this, "embed");
     for (int32_t tok : step.tokens) {
       if (tok < 0 || tok >= table.rows) {
         throw std::out_of_range("token id " + std::to_string(tok) + " is outside the vocabulary of " +
@@ -293,16 +327,19 @@ class CudaBackend final : public Backend {
   }
 
   void rmsnorm(const float* x, const float* gamma, int n_rows, int dim, float eps, float* out) override {
+    const ProfileScope scope(*this, "rmsnorm");
     cuda::rmsnorm(x, gamma, n_rows, dim, eps, out, stream_);
     check_launch("rmsnorm");
   }
 
   void rope(float* x, int n_heads, int head_dim, int n_rot, bool neox, const StepTables& step) override {
+    const ProfileScope scope(*this, "rope");
     cuda::rope(x, step.n_rows(), n_heads, head_dim, n_rot, neox, uploaded(step).rope, stream_);
     check_launch("rope");
   }
 
   void store_kv(const KvLayerView& kv, const float* k, const float* v, const StepTables& step) override {
+    const ProfileScope scope(*this, "store_kv");
     require_kv(kv);
     cuda::store_kv(kv, k, v, uploaded(step), stream_);
     check_launch("store_kv");
@@ -310,26 +347,35 @@ class CudaBackend final : public Backend {
 
   void attention(const float* q, int n_heads, const KvLayerView& kv, const StepTables& step, float scale,
                  float* out) override {
+    const ProfileScope scope(*this, "attention");
     require_kv(kv);
     if (n_heads % kv.n_kv_heads != 0) throw std::invalid_argument("attention heads must be a multiple of KV heads");
     if (n_heads / kv.n_kv_heads > 32) throw std::invalid_argument("attention: more than 32 query heads per KV head");
-    cuda::attention(q, n_heads, kv, uploaded(step), scale, out, stream_);
+    const StepUpload& up = uploaded(step);
+    const int splits = cuda::attention_splits(up.n_rows, kv.n_kv_heads, up.max_context, props_.multiProcessorCount);
+    const size_t floats = cuda::attention_split_floats(up.n_rows, n_heads, kv.head_dim, splits);
+    float* scratch_floats = floats ? reinterpret_cast<float*>(scratch(attention_split_, floats * sizeof(float))) : nullptr;
+    cuda::attention(q, n_heads, kv, up, scale, out, splits, scratch_floats, stream_);
     check_launch("attention");
   }
 
   void silu_mul(float* gate, const float* up, size_t n) override {
+    const ProfileScope scope(*this, "silu_mul");
     cuda::silu_mul(gate, up, n, stream_);
     check_launch("silu_mul");
   }
   void add(float* x, const float* y, size_t n) override {
+    const ProfileScope scope(*this, "add");
     cuda::add(x, y, n, stream_);
     check_launch("add");
   }
   void add_rows(float* x, const float* bias, int n_rows, int dim) override {
+    const ProfileScope scope(*this, "add_rows");
     cuda::add_rows(x, bias, n_rows, dim, stream_);
     check_launch("add_rows");
   }
   void gather_rows(const float* x, int dim, const StepTables& step, float* out) override {
+    const ProfileScope scope(*this, "gather_rows");
     cuda::gather_rows(x, dim, uploaded(step).logit_rows, static_cast<int>(step.logit_rows.size()), out, stream_);
     check_launch("gather_rows");
   }
@@ -362,12 +408,28 @@ class CudaBackend final : public Backend {
 
   // A scratch buffer of at least `bytes`, grown (never shrunk) as batches grow.
   uint16_t* scratch(Buffer& buf, size_t bytes) {
-    if (buf.bytes < bytes) buf = allocate(bytes);
+    if (buf.bytes < bytes) {
+      buf = allocate(bytes);
+      if (&buf == &act_half_) f16_input_ = nullptr;
+    }
     return reinterpret_cast<uint16_t*>(buf.data());
   }
 
-  static constexpr int kv_block_tokens_ = 16;  // kv::kBlockTokens; the backend room does not see kv/
+  struct ProfileScope {
+    cuda::OpProfile& profile;
+    // Every op but matmul writes activations, so the f16 copy of the last product's input may be stale after it.
+    ProfileScope(CudaBackend& b, const char* name) : profile(b.profile_) {
+      if (std::string_view(name) != "matmul") b.f16_input_ = nullptr;
+      profile.begin(name);
+    }
+    ~ProfileScope() { profile.end(); }
+  };
+
+  static constexpr int kv_block_tokens_ = 16;
+  static constexpr size_t kDenseShareOfFreeMemory = 40;  // percent  // kv::kBlockTokens; the backend room does not see kv/
   int index_;
+  size_t dense_budget_ = 0;
+  cuda::OpProfile profile_;
   bool pedantic_ = false;  // PENSIEVE_CUBLAS_PEDANTIC=1: no reduced-precision shortcuts in cuBLAS (experiments)
   cudaDeviceProp props_{};
   cudaStream_t stream_ = nullptr;
@@ -375,7 +437,9 @@ class CudaBackend final : public Backend {
   cublasHandle_t blas_ = nullptr;
   std::shared_ptr<std::atomic<uint64_t>> allocated_ = std::make_shared<std::atomic<uint64_t>>(0);
   PinnedBuffer upload_staging_, read_staging_;
-  Buffer upload_device_, act_half_, weight_half_;
+  Buffer upload_device_, act_half_, weight_half_, attention_split_;
+  const float* f16_input_ = nullptr;  // act_half_ holds this activation matrix in f16 (null: nothing valid)
+  size_t f16_input_elems_ = 0;
   StepUpload upload_;
 };
 

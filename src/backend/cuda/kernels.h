@@ -58,7 +58,10 @@ void gather_rows(const float* x, int dim, const int32_t* rows, int n, float* out
 
 // The paged KV cache (attention.cu).
 void store_kv(const KvLayerView& kv, const float* k, const float* v, const StepUpload& step, cudaStream_t stream);
+// How many blocks each row's keys are split across, and the scratch floats the splits need (0 for one split).
+int attention_splits(int n_rows, int n_kv_heads, int max_context, int multiprocessors);
+size_t attention_split_floats(int n_rows, int n_heads, int head_dim, int n_splits);
 void attention(const float* q, int n_heads, const KvLayerView& kv, const StepUpload& step, float scale, float* out,
-               cudaStream_t stream);
+               int n_splits, float* split_scratch, cudaStream_t stream);
 
 }  // namespace pensieve::backend::cuda
