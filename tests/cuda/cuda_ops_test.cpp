@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -25,6 +26,19 @@ const std::filesystem::path kFixtures = PENSIEVE_FIXTURES_DIR;
 Backend* gpu() {
   static std::unique_ptr<Backend> be = [] {
     return cuda_unavailable_reason(0).empty() ? make_cuda_backend(0) : nullptr;
+  }();
+  return be.get();
+}
+
+// A second backend whose products of up to 16 rows all take the in-place quantized kernels (the default sends
+// batches of 2+ rows to cuBLAS when an f16 copy exists), so every kernel variant meets the reference.
+Backend* gpu_in_place() {
+  static std::unique_ptr<Backend> be = [] {
+    if (!cuda_unavailable_reason(0).empty()) return std::unique_ptr<Backend>();
+    setenv("PENSIEVE_CUDA_MATVEC_ROWS", "16", 1);
+    auto b = make_cuda_backend(0);
+    unsetenv("PENSIEVE_CUDA_MATVEC_ROWS");
+    return b;
   }();
   return be.get();
 }
@@ -66,21 +80,22 @@ Weight weight_of(const gguf::GgufFile& f, const gguf::TensorInfo& t) {
 
 // Every operand of the GPU's products is rounded to f16 (or bf16) before the multiply, so each term carries a
 // relative error of at most ~2^-10 (2^-7 for bf16); the sum's error is then bounded by that times sum |w x|.
-void check_matmul(const gguf::GgufFile& f, const gguf::TensorInfo& t) {
+void check_matmul(Backend& be, const gguf::GgufFile& f, const gguf::TensorInfo& t) {
   SCOPED_TRACE(t.name + " (" + std::string(gguf::type_name(t.type_id)) + ")");
   const Weight host = weight_of(f, t);
   Weight dev = host;
-  gpu()->prepare(dev, Backend::WeightUse::Matrix);
+  be.prepare(dev, Backend::WeightUse::Matrix);
   ASSERT_NE(dev.data.data(), host.data.data());
   std::vector<float> dense(static_cast<size_t>(host.rows * host.cols));
   tensor::dequantize(t.type_id, host.data, dense);
   const double rel = t.type_id == static_cast<uint32_t>(gguf::GgmlType::BF16) ? 2e-2 : 3e-3;
   for (int n : {1, 3, 8, 13, 40}) {
     const auto x = random_floats(static_cast<size_t>(n * host.cols), 100 + n);
-    Buffer xd = to_device(x);
-    Buffer yd = gpu()->allocate(static_cast<size_t>(n * host.rows) * sizeof(float));
-    gpu()->matmul(dev, xd.floats(), n, yd.floats());
-    const auto y = to_host(yd, static_cast<size_t>(n * host.rows));
+    Buffer xd = be.upload(x);
+    Buffer yd = be.allocate(static_cast<size_t>(n * host.rows) * sizeof(float));
+    be.matmul(dev, xd.floats(), n, yd.floats());
+    std::vector<float> y(static_cast<size_t>(n * host.rows));
+    be.read(y, yd.floats());
     for (int j = 0; j < n; ++j) {
       for (int64_t r = 0; r < host.rows; ++r) {
         double ref = 0, mag = 0;
@@ -105,7 +120,8 @@ TEST(CudaMatmul, EveryWeightTypeMatchesDequantizeThenDot) {
     for (const gguf::TensorInfo& t : f.tensors()) {
       if (t.shape.size() != 2 || seen.count(t.type_id)) continue;
       seen.insert(t.type_id);
-      check_matmul(f, t);
+      check_matmul(*gpu(), f, t);
+      check_matmul(*gpu_in_place(), f, t);
     }
   };
   for (const char* q : {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K_M", "Q4_K_M", "Q5_K_M", "Q6_K", "IQ4_NL",
@@ -134,12 +150,16 @@ TEST(CudaMatmul, SmallAndLargeBatchPathsAgree) {
     tensor::dequantize(t.type_id, host.data, dense);
     const auto x = random_floats(static_cast<size_t>(40 * host.cols), 7);
     Buffer xd = to_device(x);
-    Buffer small = gpu()->allocate(static_cast<size_t>(16 * host.rows) * 4);
     Buffer large = gpu()->allocate(static_cast<size_t>(40 * host.rows) * 4);
-    gpu()->matmul(dev, xd.floats(), 16, small.floats());
     gpu()->matmul(dev, xd.floats(), 40, large.floats());
-    const auto ys = to_host(small, static_cast<size_t>(16 * host.rows));
     const auto yl = to_host(large, static_cast<size_t>(40 * host.rows));
+    Weight dev_in_place = host;
+    gpu_in_place()->prepare(dev_in_place, Backend::WeightUse::Matrix);
+    Buffer xi = gpu_in_place()->upload(x);
+    Buffer small = gpu_in_place()->allocate(static_cast<size_t>(16 * host.rows) * 4);
+    gpu_in_place()->matmul(dev_in_place, xi.floats(), 16, small.floats());
+    std::vector<float> ys(static_cast<size_t>(16 * host.rows));
+    gpu_in_place()->read(ys, small.floats());
     double worst_here = 0, worst_small_ref = 0, worst_large_ref = 0;
     for (int j = 0; j < 16; ++j) {
       for (int64_t r = 0; r < host.rows; ++r) {

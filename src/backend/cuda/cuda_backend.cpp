@@ -35,8 +35,14 @@ void check(cublasStatus_t s, const char* what) {
 }
 
 // Activation rows up to which a quantized product reads the weights in place (one pass per 8 rows); above
-// it, decoding to f16 once and one tensor-core GEMM costs less.
-constexpr int kMatvecMaxRows = 16;
+// it, one tensor-core GEMM over the f16 copy (or a per-product decode when there is none) costs less.
+// PENSIEVE_CUDA_MATVEC_ROWS overrides both, for tuning.
+// On an H200 (8B Q4_K_M) cuBLAS over the f16 copy is faster than the in-place kernels from 2 rows on (256 vs
+// 189 tok/s at 2 rows, 930 vs 350 at 8), but the two sum in different orders and the fixture models' greedy
+// runs then change with their company (a near tie flips). Small batches stay on one path for batch
+// invariance until the in-place kernels catch up (their f16 rounding of each weight costs more than the read).
+constexpr int kMatvecMaxRowsWithDense = 16;
+constexpr int kMatvecMaxRowsWithoutDense = 16;
 
 // Page-locked host memory, so that the step's tables and the logits move by DMA without a staging copy.
 struct PinnedBuffer {
@@ -75,6 +81,7 @@ class CudaBackend final : public Backend {
     check(cudaMemGetInfo(&free, &total), "memory info");
     const char* dense = std::getenv("PENSIEVE_CUDA_DENSE_WEIGHTS");
     dense_budget_ = dense != nullptr && std::string(dense) == "0" ? 0 : free / 100 * kDenseShareOfFreeMemory;
+    if (const char* rows = std::getenv("PENSIEVE_CUDA_MATVEC_ROWS")) matvec_rows_ = std::atoi(rows);
     const char* profile = std::getenv("PENSIEVE_CUDA_PROFILE");
     profile_.enable(profile != nullptr && std::string(profile) == "1", stream_);
     const char* pedantic = std::getenv("PENSIEVE_CUBLAS_PEDANTIC");
@@ -301,7 +308,7 @@ class CudaBackend final : public Backend {
     if (y < x + x_elems && x < y + static_cast<size_t>(n) * static_cast<size_t>(w.rows)) f16_input_ = nullptr;
     if (w.type_id == static_cast<uint32_t>(gguf::GgmlType::F16)) {
       gemm_ex(w.data.data(), CUDA_R_16F, xh, rows, n, cols, y);
-    } else if (n <= kMatvecMaxRows) {
+    } else if (n <= (matvec_rows_ > 0 ? matvec_rows_ : w.dense ? kMatvecMaxRowsWithDense : kMatvecMaxRowsWithoutDense)) {
       cuda::matvec(w.type_id, w.data.data(), w.row_bytes, w.rows, w.cols, xh, n, y, stream_);
     } else if (w.dense) {
       gemm_ex(w.dense.get(), CUDA_R_16F, xh, rows, n, cols, y);
@@ -429,6 +436,7 @@ class CudaBackend final : public Backend {
   static constexpr size_t kDenseShareOfFreeMemory = 40;  // percent  // kv::kBlockTokens; the backend room does not see kv/
   int index_;
   size_t dense_budget_ = 0;
+  int matvec_rows_ = 0;  // 0: the defaults above
   cuda::OpProfile profile_;
   bool pedantic_ = false;  // PENSIEVE_CUBLAS_PEDANTIC=1: no reduced-precision shortcuts in cuBLAS (experiments)
   cudaDeviceProp props_{};

@@ -38,6 +38,9 @@ bool matvec_supports(uint32_t type);
 // of the sums (a sequence's result must not depend on which path its batch took).
 void matvec(uint32_t type, const void* w, size_t row_bytes, int64_t rows, int64_t cols, const uint16_t* x, int n,
             float* y, cudaStream_t stream);
+// The same for Q4_K and Q6_K through their own faster kernels (matvec_kquants.cu); false for other types.
+bool matvec_kquant(uint32_t type, const void* w, size_t row_bytes, int64_t rows, int64_t cols, const uint16_t* x,
+                   int n, float* y, cudaStream_t stream);
 // out[rows][cols] (f16) = W decoded.
 void dequantize_f16(uint32_t type, const void* w, size_t row_bytes, int64_t rows, int64_t cols, uint16_t* out,
                     cudaStream_t stream);
