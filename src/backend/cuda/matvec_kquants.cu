@@ -12,6 +12,7 @@
 
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/quant_chunks.h"
+#include "backend/cuda/warp_sums.cuh"
 
 namespace pensieve::backend::cuda {
 namespace {
@@ -100,13 +101,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
       }
     }
   }
-#pragma unroll
-  for (int j = 0; j < N; ++j) {
-    float v = acc[j];
-#pragma unroll
-    for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
-    if (lane == 0 && j < n) y[static_cast<size_t>(j) * rows + row] = v;
-  }
+  store_warp_sums(acc, n, lane, y, rows, row);
 }
 
 template <int N>
@@ -160,13 +155,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
       }
     }
   }
-#pragma unroll
-  for (int j = 0; j < N; ++j) {
-    float v = acc[j];
-#pragma unroll
-    for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
-    if (lane == 0 && j < n) y[static_cast<size_t>(j) * rows + row] = v;
-  }
+  store_warp_sums(acc, n, lane, y, rows, row);
 }
 
 }  // namespace
