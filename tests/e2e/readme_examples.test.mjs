@@ -8,7 +8,9 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const BIN = process.env.PENSIEVE_BIN;
-const MODEL = `${process.env.PENSIEVE_FIXTURES_DIR}/models/llama3-tiny/llama3-tiny-f32.gguf`;
+// PENSIEVE_README_MODEL serves another file instead (scripts/test-cuda.sh: a synthesized 8B model on the GPU).
+const MODEL = process.env.PENSIEVE_README_MODEL ??
+  `${process.env.PENSIEVE_FIXTURES_DIR}/models/llama3-tiny/llama3-tiny-f32.gguf`;
 const README = fileURLToPath(new URL('../../README.md', import.meta.url));
 const README_ADDRESS = 'http://127.0.0.1:8080';
 let server, url;
