@@ -24,6 +24,7 @@ struct SynthArgs {
   std::string out;
   uint64_t seed = 0;
   unsigned threads = 2;
+  bool zero_output_norm = false;
   synth::ShapeOverrides shape;
 };
 
@@ -41,6 +42,7 @@ int run_synth(const SynthArgs& args) {
   options.type = *type;
   options.seed = args.seed;
   options.threads = args.threads;
+  options.zero_output_norm = args.zero_output_norm;
 
   try {
     const synth::ImportedTokenizer tokenizer = synth::import_tokenizer(args.vocab_from, options.shape);
@@ -67,6 +69,9 @@ const RegisterCommand kSynth{
       sub.add_option("-o,--output", args->out, "Output GGUF path")->required();
       sub.add_option("--seed", args->seed, "Random seed (same seed, same file)")->capture_default_str();
       sub.add_option("--threads", args->threads, "Threads filling and quantizing weights")->capture_default_str();
+      sub.add_flag("--zero-output-norm", args->zero_output_norm,
+                   "All-zero final norm: every logit is 0 and greedy output repeats token 0 at full cost per step "
+                   "(for benchmarking servers that reject random text)");
       auto shape_flag = [&](const char* name, std::optional<uint32_t>& target, const char* help) {
         sub.add_option_function<uint32_t>(name, [&target](const uint32_t& v) { target = v; }, help);
       };

@@ -77,12 +77,12 @@ uint64_t elements_of(const std::vector<uint64_t>& shape) {
 
 // Fills rows [begin, end) of one tensor: random values (or constants), converted to `type`.
 void fill_rows(const TensorPlan& plan, GgmlType type, uint64_t seed, uint64_t tensor_index, uint64_t begin,
-               uint64_t end, uint64_t row_bytes, std::span<std::byte> out) {
+               uint64_t end, uint64_t row_bytes, bool zero_norm, std::span<std::byte> out) {
   const uint64_t row_len = plan.shape[0];
   std::vector<float> row(row_len);
   for (uint64_t r = begin; r < end; ++r) {
     if (plan.role == TensorRole::Norm) {
-      std::fill(row.begin(), row.end(), 1.0f);
+      std::fill(row.begin(), row.end(), zero_norm ? 0.0f : 1.0f);
     } else {
       NormalGenerator(seed, tensor_index, r).fill(row, kWeightStddev);
     }
@@ -91,7 +91,8 @@ void fill_rows(const TensorPlan& plan, GgmlType type, uint64_t seed, uint64_t te
 }
 
 void fill_tensor(const TensorPlan& plan, GgmlType type, uint64_t seed, uint64_t tensor_index, unsigned threads,
-                 const std::vector<float>& rope_factors, std::span<std::byte> out) {
+                 const std::vector<float>& rope_factors, bool zero_output_norm, std::span<std::byte> out) {
+  const bool zero_norm = zero_output_norm && plan.name == "output_norm.weight";
   if (plan.role == TensorRole::RopeFreqs) {
     tensor::quantize(type, rope_factors, out);
     return;
@@ -103,7 +104,7 @@ void fill_tensor(const TensorPlan& plan, GgmlType type, uint64_t seed, uint64_t 
   const uint64_t useful = std::max<uint64_t>(1, elements_of(plan.shape) / kMinElementsPerThread);
   const uint64_t n_threads = std::min<uint64_t>({threads == 0 ? 1 : threads, useful, rows});
   if (n_threads <= 1) {
-    fill_rows(plan, type, seed, tensor_index, 0, rows, row_bytes, out);
+    fill_rows(plan, type, seed, tensor_index, 0, rows, row_bytes, zero_norm, out);
     return;
   }
   std::vector<std::exception_ptr> errors(n_threads);
@@ -112,7 +113,7 @@ void fill_tensor(const TensorPlan& plan, GgmlType type, uint64_t seed, uint64_t 
     const uint64_t begin = rows * t / n_threads, end = rows * (t + 1) / n_threads;
     workers.emplace_back([&, t, begin, end] {
       try {
-        fill_rows(plan, type, seed, tensor_index, begin, end, row_bytes, out);
+        fill_rows(plan, type, seed, tensor_index, begin, end, row_bytes, zero_norm, out);
       } catch (...) {
         errors[t] = std::current_exception();
       }
@@ -154,9 +155,9 @@ SynthSummary synthesize(const SynthOptions& options, const ImportedTokenizer& to
     }
     summary.weight_bytes += *bytes;
     writer.add_tensor(t.name, type, t.shape,
-                      [&plan, &rope_factors, i, type, seed = options.seed, threads = options.threads](
-                          std::span<std::byte> buffer) {
-                        fill_tensor(plan[i], type, seed, i, threads, rope_factors, buffer);
+                      [&plan, &rope_factors, i, type, seed = options.seed, threads = options.threads,
+                       zero = options.zero_output_norm](std::span<std::byte> buffer) {
+                        fill_tensor(plan[i], type, seed, i, threads, rope_factors, zero, buffer);
                       });
   }
   writer.write(out);

@@ -20,6 +20,9 @@ struct SynthOptions {
   OutputType type = OutputType::F16;
   uint64_t seed = 0;
   unsigned threads = 2;
+  // output_norm.weight all zeros: every logit is 0, so greedy decoding repeats token 0 while each step costs
+  // what it always does (servers whose output parsers reject random text can then be benchmarked over HTTP).
+  bool zero_output_norm = false;
 };
 
 struct SynthSummary {

@@ -150,6 +150,26 @@ TEST(Synthesize, QuantMixFollowsLlamaQuantize) {
   std::filesystem::remove(out);
 }
 
+// --zero-output-norm: the final norm is all zeros (so every logit is 0), every other norm stays 1.
+TEST(Synthesize, ZeroOutputNormZeroesOnlyTheFinalNorm) {
+  SynthOptions options;
+  options.shape = small_llama();
+  options.type = OutputType::Q8_0;
+  options.zero_output_norm = true;
+  const auto out = temp_path("zero-norm.gguf");
+  synthesize(options, fixture_tokenizer(), out);
+  const auto file = gguf::GgufFile::open(out);
+  auto values = [&](const char* name) {
+    const gguf::TensorInfo* t = file.find_tensor(name);
+    std::vector<float> v(t->elements());
+    tensor::dequantize(t->type_id, file.tensor_data(*t), v);
+    return v;
+  };
+  for (float x : values("output_norm.weight")) EXPECT_EQ(x, 0.0f);
+  for (float x : values("blk.0.attn_norm.weight")) EXPECT_EQ(x, 1.0f);
+  std::filesystem::remove(out);
+}
+
 TEST(Synthesize, DeterministicForASeedWhateverTheThreads) {
   SynthOptions options;
   options.shape = small_llama();
