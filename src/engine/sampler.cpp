@@ -25,6 +25,21 @@ void Sampler::apply_logit_bias(std::span<float> logits, std::span<const std::pai
   }
 }
 
+void Sampler::apply_allowed(std::span<float> logits, std::span<const uint64_t> allowed) {
+  constexpr float kBanned = -std::numeric_limits<float>::infinity();
+  const size_t n = logits.size();
+  for (size_t w = 0; w < allowed.size() && w * 64 < n; ++w) {
+    const uint64_t bits = allowed[w];
+    if (bits == ~uint64_t{0}) continue;
+    const size_t end = std::min(n, w * 64 + 64);
+    for (size_t i = w * 64; i < end; ++i) {
+      if (!((bits >> (i & 63)) & 1)) logits[i] = kBanned;
+    }
+  }
+  // Tokens past the bitset (a vocabulary wider than the mask) are not allowed either.
+  for (size_t i = allowed.size() * 64; i < n; ++i) logits[i] = kBanned;
+}
+
 void Sampler::apply_penalties(std::span<float> logits, const SamplingParams& p, std::span<const int32_t> history,
                               size_t n_prompt) {
   const auto in_vocab = [&](int32_t t) { return t >= 0 && static_cast<size_t>(t) < logits.size(); };
@@ -59,9 +74,10 @@ void Sampler::apply_penalties(std::span<float> logits, const SamplingParams& p, 
 }
 
 int32_t Sampler::sample(std::span<float> logits, const SamplingParams& params, std::span<const int32_t> history,
-                        size_t n_prompt, SequenceRng& rng) {
+                        size_t n_prompt, SequenceRng& rng, std::span<const uint64_t> allowed) {
   apply_logit_bias(logits, params.logit_bias);
   apply_penalties(logits, params, history, n_prompt);
+  if (!allowed.empty()) apply_allowed(logits, allowed);
   if (params.temperature <= 0.0f) {
     return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
   }

@@ -2,7 +2,8 @@
 // Turning one row of logits into the next token of one sequence. Pure given its inputs: the sequence's own
 // history and its own RNG, so a token never depends on what else is in the batch. Order of the transforms:
 // logit_bias -> repetition penalty (last N tokens of prompt + output) -> presence / frequency penalties
-// (output tokens) -> greedy argmax at temperature 0, else temperature -> top_k -> top_p -> min_p -> draw.
+// (output tokens) -> grammar mask (tokens outside it get -inf, so no later transform can bring them back)
+// -> greedy argmax at temperature 0, else temperature -> top_k -> top_p -> min_p -> draw.
 // A Sampler holds vocab-sized scratch reused for every call, so sampling allocates nothing per token.
 #include <cstdint>
 #include <random>
@@ -31,9 +32,10 @@ class Sampler {
   explicit Sampler(int vocab);
 
   // Picks a token from `logits` (modified in place). `history` is prompt + output so far, `n_prompt` of them
-  // the prompt.
+  // the prompt. `allowed`, when not empty, is a bitset (bit t of word t/64) of the tokens a grammar allows;
+  // at least one must be set.
   int32_t sample(std::span<float> logits, const SamplingParams& params, std::span<const int32_t> history,
-                 size_t n_prompt, SequenceRng& rng);
+                 size_t n_prompt, SequenceRng& rng, std::span<const uint64_t> allowed = {});
 
   // Log-softmax of `logits` at `token`, and (when top_n > 0) the top_n most likely tokens, best first, ties
   // by lower id. Call on the raw logits, before sample() changes them.
@@ -42,6 +44,7 @@ class Sampler {
 
   // The individual transforms, public so they can be checked one by one.
   static void apply_logit_bias(std::span<float> logits, std::span<const std::pair<int32_t, float>> bias);
+  static void apply_allowed(std::span<float> logits, std::span<const uint64_t> allowed);
   void apply_penalties(std::span<float> logits, const SamplingParams& params, std::span<const int32_t> history,
                        size_t n_prompt);
 
