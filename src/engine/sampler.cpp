@@ -31,10 +31,13 @@ void Sampler::apply_allowed(std::span<float> logits, std::span<const uint64_t> a
   for (size_t w = 0; w < allowed.size() && w * 64 < n; ++w) {
     const uint64_t bits = allowed[w];
     if (bits == ~uint64_t{0}) continue;
-    const size_t end = std::min(n, w * 64 + 64);
-    for (size_t i = w * 64; i < end; ++i) {
-      if (!((bits >> (i & 63)) & 1)) logits[i] = kBanned;
+    float* row = logits.data() + w * 64;
+    const size_t len = std::min<size_t>(64, n - w * 64);
+    if (bits == 0) {
+      std::fill(row, row + len, kBanned);
+      continue;
     }
+    for (size_t i = 0; i < len; ++i) row[i] = ((bits >> i) & 1) ? row[i] : kBanned;  // a select, no branch
   }
   // Tokens past the bitset (a vocabulary wider than the mask) are not allowed either.
   for (size_t i = allowed.size() * 64; i < n; ++i) logits[i] = kBanned;
