@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "api/api_error.h"
+#include "api/constraint_fields.h"
 #include "api/sampling_fields.h"
 
 namespace pensieve::api {
@@ -167,6 +168,7 @@ Outcome anthropic_messages(std::span<const ServedModel* const> models, std::stri
   r.stop.ignore_eos = body.boolean("ignore_eos").value_or(false);
   if (const Json* metadata = body.object("metadata")) Fields(*metadata, "metadata").string("user_id");
   const bool stream = body.boolean("stream").value_or(false);
+  r.grammar = anthropic_output_constraint(body, model);
   const int input_tokens = static_cast<int>(r.prompt.size());
   auto handle = submit_or_throw(model.engine(), std::move(r), "messages");
   return std::make_unique<AnthropicGeneration>(std::move(handle), model, stream, input_tokens);

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "api/api_error.h"
+#include "api/constraint_fields.h"
 #include "api/sampling_fields.h"
 #include "chat/chat_template.h"
 
@@ -48,16 +49,6 @@ Json chat_messages(const Fields& body) {
     out.push_back(std::move(msg));
   }
   return chat::flatten_content_parts(out);
-}
-
-void check_response_format(const Fields& body) {
-  const Json* rf = body.object("response_format");
-  if (!rf) return;
-  Fields f(*rf, "response_format");
-  const std::string type = f.required_string("type");
-  if (type != "text") {
-    throw invalid_field("response_format", "type '" + type + "' is not supported yet (no constrained decoding); use 'text'");
-  }
 }
 
 int read_n(const Fields& body) {
@@ -302,7 +293,6 @@ Outcome openai_chat_completions(std::span<const ServedModel* const> models, std:
   const Fields body(body_json, "");
   const ServedModel& model = pick_model(models, body);
   Json messages = chat_messages(body);
-  check_response_format(body);
   Json tools = nullptr;
   if (const Json* t = body.array("tools"); t && !t->empty()) tools = *t;
   if (const Json* choice = body.get("tool_choice")) {
@@ -321,6 +311,7 @@ Outcome openai_chat_completions(std::span<const ServedModel* const> models, std:
 
   engine::GenerationRequest request = base_request(body, model, model.chat_prompt(messages, tools));
   request.sampling.top_logprobs = o.logprobs;
+  request.grammar = openai_output_constraint(body, model);
   auto handle = submit_or_throw(model.engine(), std::move(request), "messages");
   return std::make_unique<OpenAiGeneration>(std::move(handle), model, o);
 }
@@ -353,6 +344,7 @@ Outcome openai_completions(std::span<const ServedModel* const> models, std::stri
 
   engine::GenerationRequest request = base_request(body, model, std::move(ids));
   request.sampling.top_logprobs = o.logprobs;
+  request.grammar = openai_output_constraint(body, model);
   auto handle = submit_or_throw(model.engine(), std::move(request), "prompt");
   return std::make_unique<OpenAiGeneration>(std::move(handle), model, o);
 }

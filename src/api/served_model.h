@@ -11,6 +11,7 @@
 #include "api/json_fields.h"
 #include "chat/chat_template.h"
 #include "engine/serving_engine.h"
+#include "grammar/constraint_cache.h"
 #include "tokenizer/tokenizer.h"
 
 namespace pensieve::api {
@@ -25,6 +26,8 @@ class ServedModel {
   engine::Engine& engine() const { return engine_; }
   const tokenizer::Tokenizer& tokenizer() const { return tokenizer_; }
   bool template_is_fallback() const { return template_is_fallback_; }
+  // Compiled output grammars for this model's vocabulary (constrained decoding), shared by its requests.
+  grammar::ConstraintCache& constraints() const { return *constraints_; }
 
   // Renders the chat template over `messages` (each content already a string or null) with the generation
   // prompt and tokenizes the result, special tokens parsed. `tools` is passed when not null.
@@ -43,6 +46,7 @@ class ServedModel {
   bool template_is_fallback_ = false;
   std::string bos_text_;
   std::string eos_text_;
+  std::unique_ptr<grammar::ConstraintCache> constraints_;
 };
 
 // The model named by the body's "model" field. Required: a missing one is a 400, an unknown one a 404.

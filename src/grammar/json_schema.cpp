@@ -65,8 +65,6 @@ std::string repeat_suffix(int min, int max) {
 
 }  // namespace
 
-SchemaGrammarWriter::SchemaGrammarWriter(SchemaOptions options) : options_(options) {}
-
 std::string SchemaGrammarWriter::literal(std::string_view bytes) {
   static const char* hex = "0123456789ABCDEF";
   std::string out = "\"";
@@ -133,7 +131,8 @@ std::string SchemaGrammarWriter::primitive(const std::string& name) {
   return name;
 }
 
-std::string SchemaGrammarWriter::add_schema(const SchemaJson& schema, std::string_view hint) {
+std::string SchemaGrammarWriter::add_schema(const SchemaJson& schema, std::string_view hint, SchemaOptions options) {
+  options_ = options;
   document_ = &schema;
   refs_.clear();
   const std::string body = visit(schema, "", 0);
@@ -144,8 +143,8 @@ std::string SchemaGrammarWriter::add_schema(const SchemaJson& schema, std::strin
 std::string SchemaGrammarWriter::any_object() { return primitive("json-object"); }
 
 std::string json_schema_to_gbnf(const SchemaJson& schema, SchemaOptions options) {
-  SchemaGrammarWriter w(options);
-  const std::string value = w.add_schema(schema);
+  SchemaGrammarWriter w;
+  const std::string value = w.add_schema(schema, "schema", options);
   return w.text(value);
 }
 

@@ -26,10 +26,8 @@ struct SchemaOptions {
 // Collects the rules of one or more schemas (they share the JSON primitives) into one GBNF text.
 class SchemaGrammarWriter {
  public:
-  explicit SchemaGrammarWriter(SchemaOptions options = {});
-
   // The rule matching exactly the JSON texts the schema accepts (within the limits above). Throws GrammarError.
-  std::string add_schema(const SchemaJson& schema, std::string_view hint = "schema");
+  std::string add_schema(const SchemaJson& schema, std::string_view hint = "schema", SchemaOptions options = {});
   // Any JSON object (response_format json_object).
   std::string any_object();
   // `root ::= body` plus every rule written so far.
