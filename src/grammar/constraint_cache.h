@@ -15,7 +15,7 @@ namespace pensieve::grammar {
 
 class ConstraintCache {
  public:
-  static constexpr size_t kDefaultCapacity = 64;
+  static constexpr size_t kDefaultCapacity = 16;  // x TokenConstraint::kMaskBudgetBytes at most
 
   // The tokenizer must outlive the cache.
   explicit ConstraintCache(const tokenizer::Tokenizer& tokenizer, size_t capacity = kDefaultCapacity);

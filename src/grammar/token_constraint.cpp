@@ -1,9 +1,15 @@
 #include "grammar/token_constraint.h"
 
+#include <algorithm>
+
 namespace pensieve::grammar {
 
-TokenConstraint::TokenConstraint(Grammar grammar, std::shared_ptr<const TokenVocabulary> vocabulary)
-    : automaton_(std::move(grammar)), vocabulary_(std::move(vocabulary)), start_(automaton_.start()) {
+TokenConstraint::TokenConstraint(Grammar grammar, std::shared_ptr<const TokenVocabulary> vocabulary,
+                                 size_t mask_budget_bytes)
+    : automaton_(std::move(grammar)),
+      vocabulary_(std::move(vocabulary)),
+      start_(automaton_.start()),
+      max_masks_(std::max<size_t>(1, mask_budget_bytes / ((static_cast<size_t>(vocabulary_->size()) + 7) / 8))) {
   walk_.resize(vocabulary_->max_depth() + 1);
 }
 
@@ -12,6 +18,11 @@ const TokenMask& TokenConstraint::mask(int32_t state) {
   const auto s = static_cast<size_t>(state);
   if (masks_.size() <= s) masks_.resize(automaton_.n_states());
   if (!masks_[s]) {
+    if (n_masks_ >= max_masks_) {
+      for (auto& m : masks_) m.reset();
+      n_masks_ = 0;
+    }
+    ++n_masks_;
     auto m = std::make_unique<TokenMask>();
     fill(state, *m);
     masks_[s] = std::move(m);
@@ -71,9 +82,7 @@ bool TokenConstraint::finished(int32_t state) {
 
 size_t TokenConstraint::cached_masks() const {
   std::lock_guard lock(mutex_);
-  size_t n = 0;
-  for (const auto& m : masks_) n += m != nullptr;
-  return n;
+  return n_masks_;
 }
 
 bool GrammarCursor::advance(int32_t token) {

@@ -21,10 +21,15 @@ struct TokenMask {
 
 class TokenConstraint {
  public:
-  TokenConstraint(Grammar grammar, std::shared_ptr<const TokenVocabulary> vocabulary);
+  // Masks kept per constraint at most (16 MiB of bitsets with a 128k vocabulary); past that the cache starts
+  // over, and states seen again walk the trie again.
+  static constexpr size_t kMaskBudgetBytes = 16u << 20;
+
+  TokenConstraint(Grammar grammar, std::shared_ptr<const TokenVocabulary> vocabulary,
+                  size_t mask_budget_bytes = kMaskBudgetBytes);
 
   int32_t start() const { return start_; }
-  // Tokens allowed in `state`. The reference stays valid as long as this constraint lives.
+  // Tokens allowed in `state`. The reference stays valid until the next mask() call on this constraint.
   const TokenMask& mask(int32_t state);
   // The state after `token`; Automaton::kDead when the token is not allowed.
   int32_t advance(int32_t state, int32_t token);
@@ -43,6 +48,8 @@ class TokenConstraint {
   std::shared_ptr<const TokenVocabulary> vocabulary_;
   int32_t start_;
   std::vector<std::unique_ptr<TokenMask>> masks_;  // by state, built on first use
+  size_t n_masks_ = 0;
+  size_t max_masks_;
   std::vector<int32_t> walk_;                      // trie walk scratch: state per depth
 };
 

@@ -152,5 +152,21 @@ TEST(TokenMask, MasksAreCachedPerState) {
   EXPECT_EQ(c->cached_masks(), 1u);
 }
 
+TEST(TokenMask, PastItsBudgetTheCacheStartsOverAndMasksStayRight) {
+  const auto vocab = llama3_vocabulary();
+  const std::string gbnf = json_schema_to_gbnf(SchemaJson::parse(kPersonSchema));
+  const size_t one_mask = (static_cast<size_t>(vocab->size()) + 7) / 8;
+  auto small = std::make_shared<TokenConstraint>(parse_gbnf(gbnf), vocab, 2 * one_mask);  // room for two
+  auto big = constraint(gbnf, vocab);
+  GrammarCursor a(small), b(big);
+  for (int32_t t : llama3().encode("{\"name\": \"Al\", \"role\": \"user\"}")) {
+    EXPECT_EQ(a.allowed().bits, b.allowed().bits);
+    EXPECT_LE(small->cached_masks(), 2u);
+    ASSERT_TRUE(a.advance(t));
+    ASSERT_TRUE(b.advance(t));
+  }
+  EXPECT_TRUE(a.finished());
+}
+
 }  // namespace
 }  // namespace pensieve::grammar
