@@ -3,8 +3,9 @@
 // its state, apply it to a logits row, pick the best allowed token, advance its cursor. Streams share one
 // compiled grammar, as concurrent requests with one schema do. Logits are random rows, so the walk visits
 // many grammar states (a worst case for the mask cache compared with a trained model's habits).
-// Prints microseconds per token for 1 and 20 streams: cold (a fresh grammar: every new state walks the
-// token trie) and warm (the same grammar again, other random rows), plus the cost of one trie walk.
+// Prints microseconds per token (mask + pick + advance) for 1 and 20 streams, greedy and sampled: cold (a
+// fresh grammar: every new state walks the token trie) and warm (the same grammar again, other random rows),
+// beside the same pick without a grammar, plus the cost of one trie walk.
 // With `--model FILE.gguf` it then runs the serving engine on that model (2 threads) with 1 and 20 streams,
 // free and constrained, and prints the engine's time per step both ways.
 #include <chrono>
@@ -49,11 +50,11 @@ struct Result {
 
 // Runs `streams` cursors for `tokens_per_stream` tokens each, round-robin like the engine's decode steps.
 Result run(const std::shared_ptr<grammar::TokenConstraint>& c, int streams, int tokens_per_stream, uint32_t seed,
-           const std::vector<std::vector<float>>& rows) {
+           const std::vector<std::vector<float>>& rows, float temperature) {
   const size_t vocab = rows[0].size();
   engine::Sampler sampler(static_cast<int>(vocab));
-  engine::SamplingParams greedy;
-  greedy.temperature = 0;
+  engine::SamplingParams params;
+  params.temperature = temperature;
   engine::SequenceRng rng(seed);
   std::mt19937 pick(seed);
   std::vector<grammar::GrammarCursor> cursors;
@@ -65,14 +66,11 @@ Result run(const std::shared_ptr<grammar::TokenConstraint>& c, int streams, int 
     for (int s = 0; s < streams; ++s) {
       const auto& src = rows[pick() % rows.size()];
       std::copy(src.begin(), src.end(), row.begin());  // the model's logits: not counted
-      // Timed: what constrained decoding adds to a token (mask lookup or build, masking the row, advancing).
-      // Not timed: the pick itself, which the sampler does with or without a grammar.
-      auto t0 = Clock::now();
+      // Timed: the mask (looked up or built), the pick under it, and the cursor's advance; the same pick
+      // without a grammar is timed apart (free_pick_us) for comparison.
+      const auto t0 = Clock::now();
       const grammar::TokenMask& mask = cursors[static_cast<size_t>(s)].allowed();
-      engine::Sampler::apply_allowed(row, mask.bits);
-      total += micros_since(t0);
-      const int32_t token = sampler.sample(row, greedy, {}, 0, rng);
-      t0 = Clock::now();
+      const int32_t token = sampler.sample(row, params, {}, 0, rng, {mask.bits, mask.ids});
       const bool ok = c->vocabulary().is_end(token) || cursors[static_cast<size_t>(s)].advance(token);
       const bool restart = !ok || c->vocabulary().is_end(token) || cursors[static_cast<size_t>(s)].finished();
       total += micros_since(t0);
@@ -83,6 +81,25 @@ Result run(const std::shared_ptr<grammar::TokenConstraint>& c, int streams, int 
   r.us_per_token = total / static_cast<double>(r.tokens);
   r.masks = c->cached_masks();
   return r;
+}
+
+// The sampler's own time per token without a grammar, over the same rows.
+double free_pick_us(const std::vector<std::vector<float>>& rows, float temperature) {
+  engine::Sampler sampler(static_cast<int>(rows[0].size()));
+  engine::SamplingParams params;
+  params.temperature = temperature;
+  engine::SequenceRng rng(1);
+  std::vector<float> row(rows[0].size());
+  double total = 0;
+  const int n = 400;
+  for (int i = 0; i < n; ++i) {
+    const auto& src = rows[static_cast<size_t>(i) % rows.size()];
+    std::copy(src.begin(), src.end(), row.begin());
+    const auto t0 = Clock::now();
+    sampler.sample(row, params, {}, 0, rng);
+    total += micros_since(t0);
+  }
+  return total / n;
 }
 
 // Milliseconds per engine step while `streams` requests of 64 tokens each run, with or without `grammar`.
@@ -173,29 +190,26 @@ int main(int argc, char** argv) {
       const auto& m = in_string.allowed();
       std::printf("  inside a string: %zu tokens allowed, walk %.0f us\n", m.allowed, micros_since(t0));
     }
-    for (int streams : {1, 20}) {
-      auto c = std::make_shared<grammar::TokenConstraint>(grammar::parse_gbnf(text), vocab);
-      const int per_stream = 2000 / streams + 100;
-      const Result cold = run(c, streams, per_stream, 7, rows);
-      const Result warm = run(c, streams, per_stream, 8, rows);
-      std::printf("  %2d streams: cold %7.1f us/token (%ld tokens, %zu masks built)   warm %6.1f us/token (%zu masks)\n",
-                  streams, cold.us_per_token, cold.tokens, cold.masks, warm.us_per_token, warm.masks);
+    for (float temperature : {0.0f, 1.0f}) {
+      for (int streams : {1, 20}) {
+        auto c = std::make_shared<grammar::TokenConstraint>(grammar::parse_gbnf(text), vocab);
+        const int per_stream = 2000 / streams + 100;
+        const Result cold = run(c, streams, per_stream, 7, rows, temperature);
+        const Result warm = run(c, streams, per_stream, 8, rows, temperature);
+        std::printf("  %s, %2d streams: cold %7.1f us/token (%ld tokens, %zu masks)   warm %6.1f us/token (%zu masks)\n",
+                    temperature > 0 ? "sampled" : "greedy ", streams, cold.us_per_token, cold.tokens, cold.masks,
+                    warm.us_per_token, warm.masks);
+      }
     }
   }
-  // Parts of every token that do not depend on the grammar: masking a 128k row (a mask of alternate bits, the
-  // slowest kind), and for scale the greedy pick the sampler makes anyway.
+  std::printf("\nthe same pick without a grammar: greedy %.1f us/token, sampled %.1f us/token\n",
+              free_pick_us(rows, 0.0f), free_pick_us(rows, 1.0f));
+  // Masking a whole row, as dense masks (inside strings) need: alternate bits are the slowest kind.
   std::vector<float> row(rows[0]);
   std::vector<uint64_t> half((row.size() + 63) / 64, 0x5555555555555555ULL);
   t0 = Clock::now();
   for (int i = 0; i < 1000; ++i) engine::Sampler::apply_allowed(row, half);
-  std::printf("\nmasking one %zu-wide logits row: %.1f us (alternate bits)\n", row.size(), micros_since(t0) / 1000);
-  engine::Sampler sampler(vocab->size());
-  engine::SamplingParams greedy;
-  greedy.temperature = 0;
-  engine::SequenceRng rng(1);
-  t0 = Clock::now();
-  for (int i = 0; i < 1000; ++i) sampler.sample(row, greedy, {}, 0, rng);
-  std::printf("the sampler's greedy pick over the same row, for scale: %.1f us\n", micros_since(t0) / 1000);
+  std::printf("masking one %zu-wide logits row: %.1f us (alternate bits)\n", row.size(), micros_since(t0) / 1000);
   if (!model_path.empty()) {
     // Documents one after another, so the grammar never ends a stream before its 64 tokens.
     grammar::SchemaGrammarWriter w;

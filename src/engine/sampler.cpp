@@ -77,23 +77,38 @@ void Sampler::apply_penalties(std::span<float> logits, const SamplingParams& p, 
 }
 
 int32_t Sampler::sample(std::span<float> logits, const SamplingParams& params, std::span<const int32_t> history,
-                        size_t n_prompt, SequenceRng& rng, std::span<const uint64_t> allowed) {
+                        size_t n_prompt, SequenceRng& rng, AllowedTokens allowed) {
   apply_logit_bias(logits, params.logit_bias);
   apply_penalties(logits, params, history, n_prompt);
-  if (!allowed.empty()) apply_allowed(logits, allowed);
+  if (!allowed.ids.empty()) {
+    // Few tokens allowed: look at them alone (the same result as banning all the others).
+    if (params.temperature > 0.0f) return draw(logits, params, rng, allowed.ids);
+    int32_t best = allowed.ids.front();
+    for (int32_t id : allowed.ids) {
+      if (logits[static_cast<size_t>(id)] > logits[static_cast<size_t>(best)]) best = id;
+    }
+    return best;
+  }
+  if (!allowed.bits.empty()) apply_allowed(logits, allowed.bits);
   if (params.temperature <= 0.0f) {
     return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
   }
   return draw(logits, params, rng);
 }
 
-int32_t Sampler::draw(std::span<float> logits, const SamplingParams& params, SequenceRng& rng) {
+int32_t Sampler::draw(std::span<float> logits, const SamplingParams& params, SequenceRng& rng,
+                      std::span<const int32_t> only) {
   const auto better = [](const Candidate& a, const Candidate& b) { return a.p > b.p || (a.p == b.p && a.id < b.id); };
   candidates_.clear();
-  for (size_t i = 0; i < logits.size(); ++i) {
+  const auto consider = [&](size_t i) {
     if (logits[i] != -std::numeric_limits<float>::infinity()) {
       candidates_.push_back({static_cast<int32_t>(i), logits[i] / params.temperature});
     }
+  };
+  if (only.empty()) {
+    for (size_t i = 0; i < logits.size(); ++i) consider(i);
+  } else {
+    for (int32_t id : only) consider(static_cast<size_t>(id));
   }
   if (candidates_.empty()) return 0;  // every token banned: nothing sensible to draw
 

@@ -27,15 +27,24 @@ class SequenceRng {
 // Seed of choice `choice` of a request seeded `seed`: distinct streams per choice, each reproducible.
 uint64_t choice_seed(uint64_t seed, int choice);
 
+// The tokens a grammar allows: a bitset (bit t of word t / 64) and, when few are allowed, their ids in
+// ascending order, which let the sampler look at those alone instead of the whole row.
+struct AllowedTokens {
+  AllowedTokens() = default;
+  AllowedTokens(std::span<const uint64_t> b, std::span<const int32_t> i = {}) : bits(b), ids(i) {}
+  std::span<const uint64_t> bits;
+  std::span<const int32_t> ids;
+};
+
 class Sampler {
  public:
   explicit Sampler(int vocab);
 
   // Picks a token from `logits` (modified in place). `history` is prompt + output so far, `n_prompt` of them
-  // the prompt. `allowed`, when not empty, is a bitset (bit t of word t/64) of the tokens a grammar allows;
-  // at least one must be set.
+  // the prompt. `allowed`, when not empty, holds the tokens a grammar allows (at least one); the others are
+  // never picked.
   int32_t sample(std::span<float> logits, const SamplingParams& params, std::span<const int32_t> history,
-                 size_t n_prompt, SequenceRng& rng, std::span<const uint64_t> allowed = {});
+                 size_t n_prompt, SequenceRng& rng, AllowedTokens allowed = {});
 
   // Log-softmax of `logits` at `token`, and (when top_n > 0) the top_n most likely tokens, best first, ties
   // by lower id. Call on the raw logits, before sample() changes them.
@@ -53,7 +62,9 @@ class Sampler {
     int32_t id;
     float p;  // logit, then probability
   };
-  int32_t draw(std::span<float> logits, const SamplingParams& params, SequenceRng& rng);
+  // Draws among all tokens, or among `only` when it is not empty.
+  int32_t draw(std::span<float> logits, const SamplingParams& params, SequenceRng& rng,
+               std::span<const int32_t> only = {});
   double log_sum_exp(std::span<const float> logits) const;
 
   int vocab_;

@@ -454,11 +454,11 @@ class ServingEngine final : public Engine {
     const bool want_logprobs = params.top_logprobs >= 0;
     if (want_logprobs) std::copy(row.begin(), row.end(), raw_row_.begin());
 
-    std::span<const uint64_t> allowed;
+    AllowedTokens allowed;
     if (s.grammar) {
       const auto* mask = grammar_mask(s);
       if (!mask) return;
-      allowed = mask->bits;
+      allowed = {mask->bits, mask->ids};
     }
     const int32_t token = sampler_.sample(row, params, s.tokens, s.n_prompt, s.rng, allowed);
     const bool grammar_done = s.grammar && s.grammar->advance(token) && s.grammar->finished();

@@ -1,6 +1,7 @@
 #include "grammar/token_constraint.h"
 
 #include <algorithm>
+#include <bit>
 
 namespace pensieve::grammar {
 
@@ -57,6 +58,14 @@ void TokenConstraint::fill(int32_t state, TokenMask& out) {
     }
     if (automaton_.accepting(state)) {
       for (int32_t t : v.end_tokens()) set(t);
+    }
+  }
+  if (out.allowed * 16 <= static_cast<size_t>(v.size())) {
+    out.ids.reserve(out.allowed);
+    for (size_t w = 0; w < out.bits.size(); ++w) {
+      for (uint64_t bits = out.bits[w]; bits; bits &= bits - 1) {
+        out.ids.push_back(static_cast<int32_t>(w * 64 + static_cast<size_t>(std::countr_zero(bits))));
+      }
     }
   }
 }

@@ -16,6 +16,7 @@ namespace pensieve::grammar {
 struct TokenMask {
   std::vector<uint64_t> bits;  // bit t set: token t is allowed
   size_t allowed = 0;          // number of bits set
+  std::vector<int32_t> ids;    // the allowed tokens, ascending, when at most 1/16 of the vocabulary (else empty)
   bool test(int32_t t) const { return (bits[static_cast<size_t>(t) >> 6] >> (t & 63)) & 1; }
 };
 

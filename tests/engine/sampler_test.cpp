@@ -185,11 +185,19 @@ TEST(Sampler, GreedyTakesTheBestAllowedToken) {
   l[70] = 2.0f;   // allowed
   l[129] = 5.0f;  // best allowed, in the last (partial) word
   const auto allowed = mask_of(130, {0, 70, 129});
-  EXPECT_EQ(s.sample(l, p, {}, 0, rng, allowed), 129);
+  EXPECT_EQ(s.sample(l, p, {}, 0, rng, {allowed}), 129);
   std::vector<float> l2(130, 1.0f);
   l2[3] = 50.0f;
   p.logit_bias = {{3, 100.0f}};  // a bias cannot bring a masked token back
-  EXPECT_EQ(s.sample(l2, p, {}, 0, rng, mask_of(130, {64})), 64);
+  const auto only_64 = mask_of(130, {64});
+  EXPECT_EQ(s.sample(l2, p, {}, 0, rng, {only_64}), 64);
+  const std::vector<int32_t> ids{0, 70, 129};  // the same mask as a list of ids
+  std::vector<float> l3(130, 0.0f);
+  l3[3] = 9.0f;
+  l3[70] = 2.0f;
+  l3[129] = 5.0f;
+  p.logit_bias.clear();
+  EXPECT_EQ(s.sample(l3, p, {}, 0, rng, {allowed, ids}), 129);
 }
 
 TEST(Sampler, EverySamplingModeDrawsOnlyAllowedTokensInTheirProportions) {
@@ -209,7 +217,7 @@ TEST(Sampler, EverySamplingModeDrawsOnlyAllowedTokensInTheirProportions) {
     const int draws = 20000;
     for (int i = 0; i < draws; ++i) {
       auto l = logits;
-      f[static_cast<size_t>(s.sample(l, modes[m], {}, 0, rng, allowed))] += 1.0 / draws;
+      f[static_cast<size_t>(s.sample(l, modes[m], {}, 0, rng, {allowed}))] += 1.0 / draws;
     }
     for (size_t t = 0; t < 6; ++t) {
       if (expected[m][t] == 0) {
@@ -218,6 +226,20 @@ TEST(Sampler, EverySamplingModeDrawsOnlyAllowedTokensInTheirProportions) {
         EXPECT_NEAR(f[t], expected[m][t], 0.015) << "mode " << m << " token " << t;
       }
     }
+  }
+}
+
+TEST(Sampler, AListOfAllowedIdsDrawsExactlyAsTheBitset) {
+  const auto logits = logs_of({0.1, 0.1, 0.3, 0.1, 0.2, 0.2});
+  const auto bits = mask_of(6, {1, 2, 5});
+  const std::vector<int32_t> ids{1, 2, 5};
+  SamplingParams p;
+  p.top_p = 0.9f;
+  Sampler a(6), b(6);
+  SequenceRng ra(9), rb(9);
+  for (int i = 0; i < 2000; ++i) {
+    auto la = logits, lb = logits;
+    ASSERT_EQ(a.sample(la, p, {}, 0, ra, {bits}), b.sample(lb, p, {}, 0, rb, {bits, ids})) << "draw " << i;
   }
 }
 
