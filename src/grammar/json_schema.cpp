@@ -6,6 +6,7 @@
 
 #include "grammar/gbnf.h"
 #include "grammar/grammar_error.h"
+#include "grammar/number_ranges.h"
 
 namespace pensieve::grammar {
 namespace {
@@ -17,8 +18,7 @@ constexpr std::array kAnnotations = {"title", "description", "default", "example
                                      "deprecated", "readOnly", "writeOnly", "format", "contentEncoding",
                                      "contentMediaType", "$anchor", "$defs", "definitions", "strict"};
 // Keywords that constrain values in ways the grammar does not express.
-constexpr std::array kUnsupported = {"pattern", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
-                                     "multipleOf", "minProperties", "maxProperties", "patternProperties",
+constexpr std::array kUnsupported = {"pattern", "multipleOf", "minProperties", "maxProperties", "patternProperties",
                                      "propertyNames", "uniqueItems", "contains", "minContains", "maxContains",
                                      "prefixItems", "additionalItems", "not", "if", "then", "else",
                                      "dependentRequired", "dependentSchemas", "dependencies",
@@ -250,8 +250,7 @@ std::string SchemaGrammarWriter::visit_typed(const SchemaJson& s, const std::str
   if (type == "object") return object_rule(s, path, depth);
   if (type == "array") return array_rule(s, path, depth);
   if (type == "string") return string_rule(s, path);
-  if (type == "number") return primitive("json-number");
-  if (type == "integer") return primitive("json-integer");
+  if (type == "number" || type == "integer") return number_rule(s, type == "integer", path);
   if (type == "boolean") return primitive("json-boolean");
   return primitive("json-null");
 }
@@ -311,6 +310,62 @@ std::string SchemaGrammarWriter::ref_rule(const std::string& ref, const std::str
   rules_[name] = "";
   rules_[name] = visit(*target, path + "($ref " + ref + ")", depth + 1);
   return name;
+}
+
+// minimum / maximum / exclusiveMinimum / exclusiveMaximum (a number, or draft 4's boolean beside minimum).
+std::string SchemaGrammarWriter::number_rule(const SchemaJson& s, bool integer, const std::string& path) {
+  struct Bound {
+    std::optional<double> value;
+    bool exclusive = false;
+    const char* keyword = "";
+  };
+  // Both forms may be given; the tighter one holds.
+  const auto read = [&](const char* inclusive, const char* exclusive, bool lower) {
+    Bound b;
+    if (const auto it = s.find(inclusive); it != s.end()) {
+      if (!it->is_number()) fail(path, inclusive, "must be a number");
+      b = {it->get<double>(), false, inclusive};
+    }
+    if (const auto it = s.find(exclusive); it != s.end()) {
+      if (it->is_boolean()) {
+        b.exclusive = it->get<bool>() && b.value;
+      } else if (it->is_number()) {
+        const double v = it->get<double>();
+        if (!b.value || (lower ? v >= *b.value : v <= *b.value)) {
+          b = {v, true, exclusive};
+        }
+      } else {
+        fail(path, exclusive, "must be a number");
+      }
+    }
+    return b;
+  };
+  const Bound lo = read("minimum", "exclusiveMinimum", true), hi = read("maximum", "exclusiveMaximum", false);
+  if (!lo.value && !hi.value) return primitive(integer ? "json-integer" : "json-number");
+  const auto limit = static_cast<double>(kMaxJsonInteger);
+  std::optional<int64_t> a, b;
+  if (integer) {
+    if (lo.value) a = static_cast<int64_t>(std::max(-limit, lo.exclusive ? std::floor(*lo.value) + 1 : std::ceil(*lo.value)));
+    if (hi.value) b = static_cast<int64_t>(std::min(limit, hi.exclusive ? std::ceil(*hi.value) - 1 : std::floor(*hi.value)));
+  } else {
+    // Decimal numbers between whole bounds; anything finer is beyond this grammar.
+    for (const Bound* bound : {&lo, &hi}) {
+      if (!bound->value) continue;
+      const bool whole = std::floor(*bound->value) == *bound->value && std::fabs(*bound->value) <= limit;
+      if (bound->exclusive || !whole) {
+        if (options_.ignore_unsupported) return primitive("json-number");
+        fail(path, bound->keyword, bound->exclusive ? "is not supported for numbers (integers only)"
+                                                    : "is supported for numbers with whole values only");
+      }
+    }
+    if (lo.value) a = static_cast<int64_t>(*lo.value);
+    if (hi.value) b = static_cast<int64_t>(*hi.value);
+  }
+  if ((a && *a > static_cast<int64_t>(limit)) || (b && *b < -static_cast<int64_t>(limit)) || (a && b && *a > *b)) {
+    fail(path, lo.value ? lo.keyword : hi.keyword, "leaves no value within the bounds");
+  }
+  if (integer) return integer_range_gbnf(a, b);
+  return number_range_gbnf(a, b, "( \".\" [0-9]{1,16} )?");
 }
 
 std::string SchemaGrammarWriter::string_rule(const SchemaJson& s, const std::string& path) {

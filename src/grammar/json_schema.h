@@ -1,7 +1,9 @@
 #pragma once
 // JSON Schema lowered to GBNF text, so that a schema and a hand-written grammar go through one compiler.
 // Supported: type (one or a list), properties, required, additionalProperties (false, or a schema for
-// objects without properties), items, minItems, maxItems, enum, const, minLength, maxLength, anyOf, oneOf
+// objects without properties), items, minItems, maxItems, enum, const, minLength, maxLength, minimum,
+// maximum, exclusiveMinimum, exclusiveMaximum (any bounds for integers; whole, inclusive bounds for
+// numbers, which then have no exponent), anyOf, oneOf
 // (as anyOf), allOf with one member, $ref to "#" / "#/$defs/..." / "#/definitions/..." (recursion allowed),
 // nullable, and annotations (title, description, default, examples, format, ...), which are ignored.
 // Keywords that constrain values in ways the grammar does not express (pattern, minimum, ...) are an error
@@ -42,6 +44,7 @@ class SchemaGrammarWriter {
   std::string object_rule(const SchemaJson& s, const std::string& path, int depth);
   std::string array_rule(const SchemaJson& s, const std::string& path, int depth);
   std::string string_rule(const SchemaJson& s, const std::string& path);
+  std::string number_rule(const SchemaJson& s, bool integer, const std::string& path);
   std::string alternatives_of(const SchemaJson& list, const SchemaJson& parent, const char* keyword,
                               const std::string& path, int depth);
   std::string ref_rule(const std::string& ref, const std::string& path, int depth);

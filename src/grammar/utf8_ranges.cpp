@@ -1,6 +1,9 @@
 #include "grammar/utf8_ranges.h"
 
 #include <algorithm>
+#include <string>
+
+#include "tokenizer/utf8.h"
 
 namespace pensieve::grammar {
 namespace {
@@ -22,29 +25,6 @@ std::vector<CodePointRange> normalized(std::vector<CodePointRange> ranges) {
   return out;
 }
 
-int encode(uint32_t cp, uint8_t* b) {
-  if (cp < 0x80) {
-    b[0] = static_cast<uint8_t>(cp);
-    return 1;
-  }
-  if (cp < 0x800) {
-    b[0] = static_cast<uint8_t>(0xC0 | (cp >> 6));
-    b[1] = static_cast<uint8_t>(0x80 | (cp & 0x3F));
-    return 2;
-  }
-  if (cp < 0x10000) {
-    b[0] = static_cast<uint8_t>(0xE0 | (cp >> 12));
-    b[1] = static_cast<uint8_t>(0x80 | ((cp >> 6) & 0x3F));
-    b[2] = static_cast<uint8_t>(0x80 | (cp & 0x3F));
-    return 3;
-  }
-  b[0] = static_cast<uint8_t>(0xF0 | (cp >> 18));
-  b[1] = static_cast<uint8_t>(0x80 | ((cp >> 12) & 0x3F));
-  b[2] = static_cast<uint8_t>(0x80 | ((cp >> 6) & 0x3F));
-  b[3] = static_cast<uint8_t>(0x80 | (cp & 0x3F));
-  return 4;
-}
-
 // lo..hi share one encoding length. Splits until every byte position of the range spans a plain byte range.
 void split_same_length(uint32_t lo, uint32_t hi, int length, std::vector<std::vector<ByteSet>>& out) {
   for (int i = 1; i < length; ++i) {
@@ -61,12 +41,12 @@ void split_same_length(uint32_t lo, uint32_t hi, int length, std::vector<std::ve
       return;
     }
   }
-  uint8_t a[4], b[4];
-  encode(lo, a);
-  encode(hi, b);
+  std::string a, b;
+  tokenizer::append_utf8(a, lo);
+  tokenizer::append_utf8(b, hi);
   std::vector<ByteSet> seq(static_cast<size_t>(length));
-  for (int j = 0; j < length; ++j) {
-    for (int v = a[j]; v <= b[j]; ++v) seq[static_cast<size_t>(j)].set(static_cast<size_t>(v));
+  for (size_t j = 0; j < seq.size(); ++j) {
+    for (int v = static_cast<uint8_t>(a[j]); v <= static_cast<uint8_t>(b[j]); ++v) seq[j].set(static_cast<size_t>(v));
   }
   out.push_back(std::move(seq));
 }

@@ -110,7 +110,10 @@ void expect_keyword(std::string_view schema_json, const std::string& keyword) {
 
 TEST(JsonSchema, UnsupportedAndUnsatisfiableSchemasNameTheKeyword) {
   expect_keyword(R"({"type":"string","pattern":"^a"})", "pattern");
-  expect_keyword(R"({"type":"integer","minimum":0})", "minimum");
+  expect_keyword(R"({"type":"number","exclusiveMinimum":0})", "exclusiveMinimum");
+  expect_keyword(R"({"type":"number","minimum":0.5})", "minimum");
+  expect_keyword(R"({"type":"integer","minimum":10,"maximum":5})", "minimum");
+  expect_keyword(R"({"type":"integer","exclusiveMinimum":3,"exclusiveMaximum":4})", "exclusiveMinimum");
   expect_keyword(R"({"type":"object","properties":{"a":{"type":"number","multipleOf":2}}})", "multipleOf");
   expect_keyword(R"({"enum":[]})", "enum");
   expect_keyword(R"({"type":"array","minItems":3,"maxItems":2})", "minItems");
@@ -128,8 +131,42 @@ TEST(JsonSchema, UnsupportedAndUnsatisfiableSchemasNameTheKeyword) {
 TEST(JsonSchema, IgnoringUnsupportedKeywordsIsAnOption) {
   SchemaOptions lenient;
   lenient.ignore_unsupported = true;
-  auto a = Automaton(parse_gbnf(json_schema_to_gbnf(SchemaJson::parse(R"({"type":"integer","minimum":0})"), lenient)));
-  EXPECT_TRUE(testing::matches(a, "5"));
+  auto a = Automaton(parse_gbnf(json_schema_to_gbnf(SchemaJson::parse(R"({"type":"string","pattern":"^a"})"), lenient)));
+  EXPECT_TRUE(testing::matches(a, R"("b")"));
+}
+
+TEST(JsonSchema, IntegerBoundsAdmitExactlyTheIntegersWithin) {
+  auto a = schema(R"({"type":"integer","minimum":37,"maximum":4210})");
+  for (int n = -60; n <= 5000; ++n) {
+    ASSERT_EQ(matches(a, std::to_string(n)), n >= 37 && n <= 4210) << n;
+  }
+  auto b = schema(R"({"type":"integer","minimum":-15,"exclusiveMaximum":120})");
+  for (int n = -200; n <= 200; ++n) {
+    ASSERT_EQ(matches(b, std::to_string(n)), n >= -15 && n < 120) << n;
+  }
+  auto c = schema(R"({"type":"integer","maximum":-3})");
+  EXPECT_TRUE(matches(c, "-3"));
+  EXPECT_TRUE(matches(c, "-1234567"));
+  EXPECT_FALSE(matches(c, "-2"));
+  EXPECT_FALSE(matches(c, "0"));
+  auto non_negative = schema(R"({"type":"integer","minimum":0})");
+  EXPECT_TRUE(matches(non_negative, "0"));
+  EXPECT_TRUE(matches(non_negative, "9876543210"));
+  EXPECT_FALSE(matches(non_negative, "-1"));
+  EXPECT_FALSE(matches(non_negative, "01"));
+  auto draft4 = schema(R"({"type":"integer","minimum":5,"exclusiveMinimum":true,"maximum":7})");
+  EXPECT_FALSE(matches(draft4, "5"));
+  EXPECT_TRUE(matches(draft4, "6"));
+  EXPECT_TRUE(matches(draft4, "7"));
+}
+
+TEST(JsonSchema, NumberBoundsWithWholeValues) {
+  auto a = schema(R"({"type":"number","minimum":-3,"maximum":2})");
+  for (const char* in : {"-3", "-2.5", "-0.5", "0", "0.0", "1.99", "2"}) EXPECT_TRUE(matches(a, in)) << in;
+  for (const char* out : {"-3.5", "-4", "2.1", "3", "1e1"}) EXPECT_FALSE(matches(a, out)) << out;
+  auto b = schema(R"({"type":"number","minimum":0})");
+  EXPECT_TRUE(matches(b, "12345.75"));
+  EXPECT_FALSE(matches(b, "-0.1"));
 }
 
 TEST(JsonSchema, AnnotationsAreIgnored) {

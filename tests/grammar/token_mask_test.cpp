@@ -15,15 +15,14 @@ namespace {
 
 const std::string kFixtures = PENSIEVE_FIXTURES_DIR;
 
-std::shared_ptr<const TokenVocabulary> llama3_vocabulary() {
-  static const auto tok = tokenizer::Tokenizer::load(kFixtures + "/tokenizers/llama3/tokenizer.json");
-  static const auto vocab = std::make_shared<const TokenVocabulary>(tok);
-  return vocab;
-}
-
 const tokenizer::Tokenizer& llama3() {
   static const auto tok = tokenizer::Tokenizer::load(kFixtures + "/tokenizers/llama3/tokenizer.json");
   return tok;
+}
+
+std::shared_ptr<const TokenVocabulary> llama3_vocabulary() {
+  static const auto vocab = std::make_shared<const TokenVocabulary>(llama3());
+  return vocab;
 }
 
 std::shared_ptr<TokenConstraint> constraint(const std::string& gbnf, std::shared_ptr<const TokenVocabulary> v) {
