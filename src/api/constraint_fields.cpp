@@ -1,5 +1,6 @@
 #include "api/constraint_fields.h"
 
+#include <optional>
 #include <vector>
 
 #include "api/api_error.h"
@@ -103,35 +104,36 @@ void read_response_format(const Fields& body, Constraint& c) {
            "response_format");
 }
 
-std::vector<Tool> openai_tools(const Fields& body) {
+// Each entry of "tools" as `one` reads it (nullopt: a kind of tool that is never forced).
+template <typename ReadOne>
+std::vector<Tool> read_tools(const Fields& body, ReadOne one) {
   std::vector<Tool> out;
   const Json* tools = body.array("tools");
   if (!tools) return out;
   for (size_t i = 0; i < tools->size(); ++i) {
     const std::string path = "tools[" + std::to_string(i) + "]";
-    Fields t((*tools)[i], path);
-    if (auto type = t.string("type"); type && *type != "function") continue;  // not a function: never forced
-    const Json* fn = t.object("function");
-    if (!fn) throw invalid_field(path + ".function", "is required");
-    Fields f(*fn, path + ".function");
-    out.push_back({f.required_string("name"), f.object("parameters"), f.boolean("strict").value_or(false),
-                   path + ".function.parameters"});
+    if (std::optional<Tool> t = one(Fields((*tools)[i], path), path)) out.push_back(std::move(*t));
   }
   return out;
 }
 
+std::vector<Tool> openai_tools(const Fields& body) {
+  return read_tools(body, [](const Fields& t, const std::string& path) -> std::optional<Tool> {
+    if (auto type = t.string("type"); type && *type != "function") return std::nullopt;
+    const Json* fn = t.object("function");
+    if (!fn) throw invalid_field(path + ".function", "is required");
+    Fields f(*fn, path + ".function");
+    return Tool{f.required_string("name"), f.object("parameters"), f.boolean("strict").value_or(false),
+                path + ".function.parameters"};
+  });
+}
+
 std::vector<Tool> anthropic_tools(const Fields& body) {
-  std::vector<Tool> out;
-  const Json* tools = body.array("tools");
-  if (!tools) return out;
-  for (size_t i = 0; i < tools->size(); ++i) {
-    const std::string path = "tools[" + std::to_string(i) + "]";
-    Fields t((*tools)[i], path);
-    if (auto type = t.string("type"); type && *type != "custom") continue;  // server tools run elsewhere
-    out.push_back({t.required_string("name"), t.object("input_schema"), t.boolean("strict").value_or(false),
-                   path + ".input_schema"});
-  }
-  return out;
+  return read_tools(body, [](const Fields& t, const std::string& path) -> std::optional<Tool> {
+    if (auto type = t.string("type"); type && *type != "custom") return std::nullopt;  // server tools run elsewhere
+    return Tool{t.required_string("name"), t.object("input_schema"), t.boolean("strict").value_or(false),
+                path + ".input_schema"};
+  });
 }
 
 std::vector<Tool> named(const std::vector<Tool>& tools, const std::string& name, const std::string& field) {

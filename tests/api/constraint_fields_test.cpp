@@ -11,17 +11,12 @@
 #include "api/api_error.h"
 #include "api/openai.h"
 #include "fake_engine.h"
+#include "tiny_tokenizer.h"
 
 namespace pensieve::testing {
 namespace {
 
 using api::Json;
-
-const tokenizer::Tokenizer& tok() {
-  static const tokenizer::Tokenizer t =
-      tokenizer::Tokenizer::load(std::string(PENSIEVE_FIXTURES_DIR) + "/models/llama3-tiny/llama3-tiny-f32.gguf");
-  return t;
-}
 
 // Whether the grammar lets a model write exactly `text` (token by token) and then end.
 bool accepts(const std::shared_ptr<grammar::TokenConstraint>& c, const std::string& text) {
@@ -156,8 +151,8 @@ TEST(ConstraintFields, BadConstraintsAre400sNamingTheField) {
   expect_400([&] { h.openai({{"response_format", {{"type", "json_schema"}}}}); }, "response_format.json_schema");
   expect_400([&] {
     h.openai({{"response_format", {{"type", "json_schema"},
-                                   {"json_schema", {{"name", "x"}, {"schema", {{"type", "integer"}, {"minimum", 1}}}}}}}});
-  }, "response_format.json_schema.schema", "'minimum'");
+                                   {"json_schema", {{"name", "x"}, {"schema", {{"type", "integer"}, {"multipleOf", 2}}}}}}}});
+  }, "response_format.json_schema.schema", "'multipleOf'");
   Json strict_tool = kWeather;
   strict_tool["function"]["strict"] = true;
   strict_tool["function"]["parameters"]["properties"]["city"]["pattern"] = "^[A-Z]";
