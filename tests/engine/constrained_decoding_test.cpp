@@ -74,6 +74,28 @@ TEST(ConstrainedDecoding, EverySampledOutputIsADocumentOfTheSchema) {
   }
 }
 
+TEST(ConstrainedDecoding, PreemptedChoicesKeepTheirPlaceInTheGrammar) {
+  // A pool too small for every running sequence: some are preempted and recomputed from their tokens.
+  auto e = make_engine({.parallel = 8, .kv_blocks = 24});
+  const auto grammar = constraint_for(grammar::json_schema_to_gbnf(grammar::SchemaJson::parse(kSchema)));
+  std::mt19937 rng(17);
+  std::vector<std::shared_ptr<RequestHandle>> handles;
+  for (int i = 0; i < 8; ++i) {
+    GenerationRequest r;
+    r.prompt = random_prompt(rng, 20);
+    r.sampling.seed = 50 + static_cast<uint64_t>(i);
+    r.stop.max_tokens = 1500;
+    r.grammar = grammar;
+    handles.push_back(submit_ok(*e, r));
+  }
+  for (auto& h : handles) {
+    const Outcome out = collect(*h, 1);
+    EXPECT_EQ(out.finish[0], FinishReason::Stop) << out.text[0];
+    expect_valid(out.text[0]);
+  }
+  EXPECT_GT(e->stats().preemptions, 0u);
+}
+
 TEST(ConstrainedDecoding, GreedyOutputFollowsTheGrammarAndStopsWhereItEnds) {
   auto e = make_engine({.parallel = 4});
   const auto grammar = constraint_for(R"(root ::= "answer: " ( "yes" | "no" ) "!")");
