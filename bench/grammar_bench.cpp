@@ -204,12 +204,6 @@ int main(int argc, char** argv) {
   }
   std::printf("\nthe same pick without a grammar: greedy %.1f us/token, sampled %.1f us/token\n",
               free_pick_us(rows, 0.0f), free_pick_us(rows, 1.0f));
-  // Masking a whole row, as dense masks (inside strings) need: alternate bits are the slowest kind.
-  std::vector<float> row(rows[0]);
-  std::vector<uint64_t> half((row.size() + 63) / 64, 0x5555555555555555ULL);
-  t0 = Clock::now();
-  for (int i = 0; i < 1000; ++i) engine::Sampler::apply_allowed(row, half);
-  std::printf("masking one %zu-wide logits row: %.1f us (alternate bits)\n", row.size(), micros_since(t0) / 1000);
   if (!model_path.empty()) {
     // Documents one after another, so the grammar never ends a stream before its 64 tokens.
     grammar::SchemaGrammarWriter w;

@@ -1,6 +1,8 @@
 #include "engine/sampler.h"
 
 #include <algorithm>
+#include <bit>
+#include <cstdint>
 #include <cmath>
 #include <limits>
 
@@ -23,24 +25,6 @@ void Sampler::apply_logit_bias(std::span<float> logits, std::span<const std::pai
   for (const auto& [id, b] : bias) {
     if (id >= 0 && static_cast<size_t>(id) < logits.size()) logits[static_cast<size_t>(id)] += b;
   }
-}
-
-void Sampler::apply_allowed(std::span<float> logits, std::span<const uint64_t> allowed) {
-  constexpr float kBanned = -std::numeric_limits<float>::infinity();
-  const size_t n = logits.size();
-  for (size_t w = 0; w < allowed.size() && w * 64 < n; ++w) {
-    const uint64_t bits = allowed[w];
-    if (bits == ~uint64_t{0}) continue;
-    float* row = logits.data() + w * 64;
-    const size_t len = std::min<size_t>(64, n - w * 64);
-    if (bits == 0) {
-      std::fill(row, row + len, kBanned);
-      continue;
-    }
-    for (size_t i = 0; i < len; ++i) row[i] = ((bits >> i) & 1) ? row[i] : kBanned;  // a select, no branch
-  }
-  // Tokens past the bitset (a vocabulary wider than the mask) are not allowed either.
-  for (size_t i = allowed.size() * 64; i < n; ++i) logits[i] = kBanned;
 }
 
 void Sampler::apply_penalties(std::span<float> logits, const SamplingParams& p, std::span<const int32_t> history,
@@ -76,40 +60,52 @@ void Sampler::apply_penalties(std::span<float> logits, const SamplingParams& p, 
   }
 }
 
+namespace {
+
+// Calls f(t) for every token `allowed` lets through (every token when it is empty), in ascending order.
+template <typename F>
+void for_each_allowed(size_t n, const AllowedTokens& allowed, F f) {
+  if (!allowed.ids.empty()) {
+    for (int32_t id : allowed.ids) f(static_cast<size_t>(id));
+  } else if (allowed.bits.empty()) {
+    for (size_t t = 0; t < n; ++t) f(t);
+  } else {
+    for (size_t w = 0; w < allowed.bits.size(); ++w) {
+      for (uint64_t bits = allowed.bits[w]; bits; bits &= bits - 1) {
+        const size_t t = w * 64 + static_cast<size_t>(std::countr_zero(bits));
+        if (t >= n) return;
+        f(t);
+      }
+    }
+  }
+}
+
+}  // namespace
+
 int32_t Sampler::sample(std::span<float> logits, const SamplingParams& params, std::span<const int32_t> history,
                         size_t n_prompt, SequenceRng& rng, AllowedTokens allowed) {
   apply_logit_bias(logits, params.logit_bias);
   apply_penalties(logits, params, history, n_prompt);
-  if (!allowed.ids.empty()) {
-    // Few tokens allowed: look at them alone (the same result as banning all the others).
-    if (params.temperature > 0.0f) return draw(logits, params, rng, allowed.ids);
-    int32_t best = allowed.ids.front();
-    for (int32_t id : allowed.ids) {
-      if (logits[static_cast<size_t>(id)] > logits[static_cast<size_t>(best)]) best = id;
-    }
-    return best;
-  }
-  if (!allowed.bits.empty()) apply_allowed(logits, allowed.bits);
-  if (params.temperature <= 0.0f) {
+  if (params.temperature > 0.0f) return draw(logits, params, rng, allowed);
+  if (allowed.empty()) {
     return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
   }
-  return draw(logits, params, rng);
+  size_t best = SIZE_MAX;  // the first of the best allowed tokens
+  for_each_allowed(logits.size(), allowed, [&](size_t t) {
+    if (best == SIZE_MAX || logits[t] > logits[best]) best = t;
+  });
+  return best == SIZE_MAX ? 0 : static_cast<int32_t>(best);
 }
 
 int32_t Sampler::draw(std::span<float> logits, const SamplingParams& params, SequenceRng& rng,
-                      std::span<const int32_t> only) {
+                      const AllowedTokens& allowed) {
   const auto better = [](const Candidate& a, const Candidate& b) { return a.p > b.p || (a.p == b.p && a.id < b.id); };
   candidates_.clear();
-  const auto consider = [&](size_t i) {
-    if (logits[i] != -std::numeric_limits<float>::infinity()) {
-      candidates_.push_back({static_cast<int32_t>(i), logits[i] / params.temperature});
+  for_each_allowed(logits.size(), allowed, [&](size_t t) {
+    if (logits[t] != -std::numeric_limits<float>::infinity()) {
+      candidates_.push_back({static_cast<int32_t>(t), logits[t] / params.temperature});
     }
-  };
-  if (only.empty()) {
-    for (size_t i = 0; i < logits.size(); ++i) consider(i);
-  } else {
-    for (int32_t id : only) consider(static_cast<size_t>(id));
-  }
+  });
   if (candidates_.empty()) return 0;  // every token banned: nothing sensible to draw
 
   const bool want_sorted = params.top_p < 1.0f;

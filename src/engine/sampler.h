@@ -2,8 +2,9 @@
 // Turning one row of logits into the next token of one sequence. Pure given its inputs: the sequence's own
 // history and its own RNG, so a token never depends on what else is in the batch. Order of the transforms:
 // logit_bias -> repetition penalty (last N tokens of prompt + output) -> presence / frequency penalties
-// (output tokens) -> grammar mask (tokens outside it get -inf, so no later transform can bring them back)
-// -> greedy argmax at temperature 0, else temperature -> top_k -> top_p -> min_p -> draw.
+// (output tokens) -> greedy argmax at temperature 0, else temperature -> top_k -> top_p -> min_p -> draw,
+// where a grammar's mask limits the argmax and the draw to the tokens it allows (no transform brings the
+// others back; the row is only read, not rewritten, for them).
 // A Sampler holds vocab-sized scratch reused for every call, so sampling allocates nothing per token.
 #include <cstdint>
 #include <random>
@@ -34,6 +35,7 @@ struct AllowedTokens {
   AllowedTokens(std::span<const uint64_t> b, std::span<const int32_t> i = {}) : bits(b), ids(i) {}
   std::span<const uint64_t> bits;
   std::span<const int32_t> ids;
+  bool empty() const { return bits.empty() && ids.empty(); }
 };
 
 class Sampler {
@@ -53,7 +55,6 @@ class Sampler {
 
   // The individual transforms, public so they can be checked one by one.
   static void apply_logit_bias(std::span<float> logits, std::span<const std::pair<int32_t, float>> bias);
-  static void apply_allowed(std::span<float> logits, std::span<const uint64_t> allowed);
   void apply_penalties(std::span<float> logits, const SamplingParams& params, std::span<const int32_t> history,
                        size_t n_prompt);
 
@@ -62,9 +63,8 @@ class Sampler {
     int32_t id;
     float p;  // logit, then probability
   };
-  // Draws among all tokens, or among `only` when it is not empty.
-  int32_t draw(std::span<float> logits, const SamplingParams& params, SequenceRng& rng,
-               std::span<const int32_t> only = {});
+  // Draws among the allowed tokens (all when `allowed` is empty).
+  int32_t draw(std::span<float> logits, const SamplingParams& params, SequenceRng& rng, const AllowedTokens& allowed);
   double log_sum_exp(std::span<const float> logits) const;
 
   int vocab_;
