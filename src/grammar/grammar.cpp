@@ -99,36 +99,57 @@ Grammar GrammarBuilder::finish(std::string_view root_name) {
   }
   const size_t n_rules = g_.rules.size(), n_alts = alternatives_.size();
 
-  // Productive rules: those that can derive some byte string. Alternatives using any other rule are dropped,
-  // so that every stack the matcher keeps alive can still reach the end of the grammar.
-  std::vector<bool> productive(n_rules, false), alt_ok(n_alts, false);
-  for (bool changed = true; changed;) {
-    changed = false;
-    for (size_t a = 0; a < n_alts; ++a) {
-      if (alt_ok[a]) continue;
-      const bool ok = std::all_of(alternatives_[a].begin(), alternatives_[a].end(), [&](const Symbol& s) {
-        return s.kind != Symbol::Kind::Rule || productive[s.index];
-      });
-      if (!ok) continue;
-      alt_ok[a] = true;
-      if (!productive[alternative_rule_[a]]) productive[alternative_rule_[a]] = changed = true;
+  // Rules that derive something, found with a worklist (linear in the grammar's size, whatever the order of
+  // its rules): an alternative holds once every rule it uses holds. For `productive` every alternative counts
+  // and terminals always hold; for `nullable` only kept alternatives made of rule references alone count.
+  std::vector<std::vector<uint32_t>> uses(n_rules);  // rule -> alternatives using it, once per use
+  for (size_t a = 0; a < n_alts; ++a) {
+    for (const Symbol& sym : alternatives_[a]) {
+      if (sym.kind == Symbol::Kind::Rule) uses[sym.index].push_back(static_cast<uint32_t>(a));
     }
   }
+  const auto derive = [&](const std::vector<bool>& counts) {
+    std::vector<bool> holds(n_rules, false);
+    std::vector<uint32_t> pending(n_alts, 0), worklist;
+    const auto alt_holds = [&](size_t a) {
+      const uint32_t r = alternative_rule_[a];
+      if (!holds[r]) {
+        holds[r] = true;
+        worklist.push_back(r);
+      }
+    };
+    for (size_t a = 0; a < n_alts; ++a) {
+      if (!counts[a]) continue;
+      for (const Symbol& sym : alternatives_[a]) pending[a] += sym.kind == Symbol::Kind::Rule;
+      if (pending[a] == 0) alt_holds(a);
+    }
+    while (!worklist.empty()) {
+      const uint32_t r = worklist.back();
+      worklist.pop_back();
+      for (uint32_t a : uses[r]) {
+        if (counts[a] && --pending[a] == 0) alt_holds(a);
+      }
+    }
+    return holds;
+  };
+
+  // Productive rules: those that can derive some byte string. Alternatives using any other rule are dropped,
+  // so that every stack the matcher keeps alive can still reach the end of the grammar.
+  const std::vector<bool> productive = derive(std::vector<bool>(n_alts, true));
   if (!productive[root_it->second]) {
     throw GrammarError("the grammar can never be satisfied (rule '" + std::string(root_name) + "' never ends)");
   }
-
-  std::vector<bool> nullable(n_rules, false);
-  for (bool changed = true; changed;) {
-    changed = false;
-    for (size_t a = 0; a < n_alts; ++a) {
-      if (!alt_ok[a] || nullable[alternative_rule_[a]]) continue;
-      const bool all = std::all_of(alternatives_[a].begin(), alternatives_[a].end(), [&](const Symbol& s) {
-        return s.kind == Symbol::Kind::Rule && nullable[s.index];
-      });
-      if (all) nullable[alternative_rule_[a]] = changed = true;
-    }
+  std::vector<bool> alt_ok(n_alts), only_rules(n_alts);
+  for (size_t a = 0; a < n_alts; ++a) {
+    const auto& syms = alternatives_[a];
+    alt_ok[a] = std::all_of(syms.begin(), syms.end(), [&](const Symbol& sym) {
+      return sym.kind != Symbol::Kind::Rule || productive[sym.index];
+    });
+    only_rules[a] = alt_ok[a] && std::all_of(syms.begin(), syms.end(), [](const Symbol& sym) {
+      return sym.kind == Symbol::Kind::Rule;
+    });
   }
+  const std::vector<bool> nullable = derive(only_rules);
 
   // Left recursion: A reaches A again before consuming a byte. Only a cycle through a reference that is not the
   // last of its alternative grows the matcher's stack; tail references just loop and are fine.
