@@ -17,7 +17,7 @@ class Automaton {
  public:
   static constexpr int32_t kDead = 0;  // no stack left: the bytes so far are not a prefix of the language
   static constexpr size_t kMaxStates = 200'000;
-  static constexpr size_t kMaxStackNodes = 4'000'000;
+  static constexpr size_t kMaxStackNodes = 1'000'000;
 
   explicit Automaton(Grammar g);
 
