@@ -4,6 +4,7 @@
 
 #include "api/api_error.h"
 #include "api/chat_output.h"
+#include "api/constraint_fields.h"
 #include "api/sampling_fields.h"
 #include "api/tool_history.h"
 
@@ -264,6 +265,7 @@ Outcome anthropic_messages(std::span<const ServedModel* const> models, std::stri
   r.stop.ignore_eos = body.boolean("ignore_eos").value_or(false);
   if (const Json* metadata = body.object("metadata")) Fields(*metadata, "metadata").string("user_id");
   const bool stream = body.boolean("stream").value_or(false);
+  r.grammar = anthropic_output_constraint(body, model);
   auto handle = submit_or_throw(model.engine(), std::move(r), "messages");
   return std::make_unique<AnthropicGeneration>(std::move(handle), model, stream, conversation, output);
 }

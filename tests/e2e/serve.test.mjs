@@ -128,7 +128,7 @@ test('OpenAI: errors surface as the SDK error classes', async () => {
     (e) => e instanceof OpenAI.NotFoundError && e.status === 404);
   await assert.rejects(openai.chat.completions.create({ model: NAME, messages: user('x'), temperature: 'hot' }),
     (e) => e instanceof OpenAI.BadRequestError && /temperature/.test(e.message));
-  await assert.rejects(openai.chat.completions.create({ model: NAME, messages: user('x'), response_format: { type: 'json_object' } }),
+  await assert.rejects(openai.chat.completions.create({ model: NAME, messages: user('x'), response_format: { type: 'xml' } }),
     (e) => e instanceof OpenAI.BadRequestError && /response_format/.test(e.message));
 });
 

@@ -1,0 +1,184 @@
+// Constraint fields: which grammar a request body asks for, checked by walking known-good and known-bad
+// outputs through the compiled grammar with the fixture model's own tokenizer.
+#include "api/constraint_fields.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "api/anthropic.h"
+#include "api/api_error.h"
+#include "api/openai.h"
+#include "fake_engine.h"
+#include "tiny_tokenizer.h"
+
+namespace pensieve::testing {
+namespace {
+
+using api::Json;
+
+// Whether the grammar lets a model write exactly `text` (token by token) and then end.
+bool accepts(const std::shared_ptr<grammar::TokenConstraint>& c, const std::string& text) {
+  grammar::GrammarCursor cursor(c);
+  for (int32_t t : tok().encode(text)) {
+    if (!cursor.allowed().test(t) || !cursor.advance(t)) return false;
+  }
+  return cursor.accepting();
+}
+
+struct Harness {
+  FakeEngine engine;
+  api::ServedModel model{"m", engine, tok()};
+
+  std::shared_ptr<grammar::TokenConstraint> openai(const Json& extra) {
+    Json body = {{"model", "m"}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}};
+    body.update(extra);
+    return api::openai_output_constraint(api::Fields(body, ""), model);
+  }
+  std::shared_ptr<grammar::TokenConstraint> anthropic(const Json& extra) {
+    Json body = {{"model", "m"}, {"max_tokens", 10}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}};
+    body.update(extra);
+    return api::anthropic_output_constraint(api::Fields(body, ""), model);
+  }
+};
+
+const Json kWeather = {{"type", "function"},
+                       {"function", {{"name", "get_weather"},
+                                     {"parameters", {{"type", "object"},
+                                                     {"properties", {{"city", {{"type", "string"}}}}},
+                                                     {"required", {"city"}}}}}}};
+const Json kTime = {{"type", "function"}, {"function", {{"name", "get_time"}}}};
+
+std::string read_template(const std::string& name) {
+  std::ifstream in(std::string(PENSIEVE_FIXTURES_DIR) + "/templates/" + name + "/template.jinja");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(ConstraintFields, ToolCallFamilyFromTheTemplate) {
+  using api::ToolCallFamily;
+  EXPECT_EQ(api::tool_call_family(read_template("Qwen-Qwen2.5-7B-Instruct")), ToolCallFamily::Hermes);
+  EXPECT_EQ(api::tool_call_family(read_template("Qwen-Qwen3-0.6B")), ToolCallFamily::Hermes);
+  EXPECT_EQ(api::tool_call_family(read_template("NousResearch-Hermes-3-Llama-3.1-8B-tool_use")), ToolCallFamily::Hermes);
+  EXPECT_EQ(api::tool_call_family(read_template("meta-llama-Llama-3.1-8B-Instruct")), ToolCallFamily::Llama3);
+  EXPECT_EQ(api::tool_call_family(read_template("meta-llama-Llama-3.2-3B-Instruct")), ToolCallFamily::Llama3);
+  EXPECT_EQ(api::tool_call_family(read_template("google-gemma-2-2b-it")), ToolCallFamily::Generic);
+  EXPECT_EQ(api::tool_call_family(""), ToolCallFamily::Hermes);  // the ChatML fallback
+}
+
+TEST(ConstraintFields, NoConstraintFieldsMeanNoGrammar) {
+  Harness h;
+  EXPECT_EQ(h.openai(Json::object()), nullptr);
+  EXPECT_EQ(h.openai({{"response_format", {{"type", "text"}}}, {"tools", {kWeather}}, {"tool_choice", "auto"}}), nullptr);
+  EXPECT_EQ(h.anthropic({{"tool_choice", {{"type", "auto"}}}}), nullptr);
+}
+
+TEST(ConstraintFields, ResponseFormats) {
+  Harness h;
+  auto object = h.openai({{"response_format", {{"type", "json_object"}}}});
+  EXPECT_TRUE(accepts(object, R"({"anything": [1, {"x": null}]})"));
+  EXPECT_FALSE(accepts(object, "[1]"));
+  auto schema = h.openai({{"response_format",
+                           {{"type", "json_schema"},
+                            {"json_schema", {{"name", "n"}, {"strict", true},
+                                             {"schema", {{"type", "object"},
+                                                         {"properties", {{"n", {{"type", "integer"}}}}},
+                                                         {"required", {"n"}}, {"additionalProperties", false}}}}}}}});
+  EXPECT_TRUE(accepts(schema, R"({"n": 12})"));
+  EXPECT_FALSE(accepts(schema, R"({"n": "12"})"));
+  EXPECT_EQ(schema, h.openai({{"response_format", {{"type", "json_schema"},
+                                                   {"json_schema", {{"name", "n"}, {"strict", true},
+                                                                    {"schema", {{"type", "object"},
+                                                                                {"properties", {{"n", {{"type", "integer"}}}}},
+                                                                                {"required", {"n"}}, {"additionalProperties", false}}}}}}}}))
+      << "the same schema again reuses the compiled grammar";
+}
+
+TEST(ConstraintFields, GrammarExtensionOnBothApis) {
+  Harness h;
+  const Json g = {{"grammar", R"(root ::= "yes" | "no")"}};
+  EXPECT_TRUE(accepts(h.openai(g), "yes"));
+  EXPECT_FALSE(accepts(h.openai(g), "maybe"));
+  EXPECT_TRUE(accepts(h.anthropic(g), "no"));
+}
+
+TEST(ConstraintFields, ForcedToolCallsUseTheFamilyMarkup) {
+  Harness h;  // the fixture has no chat template: the ChatML fallback, Hermes markup
+  auto named = h.openai({{"tools", {kWeather, kTime}},
+                         {"tool_choice", {{"type", "function"}, {"function", {{"name", "get_weather"}}}}}});
+  const std::string call = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>";
+  EXPECT_TRUE(accepts(named, call));
+  EXPECT_TRUE(accepts(named, call + "\n" + call));  // parallel_tool_calls defaults to true
+  EXPECT_FALSE(accepts(named, "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>"));
+  EXPECT_FALSE(accepts(named, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {}}\n</tool_call>"));
+  EXPECT_FALSE(accepts(named, "Sure!"));
+  auto any = h.openai({{"tools", {kWeather, kTime}}, {"tool_choice", "required"}, {"parallel_tool_calls", false}});
+  EXPECT_TRUE(accepts(any, "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {\"tz\": \"UTC\"}}\n</tool_call>"));
+  EXPECT_FALSE(accepts(any, call + "\n" + call));
+  const Json anthropic_tools = {{{"name", "get_weather"}, {"input_schema", kWeather["function"]["parameters"]}},
+                                {{"name", "get_time"}, {"input_schema", {{"type", "object"}}}}};
+  auto a_any = h.anthropic({{"tools", anthropic_tools}, {"tool_choice", {{"type", "any"}}}});
+  EXPECT_TRUE(accepts(a_any, call));
+  auto a_tool = h.anthropic({{"tools", anthropic_tools},
+                             {"tool_choice", {{"type", "tool"}, {"name", "get_time"}, {"disable_parallel_tool_use", true}}}});
+  EXPECT_TRUE(accepts(a_tool, "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>"));
+  EXPECT_FALSE(accepts(a_tool, call));
+}
+
+void expect_400(const std::function<void()>& f, const std::string& param, const std::string& text = {}) {
+  try {
+    f();
+    ADD_FAILURE() << "no error for " << param;
+  } catch (const api::ApiError& e) {
+    EXPECT_EQ(e.kind(), api::ErrorKind::InvalidRequest);
+    EXPECT_EQ(e.param(), param) << e.what();
+    if (!text.empty()) {
+      EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(ConstraintFields, BadConstraintsAre400sNamingTheField) {
+  Harness h;
+  expect_400([&] { h.openai({{"tool_choice", "required"}}); }, "tool_choice");
+  expect_400([&] { h.openai({{"tools", {kWeather}}, {"tool_choice", {{"type", "function"}, {"function", {{"name", "nope"}}}}}}); },
+             "tool_choice.function.name");
+  expect_400([&] { h.openai({{"grammar", "root ::= ("}}); }, "grammar");
+  expect_400([&] { h.openai({{"grammar", "root ::= \"a\""}, {"response_format", {{"type", "json_object"}}}}); },
+             "response_format");
+  expect_400([&] { h.openai({{"response_format", {{"type", "json_schema"}}}}); }, "response_format.json_schema");
+  expect_400([&] {
+    h.openai({{"response_format", {{"type", "json_schema"},
+                                   {"json_schema", {{"name", "x"}, {"schema", {{"type", "integer"}, {"multipleOf", 2}}}}}}}});
+  }, "response_format.json_schema.schema", "'multipleOf'");
+  Json strict_tool = kWeather;
+  strict_tool["function"]["strict"] = true;
+  strict_tool["function"]["parameters"]["properties"]["city"]["pattern"] = "^[A-Z]";
+  expect_400([&] { h.openai({{"tools", {strict_tool}}, {"tool_choice", "required"}}); },
+             "tools[0].function.parameters", "'pattern'");
+  strict_tool["function"]["strict"] = false;  // not strict: enforced as far as the grammar can
+  EXPECT_NE(h.openai({{"tools", {strict_tool}}, {"tool_choice", "required"}}), nullptr);
+  expect_400([&] { h.anthropic({{"tool_choice", {{"type", "any"}}}}); }, "tool_choice");
+  expect_400([&] { h.anthropic({{"tool_choice", {{"type", "sometimes"}}}}); }, "tool_choice.type");
+}
+
+TEST(ConstraintFields, TheAdaptersHandTheGrammarToTheEngine) {
+  Harness h;
+  const api::ServedModel* models[] = {&h.model};
+  auto outcome = api::openai_chat_completions(
+      models, R"({"model":"m","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"json_object"}})");
+  ASSERT_TRUE(std::holds_alternative<std::unique_ptr<api::Generation>>(outcome));
+  EXPECT_NE(h.engine.last()->request.grammar, nullptr);
+  outcome = api::anthropic_messages(models, R"({"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}],
+                                                "grammar":"root ::= \"x\""})");
+  ASSERT_TRUE(std::holds_alternative<std::unique_ptr<api::Generation>>(outcome));
+  EXPECT_NE(h.engine.last()->request.grammar, nullptr);
+  outcome = api::openai_completions(models, R"({"model":"m","prompt":"hi","grammar":"root ::= \"x\""})");
+  ASSERT_TRUE(std::holds_alternative<std::unique_ptr<api::Generation>>(outcome));
+  EXPECT_NE(h.engine.last()->request.grammar, nullptr);
+}
+
+}  // namespace
+}  // namespace pensieve::testing
