@@ -10,8 +10,8 @@
 #include "api/anthropic.h"
 #include "api/api_error.h"
 #include "api/openai.h"
+#include "adapter_test_support.h"
 #include "fake_engine.h"
-#include "tiny_tokenizer.h"
 
 namespace pensieve::testing {
 namespace {
