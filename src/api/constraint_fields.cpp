@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "api/api_error.h"
+#include "chat/tool_call_format.h"
 #include "grammar/constraint_cache.h"
 #include "grammar/gbnf.h"
 #include "grammar/grammar_error.h"
@@ -47,8 +48,22 @@ auto schema_step(const std::string& field, Write write) {
   }
 }
 
-std::string tool_calls_gbnf(const std::vector<Tool>& tools, ToolCallFamily family, bool parallel) {
+// A GBNF literal of `text` (quotes, backslashes and control bytes escaped).
+std::string gbnf_literal(std::string_view text) { return grammar::SchemaGrammarWriter::literal(text); }
+
+// {"name": NAME, "KEY": ARGS} as GBNF; `name` is already a GBNF literal, `args` a rule.
+std::string json_call(const std::string& name, const std::string& key, const std::string& args) {
+  return gbnf_literal("{\"name\": ") + " " + name + " " + gbnf_literal(", \"" + key + "\": ") + " " + args + " " +
+         gbnf_literal("}");
+}
+
+// Tool calls in the markup main's tool-call parser reads for `format` (src/chat/tool_call_parser.cpp), so a
+// forced call comes back as tool_calls / tool_use. Markers are written as text: the grammar never emits a
+// control token, and the parser reads the text the same way.
+std::string tool_calls_gbnf(const std::vector<Tool>& tools, chat::ToolCallFormat format, bool parallel) {
+  using chat::ToolCallFormat;
   grammar::SchemaGrammarWriter writer;  // one grammar for every tool: they share the JSON primitives
+  const std::vector<std::string> markers = chat::tool_call_markers(format);
   std::string calls;
   for (const Tool& t : tools) {
     grammar::SchemaOptions options;
@@ -56,23 +71,37 @@ std::string tool_calls_gbnf(const std::vector<Tool>& tools, ToolCallFamily famil
     const std::string args = schema_step(t.field, [&] {
       return t.parameters ? writer.add_schema(*t.parameters, "args-" + t.name, options) : writer.any_object();
     });
-  const std::string name = grammar::SchemaGrammarWriter::literal(Json(t.name).dump());
+    const std::string name = gbnf_literal(Json(t.name).dump());
     std::string call;
-    switch (family) {
-      case ToolCallFamily::Hermes:
-        call = "\"<tool_call>\\n{\\\"name\\\": \" " + name + " \", \\\"arguments\\\": \" " + args + " \"}\\n</tool_call>\"";
+    switch (format) {
+      case ToolCallFormat::Hermes:
+      case ToolCallFormat::Generic:  // <tool_call> blocks, which the generic parser reads too
+        call = gbnf_literal(markers[0] + "\n") + " " + json_call(name, "arguments", args) + " " +
+               gbnf_literal("\n" + markers[1]);
         break;
-      case ToolCallFamily::Llama3:
-        call = "\"{\\\"name\\\": \" " + name + " \", \\\"parameters\\\": \" " + args + " \"}\"";
-        break;
-      case ToolCallFamily::Generic:
-        call = "\"{\\\"name\\\": \" " + name + " \", \\\"arguments\\\": \" " + args + " \"}\"";
+      case ToolCallFormat::Llama3: call = json_call(name, "parameters", args); break;
+      case ToolCallFormat::Mistral: call = json_call(name, "arguments", args); break;  // an entry of the array
+      case ToolCallFormat::DeepSeek:  // markers: calls begin, calls end, call begin, call end, sep
+        call = gbnf_literal(markers[2] + "function" + markers[4] + t.name + "\n```json\n") + " " + args + " " +
+               gbnf_literal("\n```" + markers[3]);
         break;
     }
     calls += (calls.empty() ? "" : " | ") + call;
   }
-  const bool several = parallel && family == ToolCallFamily::Hermes;  // the other formats hold one call
-  return writer.text(several ? "( " + calls + " ) ( \"\\n\" ( " + calls + " ) )*" : "( " + calls + " )");
+  const std::string one = "( " + calls + " )";
+  const auto repeated = [&](const std::string& separator) {
+    return parallel ? one + " ( " + gbnf_literal(separator) + " " + one + " )*" : one;
+  };
+  switch (format) {
+    case ToolCallFormat::Hermes:
+    case ToolCallFormat::Generic: return writer.text(repeated("\n"));
+    case ToolCallFormat::Llama3: return writer.text(one);  // the JSON form holds one call
+    case ToolCallFormat::Mistral:
+      return writer.text(gbnf_literal(markers[0] + "[") + " " + repeated(", ") + " " + gbnf_literal("]"));
+    case ToolCallFormat::DeepSeek:
+      return writer.text(gbnf_literal(markers[0]) + " " + repeated("\n") + " " + gbnf_literal(markers[1]));
+  }
+  return writer.text(one);
 }
 
 std::string schema_gbnf(const Json& schema, const std::string& field) {
@@ -145,7 +174,7 @@ std::vector<Tool> named(const std::vector<Tool>& tools, const std::string& name,
 
 void force_tools(const ServedModel& model, const std::vector<Tool>& tools, bool parallel, Constraint& c) {
   if (tools.empty()) throw invalid_field("tool_choice", "forces a tool call, but 'tools' holds no function");
-  set_once(c, tool_calls_gbnf(tools, tool_call_family(model.tokenizer().chat_template()), parallel), "tool_choice");
+  set_once(c, tool_calls_gbnf(tools, model.tool_format(), parallel), "tool_choice");
 }
 
 std::shared_ptr<grammar::TokenConstraint> compile(const ServedModel& model, const Constraint& c) {
@@ -158,15 +187,6 @@ std::shared_ptr<grammar::TokenConstraint> compile(const ServedModel& model, cons
 }
 
 }  // namespace
-
-ToolCallFamily tool_call_family(std::string_view chat_template) {
-  if (chat_template.empty() || chat_template.find("<tool_call>") != std::string_view::npos) return ToolCallFamily::Hermes;
-  if (chat_template.find("<|start_header_id|>") != std::string_view::npos &&
-      chat_template.find("\"parameters\"") != std::string_view::npos) {
-    return ToolCallFamily::Llama3;
-  }
-  return ToolCallFamily::Generic;
-}
 
 std::shared_ptr<grammar::TokenConstraint> openai_output_constraint(const Fields& body, const ServedModel& model) {
   Constraint c;

@@ -5,12 +5,14 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "api/anthropic.h"
 #include "api/api_error.h"
 #include "api/openai.h"
 #include "adapter_test_support.h"
+#include "chat/tool_call_parser.h"
 #include "fake_engine.h"
 
 namespace pensieve::testing {
@@ -28,8 +30,12 @@ bool accepts(const std::shared_ptr<grammar::TokenConstraint>& c, const std::stri
 }
 
 struct Harness {
+  // `chat_template`: what --chat-template would give; none: the fixture's own (it has none, so ChatML).
+  explicit Harness(std::optional<std::string> chat_template = std::nullopt)
+      : model("m", engine, tok(), std::move(chat_template)) {}
+
   FakeEngine engine;
-  api::ServedModel model{"m", engine, tok()};
+  api::ServedModel model;
 
   std::shared_ptr<grammar::TokenConstraint> openai(const Json& extra) {
     Json body = {{"model", "m"}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}};
@@ -55,17 +61,6 @@ std::string read_template(const std::string& name) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-TEST(ConstraintFields, ToolCallFamilyFromTheTemplate) {
-  using api::ToolCallFamily;
-  EXPECT_EQ(api::tool_call_family(read_template("Qwen-Qwen2.5-7B-Instruct")), ToolCallFamily::Hermes);
-  EXPECT_EQ(api::tool_call_family(read_template("Qwen-Qwen3-0.6B")), ToolCallFamily::Hermes);
-  EXPECT_EQ(api::tool_call_family(read_template("NousResearch-Hermes-3-Llama-3.1-8B-tool_use")), ToolCallFamily::Hermes);
-  EXPECT_EQ(api::tool_call_family(read_template("meta-llama-Llama-3.1-8B-Instruct")), ToolCallFamily::Llama3);
-  EXPECT_EQ(api::tool_call_family(read_template("meta-llama-Llama-3.2-3B-Instruct")), ToolCallFamily::Llama3);
-  EXPECT_EQ(api::tool_call_family(read_template("google-gemma-2-2b-it")), ToolCallFamily::Generic);
-  EXPECT_EQ(api::tool_call_family(""), ToolCallFamily::Hermes);  // the ChatML fallback
 }
 
 TEST(ConstraintFields, NoConstraintFieldsMeanNoGrammar) {
@@ -125,6 +120,39 @@ TEST(ConstraintFields, ForcedToolCallsUseTheFamilyMarkup) {
                              {"tool_choice", {{"type", "tool"}, {"name", "get_time"}, {"disable_parallel_tool_use", true}}}});
   EXPECT_TRUE(accepts(a_tool, "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>"));
   EXPECT_FALSE(accepts(a_tool, call));
+}
+
+// A forced call is written in the markup that main's tool-call parser reads for the served template's family
+// (the template given as --chat-template here), so it comes back as tool_calls / tool_use. The calls below
+// are written by hand from each family's documented syntax.
+TEST(ConstraintFields, ForcedCallsAreWhatTheServedTemplatesParserReads) {
+  const std::string ds = "\xEF\xBD\x9Ctool\xE2\x96\x81";  // "｜tool▁", the start of DeepSeek's markers
+  const std::string deepseek = "<" + ds + "calls\xE2\x96\x81" "begin\xEF\xBD\x9C><" + ds + "call\xE2\x96\x81" "begin\xEF\xBD\x9C>function<" +
+                               ds + "sep\xEF\xBD\x9C>get_weather\n```json\n{\"city\": \"Paris\"}\n```<" + ds +
+                               "call\xE2\x96\x81" "end\xEF\xBD\x9C><" + ds + "calls\xE2\x96\x81" "end\xEF\xBD\x9C>";
+  const std::string hermes = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>";
+  const std::pair<const char*, std::string> cases[] = {
+      {"Qwen-Qwen3-0.6B", hermes},
+      {"Qwen-Qwen2.5-7B-Instruct", hermes},
+      {"google-gemma-2-2b-it", hermes},  // no known family: the generic parser, which reads <tool_call> blocks
+      {"meta-llama-Llama-3.1-8B-Instruct", "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\"}}"},
+      {"Mistral-Small-3.2-24B-Instruct-2506", "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}]"},
+      {"deepseek-ai-DeepSeek-R1-Distill-Qwen-32B", deepseek},
+  };
+  for (const auto& [name, call] : cases) {
+    Harness h(read_template(name));
+    const auto forced = h.openai({{"tools", {kWeather, kTime}}, {"tool_choice", "required"}});
+    EXPECT_TRUE(accepts(forced, call)) << name;
+    EXPECT_FALSE(accepts(forced, "{\"city\": \"Paris\"}")) << name;
+    const std::vector<chat::OutputPiece> parsed = chat::parse_tool_calls(h.model.tool_format(), call, {"get_weather"});
+    ASSERT_EQ(parsed.size(), 1u) << name;
+    EXPECT_EQ(parsed[0].kind, chat::OutputPiece::Kind::ToolCall) << name;
+    EXPECT_EQ(parsed[0].call.name, "get_weather") << name;
+    EXPECT_EQ(Json::parse(parsed[0].call.arguments), Json({{"city", "Paris"}})) << name;
+  }
+  // The override wins over the fixture's own template (none: ChatML, Hermes markup).
+  Harness llama(read_template("meta-llama-Llama-3.1-8B-Instruct"));
+  EXPECT_FALSE(accepts(llama.openai({{"tools", {kWeather}}, {"tool_choice", "required"}}), hermes));
 }
 
 void expect_400(const std::function<void()>& f, const std::string& param, const std::string& text = {}) {
