@@ -6,19 +6,30 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
 import Ajv from 'ajv';
-import { startServer, stopServer } from './pensieve_server.mjs';
+import { startListening, stopProcess } from './server_process.mjs';
 
-const MODEL = `${process.env.PENSIEVE_FIXTURES_DIR}/models/llama3-tiny/llama3-tiny-f32.gguf`;
+const BIN = process.env.PENSIEVE_BIN;
+const FIX = process.env.PENSIEVE_FIXTURES_DIR;
+const MODEL = `${FIX}/models/llama3-tiny/llama3-tiny-f32.gguf`;
 const NAME = 'tiny';
 let server, openai, anthropic;
 const ajv = new Ajv({ strict: false });
 
+// `pensieve serve ...args` on a free port; stopped by stopServer, which expects exit code 0 on SIGTERM.
+async function startServer(args) {
+  assert.ok(BIN, 'PENSIEVE_BIN must name the pensieve binary');
+  return startListening(BIN, ['serve', '--port', '0', '--quiet', ...args]);
+}
+async function stopServer(proc) {
+  assert.equal(await stopProcess(proc), 0, 'pensieve serve should exit 0 on SIGTERM');
+}
+
 before(async () => {
-  const { proc, base } = await startServer(['--model', MODEL, '--alias', NAME, '--parallel', '16',
-    '--ctx-size', '1024', '--threads', '2']);
-  server = proc;
-  openai = new OpenAI({ baseURL: `${base}/v1`, apiKey: 'unused', maxRetries: 0 });
-  anthropic = new Anthropic({ baseURL: base, apiKey: 'unused', maxRetries: 0 });
+  let url;
+  ({ proc: server, url } = await startServer(['--model', MODEL, '--alias', NAME, '--parallel', '16',
+    '--ctx-size', '1024', '--threads', '2']));
+  openai = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  anthropic = new Anthropic({ baseURL: url, apiKey: 'unused', maxRetries: 0 });
 });
 
 after(async () => stopServer(server));
@@ -105,17 +116,12 @@ test('OpenAI json_object: answers that end are JSON objects, with n choices', as
   assert.ok(ended >= 1, 'at least one free-form object should end within 900 tokens');
 });
 
-// Until tool calls are parsed from the output, a forced call arrives as text in the family's markup (the
-// fixture has no chat template: the ChatML fallback, Hermes style); once parsed, as tool_calls / tool_use.
-function openaiCall(message) {
-  if (message.tool_calls?.length) {
-    const f = message.tool_calls[0].function;
-    return { name: f.name, args: JSON.parse(f.arguments) };
-  }
-  const m = message.content.match(/^<tool_call>\n([\s\S]*)\n<\/tool_call>$/);
-  assert.ok(m, `not a tool call: ${message.content}`);
-  const call = JSON.parse(m[1]);
-  return { name: call.name, args: call.arguments };
+// A forced call comes back parsed (the fixture has no chat template: the ChatML fallback, Hermes markup).
+function openaiCall(choice) {
+  assert.ok(choice.message.tool_calls?.length, `not a tool call: ${JSON.stringify(choice.message)}`);
+  assert.equal(choice.finish_reason, 'tool_calls');
+  const f = choice.message.tool_calls[0].function;
+  return { name: f.name, args: JSON.parse(f.arguments) };
 }
 
 const WEATHER = {
@@ -135,7 +141,7 @@ test('OpenAI tool_choice forces a call of the named function with valid argument
       model: NAME, messages: user('Weather in Paris?'), max_tokens: 600, temperature: 1, seed, tools,
       parallel_tool_calls: false, tool_choice: { type: 'function', function: { name: 'get_weather' } },
     });
-    const call = openaiCall(r.choices[0].message);
+    const call = openaiCall(r.choices[0]);
     assert.equal(call.name, 'get_weather');
     assert.ok(ajv.validate(WEATHER, call.args), JSON.stringify(call.args));
   }
@@ -143,7 +149,7 @@ test('OpenAI tool_choice forces a call of the named function with valid argument
     model: NAME, messages: user('Do something'), max_tokens: 600, temperature: 1, seed: 9, tools,
     parallel_tool_calls: false, tool_choice: 'required',
   });
-  const call = openaiCall(any.choices[0].message);
+  const call = openaiCall(any.choices[0]);
   assert.ok(['get_weather', 'get_time'].includes(call.name));
 });
 
@@ -155,18 +161,54 @@ test('Anthropic tool_choice tool / any force a tool call with valid input', asyn
       model: NAME, max_tokens: 600, temperature: 1, messages: user('Weather?'), tools: atools, tool_choice,
     });
     const use = msg.content.find((b) => b.type === 'tool_use');
-    let input;
-    if (use) {
-      assert.equal(use.name, 'get_weather');
-      input = use.input;
-    } else {
-      const m = msg.content[0].text.match(/^<tool_call>\n([\s\S]*)\n<\/tool_call>$/);
-      assert.ok(m, msg.content[0].text);
-      const call = JSON.parse(m[1]);
-      assert.equal(call.name, 'get_weather');
-      input = call.arguments;
+    assert.ok(use, JSON.stringify(msg.content));
+    assert.equal(msg.stop_reason, 'tool_use');
+    assert.equal(use.name, 'get_weather');
+    assert.ok(ajv.validate(WEATHER, use.input), JSON.stringify(use.input));
+  }
+});
+
+test('a forced call on a Qwen-template model (--chat-template) comes back as tool_calls / tool_use', async () => {
+  const { proc, url } = await startServer(['--model', `${FIX}/models/qwen3-tiny/qwen3-tiny-f32.gguf`, '--alias', 'qwen',
+    '--chat-template', `${FIX}/templates/Qwen-Qwen3-0.6B/template.jinja`, '--ctx-size', '2048', '--threads', '2']);
+  try {
+    const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 0 });
+    for (const seed of [1, 2]) {
+      const r = await client.chat.completions.create({
+        model: 'qwen', messages: user('Weather in Paris?'), max_tokens: 400, temperature: 1, seed, tools,
+        tool_choice: 'required', parallel_tool_calls: false,
+      });
+      const c = r.choices[0];
+      assert.equal(c.finish_reason, 'tool_calls', JSON.stringify(c.message));
+      assert.equal(c.message.content, null);
+      assert.equal(c.message.tool_calls.length, 1);
+      const f = c.message.tool_calls[0].function;
+      assert.ok(['get_weather', 'get_time'].includes(f.name), f.name);
+      const args = JSON.parse(f.arguments);
+      if (f.name === 'get_weather') assert.ok(ajv.validate(WEATHER, args), f.arguments);
     }
-    assert.ok(ajv.validate(WEATHER, input), JSON.stringify(input));
+    // Parallel calls: the random weights may keep calling until max_tokens; the complete ones are parsed.
+    const many = await client.chat.completions.create({
+      model: 'qwen', messages: user('Weather in Paris?'), max_tokens: 400, temperature: 1, seed: 3, tools,
+      tool_choice: { type: 'function', function: { name: 'get_weather' } },
+    });
+    assert.ok(many.choices[0].message.tool_calls?.length >= 1, JSON.stringify(many.choices[0].message));
+    for (const tc of many.choices[0].message.tool_calls) {
+      assert.equal(tc.function.name, 'get_weather');
+      assert.ok(ajv.validate(WEATHER, JSON.parse(tc.function.arguments)), tc.function.arguments);
+    }
+    const msg = await new Anthropic({ baseURL: url, apiKey: 'unused', maxRetries: 0 }).messages.create({
+      model: 'qwen', max_tokens: 400, temperature: 1, messages: user('Weather?'),
+      tools: [{ name: 'get_weather', input_schema: WEATHER }],
+      tool_choice: { type: 'tool', name: 'get_weather', disable_parallel_tool_use: true },
+    });
+    assert.equal(msg.stop_reason, 'tool_use', JSON.stringify(msg.content));
+    const uses = msg.content.filter((b) => b.type === 'tool_use');
+    assert.equal(uses.length, 1, JSON.stringify(msg.content));
+    assert.equal(uses[0].name, 'get_weather');
+    assert.ok(ajv.validate(WEATHER, uses[0].input), JSON.stringify(uses[0].input));
+  } finally {
+    await stopServer(proc);
   }
 });
 
