@@ -76,6 +76,8 @@ TEST(Errors, UnknownResponseFormatsAndUnenforceableSchemasAreRefused) {
   EXPECT_NE(r.body.find("pattern"), std::string::npos) << r.body;  // the keyword at fault
   b["response_format"] = {{"type", "text"}};
   EXPECT_EQ(h.post("/v1/chat/completions", b).status, 200);
+  b["response_format"] = {{"type", "json_object"}};  // refused before constrained decoding; enforced now
+  EXPECT_EQ(h.post("/v1/chat/completions", b).status, 200);
 }
 
 TEST(Errors, UnknownModelIs404) {
