@@ -57,7 +57,7 @@ std::string json_call(const std::string& name, const std::string& key, const std
          gbnf_literal("}");
 }
 
-// Tool calls in the markup main's tool-call parser reads for `format` (src/chat/tool_call_parser.cpp), so a
+// Tool calls in the markup the tool-call parser reads for `format` (src/chat/tool_call_parser.cpp), so a
 // forced call comes back as tool_calls / tool_use. Markers are written as text: the grammar never emits a
 // control token, and the parser reads the text the same way.
 std::string tool_calls_gbnf(const std::vector<Tool>& tools, chat::ToolCallFormat format, bool parallel) {

@@ -385,10 +385,13 @@ Outcome openai_chat_completions(std::span<const ServedModel* const> models, std:
   o.parallel_tool_calls = body.boolean("parallel_tool_calls").value_or(true);
 
   ServedModel::ChatPrompt prompt = model.render_chat(messages, tools, template_kwargs ? *template_kwargs : Json());
-  o.output = output_options(model, tools, prompt.opens_reasoning);
+  auto grammar = openai_output_constraint(body, model);
+  // A constrained answer is all answer: the grammar holds from the first token, so text that follows a prompt
+  // which opened <think> is not reasoning (else a forced call or a JSON answer would vanish into it).
+  o.output = output_options(model, tools, prompt.opens_reasoning && !grammar);
   engine::GenerationRequest request = base_request(body, model, std::move(prompt.ids));
   request.sampling.top_logprobs = o.logprobs;
-  request.grammar = openai_output_constraint(body, model);
+  request.grammar = std::move(grammar);
   auto handle = submit_or_throw(model.engine(), std::move(request), "messages");
   return std::make_unique<OpenAiGeneration>(std::move(handle), model, o);
 }

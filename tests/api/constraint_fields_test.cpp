@@ -122,22 +122,29 @@ TEST(ConstraintFields, ForcedToolCallsUseTheFamilyMarkup) {
   EXPECT_FALSE(accepts(a_tool, call));
 }
 
-// A forced call is written in the markup that main's tool-call parser reads for the served template's family
-// (the template given as --chat-template here), so it comes back as tool_calls / tool_use. The calls below
-// are written by hand from each family's documented syntax.
+// DeepSeek-R1's markup for get_weather({"city": "Paris"}), written out from its template.
+std::string deepseek_weather_call() {
+  const std::string bar = "\xEF\xBD\x9C", space = "\xE2\x96\x81";  // the fullwidth bar and the block space
+  const auto marker = [&](const std::string& what) { return "<" + bar + "tool" + space + what + bar + ">"; };
+  return marker("calls" + space + "begin") + marker("call" + space + "begin") + "function" + marker("sep") +
+         "get_weather\n```json\n{\"city\": \"Paris\"}\n```" + marker("call" + space + "end") +
+         marker("calls" + space + "end");
+}
+
+// A forced call is written in the markup that the tool-call parser (src/chat) reads for the served template's
+// family (the template given as --chat-template here), so it comes back as tool_calls / tool_use. The calls
+// below are written by hand from each family's documented syntax.
 TEST(ConstraintFields, ForcedCallsAreWhatTheServedTemplatesParserReads) {
-  const std::string ds = "\xEF\xBD\x9Ctool\xE2\x96\x81";  // "｜tool▁", the start of DeepSeek's markers
-  const std::string deepseek = "<" + ds + "calls\xE2\x96\x81" "begin\xEF\xBD\x9C><" + ds + "call\xE2\x96\x81" "begin\xEF\xBD\x9C>function<" +
-                               ds + "sep\xEF\xBD\x9C>get_weather\n```json\n{\"city\": \"Paris\"}\n```<" + ds +
-                               "call\xE2\x96\x81" "end\xEF\xBD\x9C><" + ds + "calls\xE2\x96\x81" "end\xEF\xBD\x9C>";
-  const std::string hermes = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>";
+  const std::string hermes =
+      "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>";
   const std::pair<const char*, std::string> cases[] = {
       {"Qwen-Qwen3-0.6B", hermes},
       {"Qwen-Qwen2.5-7B-Instruct", hermes},
       {"google-gemma-2-2b-it", hermes},  // no known family: the generic parser, which reads <tool_call> blocks
       {"meta-llama-Llama-3.1-8B-Instruct", "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\"}}"},
-      {"Mistral-Small-3.2-24B-Instruct-2506", "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}]"},
-      {"deepseek-ai-DeepSeek-R1-Distill-Qwen-32B", deepseek},
+      {"Mistral-Small-3.2-24B-Instruct-2506",
+       "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}]"},
+      {"deepseek-ai-DeepSeek-R1-Distill-Qwen-32B", deepseek_weather_call()},
   };
   for (const auto& [name, call] : cases) {
     Harness h(read_template(name));
@@ -190,6 +197,34 @@ TEST(ConstraintFields, BadConstraintsAre400sNamingTheField) {
   EXPECT_NE(h.openai({{"tools", {strict_tool}}, {"tool_choice", "required"}}), nullptr);
   expect_400([&] { h.anthropic({{"tool_choice", {{"type", "any"}}}}); }, "tool_choice");
   expect_400([&] { h.anthropic({{"tool_choice", {{"type", "sometimes"}}}}); }, "tool_choice.type");
+}
+
+// DeepSeek-R1's template (the fixture's copy, with enable_thinking) opens <think> in the prompt; a constrained
+// answer holds from the first token, so it is read as the answer, not as reasoning: the JSON comes back as
+// content, a forced call as a tool call.
+TEST(ConstraintFields, AConstrainedAnswerAfterAnOpenThinkIsNotReasoning) {
+  Harness h(read_template("deepseek-ai-DeepSeek-R1-Distill-Qwen-32B"));
+  const api::ServedModel* models[] = {&h.model};
+  const auto message = [&](const std::string& extra) {
+    h.engine.script = {"{\"a\": ", "1}"};
+    auto o = api::openai_chat_completions(models, R"({"model":"m","messages":[{"role":"user","content":"hi"}],)"
+                                                  R"("chat_template_kwargs":{"enable_thinking":true})" + extra + "}");
+    return Json::parse(run_to_end(*std::get<std::unique_ptr<api::Generation>>(o)))["choices"][0]["message"];
+  };
+  EXPECT_EQ(message("")["reasoning_content"], "{\"a\": 1}") << "without a grammar the prompt's <think> holds";
+  const Json constrained = message(R"(,"response_format":{"type":"json_object"})");
+  EXPECT_EQ(constrained["content"], "{\"a\": 1}");
+  EXPECT_FALSE(constrained.contains("reasoning_content")) << constrained.dump();
+
+  h.engine.script = {deepseek_weather_call()};
+  auto o = api::anthropic_messages(models, R"({"model":"m","max_tokens":50,"messages":[{"role":"user","content":"hi"}],
+      "tools":[{"name":"get_weather","input_schema":{"type":"object"}}],"tool_choice":{"type":"any"},
+      "thinking":{"type":"enabled","budget_tokens":100}})");
+  const Json reply = Json::parse(run_to_end(*std::get<std::unique_ptr<api::Generation>>(o)));
+  EXPECT_EQ(reply["stop_reason"], "tool_use") << reply.dump();
+  ASSERT_EQ(reply["content"].size(), 1u) << reply.dump();
+  EXPECT_EQ(reply["content"][0]["type"], "tool_use");
+  EXPECT_EQ(reply["content"][0]["input"], Json({{"city", "Paris"}}));
 }
 
 TEST(ConstraintFields, TheAdaptersHandTheGrammarToTheEngine) {
