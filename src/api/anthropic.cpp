@@ -4,6 +4,7 @@
 
 #include "api/api_error.h"
 #include "api/chat_output.h"
+#include "api/constraint_fields.h"
 #include "api/sampling_fields.h"
 #include "api/tool_history.h"
 
@@ -251,7 +252,9 @@ Outcome anthropic_messages(std::span<const ServedModel* const> models, std::stri
   if (!max_tokens) throw invalid_field("max_tokens", "is required");
   const Conversation conversation = conversation_of(body);
   ServedModel::ChatPrompt prompt = prompt_of(conversation, model);
-  const chat::OutputOptions output = output_options(model, conversation.tools, prompt.opens_reasoning);
+  auto grammar = anthropic_output_constraint(body, model);
+  // A constrained answer is all answer, even after a prompt that opened <think> (as on the OpenAI route).
+  const chat::OutputOptions output = output_options(model, conversation.tools, prompt.opens_reasoning && !grammar);
   engine::GenerationRequest r;
   r.prompt = std::move(prompt.ids);
   if (auto v = body.number("temperature", 0.0, 1.0)) r.sampling.temperature = static_cast<float>(*v);
@@ -264,6 +267,7 @@ Outcome anthropic_messages(std::span<const ServedModel* const> models, std::stri
   r.stop.ignore_eos = body.boolean("ignore_eos").value_or(false);
   if (const Json* metadata = body.object("metadata")) Fields(*metadata, "metadata").string("user_id");
   const bool stream = body.boolean("stream").value_or(false);
+  r.grammar = std::move(grammar);
   auto handle = submit_or_throw(model.engine(), std::move(r), "messages");
   return std::make_unique<AnthropicGeneration>(std::move(handle), model, stream, conversation, output);
 }

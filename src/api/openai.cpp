@@ -4,6 +4,7 @@
 
 #include "api/api_error.h"
 #include "api/chat_output.h"
+#include "api/constraint_fields.h"
 #include "api/sampling_fields.h"
 #include "api/tool_history.h"
 #include "chat/chat_template.h"
@@ -52,16 +53,6 @@ Json chat_messages(const Fields& body) {
   Json flat = chat::flatten_content_parts(out);
   normalize_openai_tool_history(flat);
   return flat;
-}
-
-void check_response_format(const Fields& body) {
-  const Json* rf = body.object("response_format");
-  if (!rf) return;
-  Fields f(*rf, "response_format");
-  const std::string type = f.required_string("type");
-  if (type != "text") {
-    throw invalid_field("response_format", "type '" + type + "' is not supported yet (no constrained decoding); use 'text'");
-  }
 }
 
 int read_n(const Fields& body) {
@@ -376,7 +367,6 @@ Outcome openai_chat_completions(std::span<const ServedModel* const> models, std:
   const Fields body(body_json, "");
   const ServedModel& model = pick_model(models, body);
   Json messages = chat_messages(body);
-  check_response_format(body);
   Json tools = openai_tools(body);
   if (const Json* choice = body.get("tool_choice")) {
     if (choice->is_string() && *choice == "none") tools = nullptr;
@@ -395,9 +385,13 @@ Outcome openai_chat_completions(std::span<const ServedModel* const> models, std:
   o.parallel_tool_calls = body.boolean("parallel_tool_calls").value_or(true);
 
   ServedModel::ChatPrompt prompt = model.render_chat(messages, tools, template_kwargs ? *template_kwargs : Json());
-  o.output = output_options(model, tools, prompt.opens_reasoning);
+  auto grammar = openai_output_constraint(body, model);
+  // A constrained answer is all answer: the grammar holds from the first token, so text that follows a prompt
+  // which opened <think> is not reasoning (else a forced call or a JSON answer would vanish into it).
+  o.output = output_options(model, tools, prompt.opens_reasoning && !grammar);
   engine::GenerationRequest request = base_request(body, model, std::move(prompt.ids));
   request.sampling.top_logprobs = o.logprobs;
+  request.grammar = std::move(grammar);
   auto handle = submit_or_throw(model.engine(), std::move(request), "messages");
   return std::make_unique<OpenAiGeneration>(std::move(handle), model, o);
 }
@@ -430,6 +424,7 @@ Outcome openai_completions(std::span<const ServedModel* const> models, std::stri
 
   engine::GenerationRequest request = base_request(body, model, std::move(ids));
   request.sampling.top_logprobs = o.logprobs;
+  request.grammar = openai_output_constraint(body, model);
   auto handle = submit_or_throw(model.engine(), std::move(request), "prompt");
   return std::make_unique<OpenAiGeneration>(std::move(handle), model, o);
 }

@@ -14,7 +14,8 @@ ServedModel::ServedModel(std::string id, engine::Engine& engine, const tokenizer
       created_(std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
                    .count()),
       engine_(engine),
-      tokenizer_(tokenizer) {
+      tokenizer_(tokenizer),
+      constraints_(std::make_unique<grammar::ConstraintCache>(tokenizer)) {
   const std::string& own = chat_template ? *chat_template : tokenizer.chat_template();
   chat::TemplateChoice choice = chat::choose_template(own.empty() ? std::nullopt : std::optional<std::string>(own));
   template_ = std::make_unique<chat::ChatTemplate>(choice.source);

@@ -13,6 +13,7 @@
 #include "chat/chat_template.h"
 #include "chat/tool_call_format.h"
 #include "engine/serving_engine.h"
+#include "grammar/constraint_cache.h"
 #include "tokenizer/tokenizer.h"
 
 namespace pensieve::api {
@@ -36,6 +37,8 @@ class ServedModel {
   // How this model writes tool calls and whether it thinks in <think> tags, read from its chat template.
   chat::ToolCallFormat tool_format() const { return tool_format_; }
   bool reasons() const { return reasons_; }
+  // Compiled output grammars for this model's vocabulary (constrained decoding), shared by its requests.
+  grammar::ConstraintCache& constraints() const { return *constraints_; }
 
   // Renders the chat template over `messages` (each content already a string or null) with the generation
   // prompt and tokenizes the result, special tokens parsed. `tools` is passed when not null.
@@ -67,6 +70,7 @@ class ServedModel {
   std::vector<std::pair<int32_t, std::string>> marker_tokens_;
   std::string bos_text_;
   std::string eos_text_;
+  std::unique_ptr<grammar::ConstraintCache> constraints_;
 };
 
 // The model named by the body's "model" field. Required: a missing one is a 400, an unknown one a 404.

@@ -2,10 +2,15 @@
 // What a caller hands the serving engine and what it gets back. The HTTP side builds a GenerationRequest from
 // an API body and reads GenerationEvents from a RequestHandle; it never touches model state.
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
+
+namespace pensieve::grammar {
+class TokenConstraint;
+}
 
 namespace pensieve::engine {
 
@@ -36,6 +41,10 @@ struct GenerationRequest {
   StopCriteria stop;
   int n = 1;              // choices sharing the prompt's KV blocks
   int priority = 0;       // higher goes first among waiting requests; FCFS within a priority
+  // Constrained decoding: every choice's output stays inside this grammar (built for the engine's vocabulary;
+  // shared, so its cached masks serve every request that uses it). A choice whose grammar is complete and
+  // allows nothing more ends with FinishReason::Stop.
+  std::shared_ptr<grammar::TokenConstraint> grammar;
 };
 
 enum class FinishReason { Stop, Length, Cancelled, Error };

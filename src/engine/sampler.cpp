@@ -1,6 +1,8 @@
 #include "engine/sampler.h"
 
 #include <algorithm>
+#include <bit>
+#include <cstdint>
 #include <cmath>
 #include <limits>
 
@@ -58,24 +60,52 @@ void Sampler::apply_penalties(std::span<float> logits, const SamplingParams& p, 
   }
 }
 
-int32_t Sampler::sample(std::span<float> logits, const SamplingParams& params, std::span<const int32_t> history,
-                        size_t n_prompt, SequenceRng& rng) {
-  apply_logit_bias(logits, params.logit_bias);
-  apply_penalties(logits, params, history, n_prompt);
-  if (params.temperature <= 0.0f) {
-    return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-  }
-  return draw(logits, params, rng);
-}
+namespace {
 
-int32_t Sampler::draw(std::span<float> logits, const SamplingParams& params, SequenceRng& rng) {
-  const auto better = [](const Candidate& a, const Candidate& b) { return a.p > b.p || (a.p == b.p && a.id < b.id); };
-  candidates_.clear();
-  for (size_t i = 0; i < logits.size(); ++i) {
-    if (logits[i] != -std::numeric_limits<float>::infinity()) {
-      candidates_.push_back({static_cast<int32_t>(i), logits[i] / params.temperature});
+// Calls f(t) for every token `allowed` lets through (every token when it is empty), in ascending order.
+template <typename F>
+void for_each_allowed(size_t n, const AllowedTokens& allowed, F f) {
+  if (!allowed.ids.empty()) {
+    for (int32_t id : allowed.ids) f(static_cast<size_t>(id));
+  } else if (allowed.bits.empty()) {
+    for (size_t t = 0; t < n; ++t) f(t);
+  } else {
+    for (size_t w = 0; w < allowed.bits.size(); ++w) {
+      for (uint64_t bits = allowed.bits[w]; bits; bits &= bits - 1) {
+        const size_t t = w * 64 + static_cast<size_t>(std::countr_zero(bits));
+        if (t >= n) return;
+        f(t);
+      }
     }
   }
+}
+
+}  // namespace
+
+int32_t Sampler::sample(std::span<float> logits, const SamplingParams& params, std::span<const int32_t> history,
+                        size_t n_prompt, SequenceRng& rng, AllowedTokens allowed) {
+  apply_logit_bias(logits, params.logit_bias);
+  apply_penalties(logits, params, history, n_prompt);
+  if (params.temperature > 0.0f) return draw(logits, params, rng, allowed);
+  if (allowed.empty()) {
+    return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  }
+  size_t best = SIZE_MAX;  // the first of the best allowed tokens
+  for_each_allowed(logits.size(), allowed, [&](size_t t) {
+    if (best == SIZE_MAX || logits[t] > logits[best]) best = t;
+  });
+  return best == SIZE_MAX ? 0 : static_cast<int32_t>(best);
+}
+
+int32_t Sampler::draw(std::span<float> logits, const SamplingParams& params, SequenceRng& rng,
+                      const AllowedTokens& allowed) {
+  const auto better = [](const Candidate& a, const Candidate& b) { return a.p > b.p || (a.p == b.p && a.id < b.id); };
+  candidates_.clear();
+  for_each_allowed(logits.size(), allowed, [&](size_t t) {
+    if (logits[t] != -std::numeric_limits<float>::infinity()) {
+      candidates_.push_back({static_cast<int32_t>(t), logits[t] / params.temperature});
+    }
+  });
   if (candidates_.empty()) return 0;  // every token banned: nothing sensible to draw
 
   const bool want_sorted = params.top_p < 1.0f;

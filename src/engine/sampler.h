@@ -2,7 +2,9 @@
 // Turning one row of logits into the next token of one sequence. Pure given its inputs: the sequence's own
 // history and its own RNG, so a token never depends on what else is in the batch. Order of the transforms:
 // logit_bias -> repetition penalty (last N tokens of prompt + output) -> presence / frequency penalties
-// (output tokens) -> greedy argmax at temperature 0, else temperature -> top_k -> top_p -> min_p -> draw.
+// (output tokens) -> greedy argmax at temperature 0, else temperature -> top_k -> top_p -> min_p -> draw,
+// where a grammar's mask limits the argmax and the draw to the tokens it allows (no transform brings the
+// others back; the row is only read, not rewritten, for them).
 // A Sampler holds vocab-sized scratch reused for every call, so sampling allocates nothing per token.
 #include <cstdint>
 #include <random>
@@ -26,14 +28,25 @@ class SequenceRng {
 // Seed of choice `choice` of a request seeded `seed`: distinct streams per choice, each reproducible.
 uint64_t choice_seed(uint64_t seed, int choice);
 
+// The tokens a grammar allows: a bitset (bit t of word t / 64) and, when few are allowed, their ids in
+// ascending order, which let the sampler look at those alone instead of the whole row.
+struct AllowedTokens {
+  AllowedTokens() = default;
+  AllowedTokens(std::span<const uint64_t> b, std::span<const int32_t> i = {}) : bits(b), ids(i) {}
+  std::span<const uint64_t> bits;
+  std::span<const int32_t> ids;
+  bool empty() const { return bits.empty() && ids.empty(); }
+};
+
 class Sampler {
  public:
   explicit Sampler(int vocab);
 
   // Picks a token from `logits` (modified in place). `history` is prompt + output so far, `n_prompt` of them
-  // the prompt.
+  // the prompt. `allowed`, when not empty, holds the tokens a grammar allows (at least one); the others are
+  // never picked.
   int32_t sample(std::span<float> logits, const SamplingParams& params, std::span<const int32_t> history,
-                 size_t n_prompt, SequenceRng& rng);
+                 size_t n_prompt, SequenceRng& rng, AllowedTokens allowed = {});
 
   // Log-softmax of `logits` at `token`, and (when top_n > 0) the top_n most likely tokens, best first, ties
   // by lower id. Call on the raw logits, before sample() changes them.
@@ -50,7 +63,8 @@ class Sampler {
     int32_t id;
     float p;  // logit, then probability
   };
-  int32_t draw(std::span<float> logits, const SamplingParams& params, SequenceRng& rng);
+  // Draws among the allowed tokens (all when `allowed` is empty).
+  int32_t draw(std::span<float> logits, const SamplingParams& params, SequenceRng& rng, const AllowedTokens& allowed);
   double log_sum_exp(std::span<const float> logits) const;
 
   int vocab_;

@@ -3,11 +3,13 @@
 // random stream, detokenizer and stop-string state. Only the engine thread touches these.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "engine/event_channel.h"
 #include "engine/sampler.h"
 #include "engine/stop_strings.h"
+#include "grammar/token_constraint.h"
 #include "tokenizer/incremental_detokenizer.h"
 
 namespace pensieve::engine {
@@ -30,7 +32,9 @@ struct Sequence {
         n_prompt(r.prompt.size()),
         rng(seed),
         detokenizer(tokenizer, /*render_special=*/false, /*strip_leading_space=*/false),
-        stops(r.stop.stop_strings) {}
+        stops(r.stop.stop_strings) {
+    if (r.grammar) grammar.emplace(r.grammar);
+  }
 
   // Positions fed to the model next: [n_computed, tokens.size()). One left means a decode step.
   int remaining() const { return static_cast<int>(tokens.size()) - n_computed; }
@@ -49,6 +53,7 @@ struct Sequence {
   SequenceRng rng;
   tokenizer::IncrementalDetokenizer detokenizer;
   StopStringMatcher stops;
+  std::optional<grammar::GrammarCursor> grammar;  // where this choice stands in the request's grammar
 };
 
 struct RequestState {

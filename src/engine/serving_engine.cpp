@@ -163,6 +163,7 @@ class ServingEngine final : public Engine {
     if (r.sampling.top_k < 0) return invalid("top_k must not be negative");
     if (!(r.sampling.repetition_penalty > 0.0f)) return invalid("repetition_penalty must be positive");
     if (r.sampling.top_logprobs > 20) return invalid("top_logprobs must be at most 20");
+    if (r.grammar && r.grammar->vocabulary().size() > vocab_) return invalid("the grammar was built for another vocabulary");
     if (static_cast<int>(r.prompt.size()) >= context_length_) {
       return SubmitRefused{SubmitRefused::Why::PromptTooLong,
                            "the prompt has " + std::to_string(r.prompt.size()) + " tokens; the context holds " +
@@ -462,7 +463,14 @@ class ServingEngine final : public Engine {
     const bool want_logprobs = params.top_logprobs >= 0;
     if (want_logprobs) std::copy(row.begin(), row.end(), raw_row_.begin());
 
-    const int32_t token = sampler_.sample(row, params, s.tokens, s.n_prompt, s.rng);
+    AllowedTokens allowed;
+    if (s.grammar) {
+      const auto* mask = grammar_mask(s);
+      if (!mask) return;
+      allowed = {mask->bits, mask->ids};
+    }
+    const int32_t token = sampler_.sample(row, params, s.tokens, s.n_prompt, s.rng, allowed);
+    const bool grammar_done = s.grammar && s.grammar->advance(token) && s.grammar->finished();
     s.tokens.push_back(token);
     ++s.n_generated;
     ++r.usage.completion_tokens;
@@ -485,6 +493,8 @@ class ServingEngine final : public Engine {
     } else if (auto matched = s.stops.push(s.detokenizer.push(token), e.text)) {
       e.finish = FinishReason::Stop;
       e.matched_stop = std::move(*matched);
+    } else if (grammar_done) {
+      e.finish = FinishReason::Stop;
     } else if (s.n_generated >= r.max_tokens || static_cast<int>(s.tokens.size()) >= context_length_) {
       e.finish = FinishReason::Length;
     }
@@ -503,6 +513,25 @@ class ServingEngine final : public Engine {
       }
     }
     finish_sequence(s, std::move(e));
+  }
+
+  // The tokens the sequence's grammar allows now; nullptr (and the sequence ended with an error) when it
+  // allows none or its matcher outgrew its limits.
+  const grammar::TokenMask* grammar_mask(Sequence& s) {
+    std::string error;
+    try {
+      const grammar::TokenMask& mask = s.grammar->allowed();
+      if (mask.allowed > 0) return &mask;
+      error = "the grammar allows no token of this vocabulary here";
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    GenerationEvent e;
+    e.choice = s.choice;
+    e.finish = FinishReason::Error;
+    e.error = error;
+    finish_sequence(s, std::move(e));
+    return nullptr;
   }
 
   void publish_stats() {

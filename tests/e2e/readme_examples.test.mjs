@@ -3,9 +3,10 @@
 // free port the server picked. A README example that stops working fails here.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFile } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { startListening, stopProcess } from './server_process.mjs';
 
 const BIN = process.env.PENSIEVE_BIN;
 // PENSIEVE_README_MODEL serves another file instead (scripts/test-cuda.sh: a synthesized 8B model on the GPU).
@@ -14,28 +15,6 @@ const MODEL = process.env.PENSIEVE_README_MODEL ??
 const README = fileURLToPath(new URL('../../README.md', import.meta.url));
 const README_ADDRESS = 'http://127.0.0.1:8080';
 let server, url;
-
-async function startServer() {
-  assert.ok(BIN, 'PENSIEVE_BIN must name the pensieve binary');
-  const proc = spawn(BIN, ['serve', '--model', MODEL, '--alias', 'demo', '--port', '0', '--parallel', '4',
-    '--ctx-size', '512', '--threads', '2', '--quiet'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const base = await new Promise((resolve, reject) => {
-    let out = '';
-    proc.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/listening on (http:\/\/\S+)/);
-      if (m) resolve(m[1]);
-    });
-    proc.on('exit', (code) => reject(new Error(`pensieve serve exited early (${code})`)));
-  });
-  for (let i = 0; i < 300; i++) {
-    const r = await fetch(`${base}/health`).catch(() => null);
-    if (r && r.status === 200) return { proc, base };
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  proc.kill('SIGKILL');
-  throw new Error('server never became ready');
-}
 
 // Every ```sh block of the README whose command starts with `curl`, backslash continuations joined.
 function readmeCurlCommands() {
@@ -57,17 +36,13 @@ function runShell(command) {
 }
 
 before(async () => {
-  ({ proc: server, base: url } = await startServer());
+  assert.ok(BIN, 'PENSIEVE_BIN must name the pensieve binary');
+  ({ proc: server, url } = await startListening(BIN, ['serve', '--model', MODEL, '--alias', 'demo', '--port', '0',
+    '--parallel', '4', '--ctx-size', '512', '--threads', '2', '--quiet']));
 });
 
 after(async () => {
-  if (!server || server.exitCode !== null) return;
-  const exited = new Promise((resolve) => server.on('exit', (code) => resolve(code)));
-  server.kill('SIGTERM');
-  const timer = setTimeout(() => server.kill('SIGKILL'), 15000);
-  const code = await exited;
-  clearTimeout(timer);
-  assert.equal(code, 0, 'pensieve serve should exit 0 on SIGTERM');
+  if (server) assert.equal(await stopProcess(server), 0, 'pensieve serve should exit 0 on SIGTERM');
 });
 
 // What each endpoint's answer must look like; the README's command names the endpoint and whether it streams.

@@ -3,51 +3,25 @@
 // port of 127.0.0.1 and always stopped (SIGTERM must end it with exit code 0).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
+import { startListening, stopProcess } from './server_process.mjs';
 
 const BIN = process.env.PENSIEVE_BIN;
 const MODEL = `${process.env.PENSIEVE_FIXTURES_DIR}/models/llama3-tiny/llama3-tiny-f32.gguf`;
 const NAME = 'tiny';
 let server, url, openai, anthropic;
 
-async function startServer() {
-  assert.ok(BIN, 'PENSIEVE_BIN must name the pensieve binary');
-  const proc = spawn(BIN, ['serve', '--model', MODEL, '--alias', NAME, '--port', '0', '--parallel', '20',
-    '--ctx-size', '512', '--threads', '2', '--quiet'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const base = await new Promise((resolve, reject) => {
-    let out = '';
-    proc.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/listening on (http:\/\/\S+)/);
-      if (m) resolve(m[1]);
-    });
-    proc.on('exit', (code) => reject(new Error(`pensieve serve exited early (${code})`)));
-  });
-  for (let i = 0; i < 300; i++) {
-    const r = await fetch(`${base}/health`).catch(() => null);
-    if (r && r.status === 200) return { proc, base };
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  proc.kill('SIGKILL');
-  throw new Error('server never became ready');
-}
-
 before(async () => {
-  ({ proc: server, base: url } = await startServer());
+  assert.ok(BIN, 'PENSIEVE_BIN must name the pensieve binary');
+  ({ proc: server, url } = await startListening(BIN, ['serve', '--model', MODEL, '--alias', NAME, '--port', '0',
+    '--parallel', '20', '--ctx-size', '512', '--threads', '2', '--quiet']));
   openai = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 0 });
   anthropic = new Anthropic({ baseURL: url, apiKey: 'unused', maxRetries: 0 });
 });
 
 after(async () => {
-  if (!server || server.exitCode !== null) return;
-  const exited = new Promise((resolve) => server.on('exit', (code, signal) => resolve({ code, signal })));
-  server.kill('SIGTERM');
-  const timer = setTimeout(() => server.kill('SIGKILL'), 15000);
-  const { code } = await exited;
-  clearTimeout(timer);
-  assert.equal(code, 0, 'pensieve serve should exit 0 on SIGTERM');
+  if (server) assert.equal(await stopProcess(server), 0, 'pensieve serve should exit 0 on SIGTERM');
 });
 
 const user = (content) => [{ role: 'user', content }];
@@ -128,7 +102,7 @@ test('OpenAI: errors surface as the SDK error classes', async () => {
     (e) => e instanceof OpenAI.NotFoundError && e.status === 404);
   await assert.rejects(openai.chat.completions.create({ model: NAME, messages: user('x'), temperature: 'hot' }),
     (e) => e instanceof OpenAI.BadRequestError && /temperature/.test(e.message));
-  await assert.rejects(openai.chat.completions.create({ model: NAME, messages: user('x'), response_format: { type: 'json_object' } }),
+  await assert.rejects(openai.chat.completions.create({ model: NAME, messages: user('x'), response_format: { type: 'xml' } }),
     (e) => e instanceof OpenAI.BadRequestError && /response_format/.test(e.message));
 });
 

@@ -168,5 +168,80 @@ TEST(Sampler, LogprobsAreTheLogSoftmaxOfTheRawLogits) {
   EXPECT_EQ(top[1].token, 1);
 }
 
+// A grammar mask as the engine passes it: bit t of word t / 64.
+std::vector<uint64_t> mask_of(size_t vocab, std::initializer_list<int> allowed) {
+  std::vector<uint64_t> bits((vocab + 63) / 64, 0);
+  for (int t : allowed) bits[static_cast<size_t>(t) / 64] |= uint64_t{1} << (t % 64);
+  return bits;
+}
+
+TEST(Sampler, GreedyTakesTheBestAllowedToken) {
+  Sampler s(130);
+  SequenceRng rng(1);
+  SamplingParams p;
+  p.temperature = 0;
+  std::vector<float> l(130, 0.0f);
+  l[3] = 9.0f;    // best, not allowed
+  l[70] = 2.0f;   // allowed
+  l[129] = 5.0f;  // best allowed, in the last (partial) word
+  const auto allowed = mask_of(130, {0, 70, 129});
+  EXPECT_EQ(s.sample(l, p, {}, 0, rng, {allowed}), 129);
+  std::vector<float> l2(130, 1.0f);
+  l2[3] = 50.0f;
+  p.logit_bias = {{3, 100.0f}};  // a bias cannot bring a masked token back
+  const auto only_64 = mask_of(130, {64});
+  EXPECT_EQ(s.sample(l2, p, {}, 0, rng, {only_64}), 64);
+  const std::vector<int32_t> ids{0, 70, 129};  // the same mask as a list of ids
+  std::vector<float> l3(130, 0.0f);
+  l3[3] = 9.0f;
+  l3[70] = 2.0f;
+  l3[129] = 5.0f;
+  p.logit_bias.clear();
+  EXPECT_EQ(s.sample(l3, p, {}, 0, rng, {allowed, ids}), 129);
+}
+
+TEST(Sampler, EverySamplingModeDrawsOnlyAllowedTokensInTheirProportions) {
+  // Allowed: 1 (p = 0.1), 2 (p = 0.3) and 5 (p = 0.2) of six; within them the draw follows 1 : 3 : 2.
+  const auto logits = logs_of({0.1, 0.1, 0.3, 0.1, 0.2, 0.2});
+  const auto allowed = mask_of(6, {1, 2, 5});
+  std::vector<SamplingParams> modes(4);
+  modes[1].top_k = 2;     // of the allowed: 2 and 5
+  modes[2].top_p = 0.6f;  // 2 (0.5 of the allowed mass), then 5 crosses 0.6
+  modes[3].min_p = 0.5f;  // 0.1 < 0.5 * 0.3: token 1 goes
+  const std::vector<std::vector<double>> expected = {
+      {0, 1.0 / 6, 3.0 / 6, 0, 0, 2.0 / 6}, {0, 0, 0.6, 0, 0, 0.4}, {0, 0, 0.6, 0, 0, 0.4}, {0, 0, 0.6, 0, 0, 0.4}};
+  for (size_t m = 0; m < modes.size(); ++m) {
+    Sampler s(6);
+    SequenceRng rng(42 + m);
+    std::vector<double> f(6, 0.0);
+    const int draws = 20000;
+    for (int i = 0; i < draws; ++i) {
+      auto l = logits;
+      f[static_cast<size_t>(s.sample(l, modes[m], {}, 0, rng, {allowed}))] += 1.0 / draws;
+    }
+    for (size_t t = 0; t < 6; ++t) {
+      if (expected[m][t] == 0) {
+        EXPECT_EQ(f[t], 0.0) << "mode " << m << " token " << t;
+      } else {
+        EXPECT_NEAR(f[t], expected[m][t], 0.015) << "mode " << m << " token " << t;
+      }
+    }
+  }
+}
+
+TEST(Sampler, AListOfAllowedIdsDrawsExactlyAsTheBitset) {
+  const auto logits = logs_of({0.1, 0.1, 0.3, 0.1, 0.2, 0.2});
+  const auto bits = mask_of(6, {1, 2, 5});
+  const std::vector<int32_t> ids{1, 2, 5};
+  SamplingParams p;
+  p.top_p = 0.9f;
+  Sampler a(6), b(6);
+  SequenceRng ra(9), rb(9);
+  for (int i = 0; i < 2000; ++i) {
+    auto la = logits, lb = logits;
+    ASSERT_EQ(a.sample(la, p, {}, 0, ra, {bits}), b.sample(lb, p, {}, 0, rb, {bits, ids})) << "draw " << i;
+  }
+}
+
 }  // namespace
 }  // namespace pensieve::engine

@@ -64,12 +64,19 @@ TEST(Errors, MissingAndMistypedFieldsAreNamed) {
   EXPECT_TRUE(h.engine.submitted().empty());
 }
 
-TEST(Errors, ResponseFormatOtherThanTextIsRefused) {
+TEST(Errors, UnknownResponseFormatsAndUnenforceableSchemasAreRefused) {
   ServerHarness h;
   json b = chat_body();
-  b["response_format"] = {{"type", "json_object"}};
-  expect_openai_error(h.post("/v1/chat/completions", b), 400, "response_format");
+  b["response_format"] = {{"type", "xml"}};
+  expect_openai_error(h.post("/v1/chat/completions", b), 400, "response_format.type");
+  b["response_format"] = {{"type", "json_schema"},
+                          {"json_schema", {{"name", "x"}, {"schema", {{"type", "string"}, {"pattern", "^a"}}}}}};
+  const auto r = h.post("/v1/chat/completions", b);
+  expect_openai_error(r, 400, "response_format.json_schema.schema");
+  EXPECT_NE(r.body.find("pattern"), std::string::npos) << r.body;  // the keyword at fault
   b["response_format"] = {{"type", "text"}};
+  EXPECT_EQ(h.post("/v1/chat/completions", b).status, 200);
+  b["response_format"] = {{"type", "json_object"}};  // refused before constrained decoding; enforced now
   EXPECT_EQ(h.post("/v1/chat/completions", b).status, 200);
 }
 
