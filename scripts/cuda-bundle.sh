@@ -30,6 +30,8 @@ trap 'rm -rf "$stage"' EXIT
 
 mkdir -p "$stage/bin" "$stage/lib" "$stage/fixtures"
 for t in pensieve; do cp "$build/bin/$t" "$stage/bin/"; done
+# The e2e suite's scripted server (fixed replies through the real HTTP and API code).
+[[ -x "$build/tests/e2e/pensieve_scripted_serve" ]] && cp "$build/tests/e2e/pensieve_scripted_serve" "$stage/bin/"
 if [[ $with_tests -eq 1 ]]; then
   for t in test_cuda test_model test_engine; do
     [[ -x "$build/tests/$t" ]] && cp "$build/tests/$t" "$stage/bin/"

@@ -59,6 +59,11 @@ if ! want e2e; then
   :
 elif command -v node >/dev/null && [[ -d "$root/tests/e2e/node_modules" ]]; then
   export PENSIEVE_BIN="$bin_dir/pensieve"
+  if [[ -x "$bin_dir/pensieve_scripted_serve" ]]; then
+    export PENSIEVE_SCRIPTED_BIN="$bin_dir/pensieve_scripted_serve"
+  else
+    export PENSIEVE_SCRIPTED_BIN="$tests_dir/e2e/pensieve_scripted_serve"
+  fi
   export PENSIEVE_EXPECT_DEVICE=cuda  # serve.test.mjs checks /v1/status names the GPU
   for t in "$root"/tests/e2e/*.test.mjs; do run node --test "$t"; done
 else
