@@ -1,0 +1,35 @@
+// Values from request data can be nested arbitrarily deep; converting them for a template must fail with a
+// TemplateError, not overflow the stack.
+#include <gtest/gtest.h>
+
+#include "chat/chat_template.h"
+#include "chat/value.h"
+
+namespace pensieve::chat {
+namespace {
+
+nlohmann::ordered_json nested_array(int levels) {
+  nlohmann::ordered_json j = 1;
+  for (int i = 0; i < levels; ++i) j = nlohmann::ordered_json::array({std::move(j)});
+  return j;
+}
+
+TEST(DeepValues, ConversionBeyondTheBoundIsATemplateError) {
+  EXPECT_NO_THROW(from_json(nested_array(kMaxJsonDepth - 1)));
+  // 100000 levels overflowed the stack when the conversion recursed without a bound.
+  EXPECT_THROW(from_json(nested_array(100000)), TemplateError);
+}
+
+TEST(DeepValues, RenderWithADeepContextIsATemplateError) {
+  ChatTemplate t("{{ messages | tojson }}");
+  nlohmann::ordered_json context = {{"messages", nested_array(50000)}};
+  EXPECT_THROW(t.render(context), TemplateError);
+}
+
+TEST(DeepValues, ATemplateThatAppendsAListToItselfCannotDumpIt) {
+  ChatTemplate t("{% set x = [] %}{% set _ = x.append(x) %}{{ x | tojson }}");
+  EXPECT_THROW(t.render(nlohmann::ordered_json::object()), TemplateError);
+}
+
+}  // namespace
+}  // namespace pensieve::chat
