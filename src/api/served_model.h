@@ -9,25 +9,36 @@
 #include <vector>
 
 #include "api/json_fields.h"
+#include "api/special_text.h"
 #include "chat/chat_template.h"
 #include "engine/serving_engine.h"
 #include "tokenizer/tokenizer.h"
 
 namespace pensieve::api {
 
+// Per-request bounds and policies the server applies to every request for a model.
+struct RequestPolicy {
+  int default_max_tokens = 4096;  // when a request names no max_tokens (0: the rest of the context)
+  int max_tokens_limit = 0;       // the most a request may ask for; more is clamped (0: the context)
+  // Control-token spellings in message text become those tokens (off: they are plain text, as they should be).
+  bool special_tokens_in_messages = false;
+};
+
 class ServedModel {
  public:
   // The tokenizer and engine must outlive this. The chat template is the model's own, or ChatML when it has none.
-  ServedModel(std::string id, engine::Engine& engine, const tokenizer::Tokenizer& tokenizer);
+  ServedModel(std::string id, engine::Engine& engine, const tokenizer::Tokenizer& tokenizer, RequestPolicy policy = {});
 
   const std::string& id() const { return id_; }
   int64_t created() const { return created_; }
   engine::Engine& engine() const { return engine_; }
   const tokenizer::Tokenizer& tokenizer() const { return tokenizer_; }
   bool template_is_fallback() const { return template_is_fallback_; }
+  const RequestPolicy& policy() const { return policy_; }
 
   // Renders the chat template over `messages` (each content already a string or null) with the generation
-  // prompt and tokenizes the result, special tokens parsed. `tools` is passed when not null.
+  // prompt and tokenizes the result: control tokens come from the template's markup only, never from the
+  // client's text (unless the policy allows it). `tools` is passed when not null.
   std::vector<int32_t> chat_prompt(const Json& messages, const Json& tools) const;
   // A raw completion prompt: BOS where the vocabulary adds one, special tokens parsed.
   std::vector<int32_t> text_prompt(std::string_view text) const;
@@ -39,6 +50,8 @@ class ServedModel {
   int64_t created_;
   engine::Engine& engine_;
   const tokenizer::Tokenizer& tokenizer_;
+  RequestPolicy policy_;
+  SpecialTextGuard guard_;
   std::unique_ptr<chat::ChatTemplate> template_;
   bool template_is_fallback_ = false;
   std::string bos_text_;
