@@ -77,14 +77,20 @@ asio::awaitable<void> Session::run(std::shared_ptr<Session> self) {
     // A bug, not a client's doing: this connection ends, the server goes on.
     if (server_.options.log) std::fprintf(server_.options.log, "pensieve: %s: connection failed: %s\n", peer_.c_str(), e.what());
   }
-  if (handle_) {  // ended in the middle of a generation: free its sequence
-    handle_->set_notify(nullptr);
-    handle_->cancel();
-    handle_.reset();
-    --server_.active_requests;
-  }
+  abandon_generation();
   close_socket();
   server_.session_ended(this);
+}
+
+void Session::abandon_generation() {
+  if (!handle_) return;
+  handle_->set_notify(nullptr);
+  handle_->cancel();
+  handle_.reset();
+  wake_.reset();
+  stop_watching_ = true;
+  keep_alive_ = false;
+  --server_.active_requests;
 }
 
 asio::awaitable<void> Session::serve(std::shared_ptr<Session> self) {
@@ -214,6 +220,14 @@ asio::awaitable<void> Session::handle(bhttp::request<bhttp::string_body>& req, E
     error = e;
   } catch (const std::exception& e) {
     error = ApiError(ErrorKind::Internal, std::string("internal error: ") + e.what());
+  }
+  if (handle_) {
+    // Failed in the middle of a generation: part of a response may be out, so no error can follow it. Free the
+    // sequence and end the connection.
+    abandon_generation();
+    close_socket();
+    x.status = 500;
+    co_return;
   }
   co_await send_error(*error, anthropic, x);
 }

@@ -68,6 +68,7 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::awaitable<bool> write_chunk(const std::string& bytes);
   void observe_token_times(std::span<const engine::GenerationEvent> events, const Exchange& x,
                            std::optional<std::chrono::steady_clock::time_point>& last_token);
+  void abandon_generation();  // a generation that failed half-way: cancel it and forget it
   void log(const Exchange& x);
   void arm(std::chrono::milliseconds timeout);
   void disarm();

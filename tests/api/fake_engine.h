@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +26,7 @@ class FakeHandle final : public RequestHandle {
   explicit FakeHandle(GenerationRequest r) : request(std::move(r)) {}
 
   bool drain(std::vector<GenerationEvent>& out) override {
+    if (drain_throws) throw std::runtime_error("scripted drain failure");
     std::lock_guard lock(mutex_);
     const bool took = !events_.empty();
     for (auto& e : events_) out.push_back(std::move(e));
@@ -59,6 +61,7 @@ class FakeHandle final : public RequestHandle {
 
   const GenerationRequest request;
   int live_choices = 0;  // engine thread only
+  bool drain_throws = false;
 
  private:
   mutable std::mutex mutex_;
@@ -83,6 +86,7 @@ class FakeEngine final : public Engine {
   std::chrono::milliseconds step{2};
   std::optional<SubmitRefused::Why> refuse;  // set: every submit is refused with this
   std::optional<int> fail_after;             // set: a request finishes with an Error after this many pieces
+  bool drain_throws = false;                 // set: the handles of later requests throw from drain()
 
   FakeEngine() : thread_([this] { loop(); }) {}
   ~FakeEngine() override { shutdown(); }
@@ -92,6 +96,7 @@ class FakeEngine final : public Engine {
     std::lock_guard lock(mutex_);
     if (!admitting_) return SubmitRefused{SubmitRefused::Why::ShuttingDown, "stopping"};
     auto h = std::make_shared<FakeHandle>(std::move(request));
+    h->drain_throws = drain_throws;
     h->set_prompt_usage(static_cast<int>(h->request.prompt.size()));
     h->live_choices = h->request.n;
     submitted_.push_back(h);
