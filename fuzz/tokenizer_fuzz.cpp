@@ -19,7 +19,7 @@ std::vector<std::unique_ptr<Tokenizer>>& tokenizers() {
     std::vector<std::unique_ptr<Tokenizer>> out;
     const char* dir = std::getenv("PENSIEVE_FIXTURES_DIR");
     const std::string root = dir ? dir : PENSIEVE_FIXTURES_DIR;
-    for (const char* model : {"/models/llama3-tiny/llama3-tiny-f32.gguf", "/models/llama-tiny/llama-tiny-f32.gguf"}) {
+    for (const char* model : {"/models/llama3-tiny/llama3-tiny-f32.gguf", "/vocab/ggml-vocab-llama-spm.gguf"}) {
       out.push_back(std::make_unique<Tokenizer>(Tokenizer::load(root + model)));
     }
     return out;

@@ -23,6 +23,15 @@ export PENSIEVE_FIXTURES_DIR="$fixtures"
 
 CC="${CC:-clang}" CXX="${CXX:-clang++}" cmake -S "$root/fuzz" -B "$build" -G Ninja \
   -DPENSIEVE_FIXTURES_DIR="$fixtures" >/dev/null
+available=()
+for target in "${targets[@]}"; do
+  if grep -q "^build $target:" "$build/build.ninja"; then
+    available+=("$target")
+  else
+    echo "== $target: not built by this compiler (see fuzz/CMakeLists.txt); skipped"
+  fi
+done
+targets=("${available[@]}")
 cmake --build "$build" -j2 --target "${targets[@]}" gguf_make_seed_corpus
 
 mkdir -p "$build/artifacts"
