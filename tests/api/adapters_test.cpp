@@ -6,17 +6,14 @@
 #include "api/json_fields.h"
 #include "api/openai.h"
 #include "fake_engine.h"
+#include "fixture_tokenizer.h"
 
 namespace pensieve::testing {
 namespace {
 
 using api::Json;
 
-const tokenizer::Tokenizer& tok() {
-  static const tokenizer::Tokenizer t =
-      tokenizer::Tokenizer::load(std::string(PENSIEVE_FIXTURES_DIR) + "/models/llama3-tiny/llama3-tiny-f32.gguf");
-  return t;
-}
+const tokenizer::Tokenizer& tok() { return fixture_tokenizer(); }
 
 std::string run_to_end(api::Generation& g) {
   std::string out = g.streaming() ? g.stream_open() : "";

@@ -8,15 +8,12 @@
 #include "api/json_limits.h"
 #include "api/openai.h"
 #include "fake_engine.h"
+#include "fixture_tokenizer.h"
 
 namespace pensieve::testing {
 namespace {
 
-const tokenizer::Tokenizer& tok() {
-  static const tokenizer::Tokenizer t =
-      tokenizer::Tokenizer::load(std::string(PENSIEVE_FIXTURES_DIR) + "/models/llama3-tiny/llama3-tiny-f32.gguf");
-  return t;
-}
+const tokenizer::Tokenizer& tok() { return fixture_tokenizer(); }
 
 std::string nested(size_t levels) { return std::string(levels, '[') + std::string(levels, ']'); }
 

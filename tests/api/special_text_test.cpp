@@ -7,17 +7,14 @@
 #include "api/served_model.h"
 #include "api/special_text.h"
 #include "fake_engine.h"
+#include "fixture_tokenizer.h"
 
 namespace pensieve::testing {
 namespace {
 
 using api::Json;
 
-const tokenizer::Tokenizer& tok() {
-  static const tokenizer::Tokenizer t =
-      tokenizer::Tokenizer::load(std::string(PENSIEVE_FIXTURES_DIR) + "/models/llama3-tiny/llama3-tiny-f32.gguf");
-  return t;
-}
+const tokenizer::Tokenizer& tok() { return fixture_tokenizer(); }
 
 // The fixture vocabulary's control tokens are <|bos|> and <|eos|>.
 int32_t eot() {

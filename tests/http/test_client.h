@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../api/fake_engine.h"
+#include "../api/fixture_tokenizer.h"
 #include "api/served_model.h"
 #include "http/server.h"
 #include "tokenizer/tokenizer.h"
@@ -74,15 +75,6 @@ class Connection {
   asio::ip::tcp::socket socket_;
   boost::beast::flat_buffer buffer_;
 };
-
-inline std::string fixture_model_path() {
-  return std::string(PENSIEVE_FIXTURES_DIR) + "/models/llama3-tiny/llama3-tiny-f32.gguf";
-}
-
-inline const tokenizer::Tokenizer& fixture_tokenizer() {
-  static const tokenizer::Tokenizer tok = tokenizer::Tokenizer::load(fixture_model_path());
-  return tok;
-}
 
 class ServerHarness {
  public:
