@@ -37,10 +37,10 @@ TEST(DeepTemplates, NestingBeyondTheBoundIsASyntaxErrorNotAStackOverflow) {
   EXPECT_THROW(ChatTemplate("{{ " + std::string(n, '-') + "1 }}"), TemplateError);
   std::string not_chain = "{{ ";
   for (int i = 0; i < n; ++i) not_chain += "not ";
-  EXPECT_THROW(ChatTemplate(not_chain + "x }}"), TemplateError);
+  EXPECT_THROW(ChatTemplate{not_chain + "x }}"}, TemplateError);
   std::string blocks;
   for (int i = 0; i < 20000; ++i) blocks += "{% if x %}";
-  EXPECT_THROW(ChatTemplate(blocks), TemplateError);
+  EXPECT_THROW(ChatTemplate{blocks}, TemplateError);
   // Ordinary nesting is fine.
   EXPECT_EQ(ChatTemplate("{{ ((((1 + 2)))) * -(-3) }}").render(nlohmann::ordered_json::object()), "9");
 }
