@@ -45,5 +45,13 @@ TEST(DeepTemplates, NestingBeyondTheBoundIsASyntaxErrorNotAStackOverflow) {
   EXPECT_EQ(ChatTemplate("{{ ((((1 + 2)))) * -(-3) }}").render(nlohmann::ordered_json::object()), "9");
 }
 
+// Found by chat_template_fuzz: a \u escape with non-hex digits escaped as std::invalid_argument.
+TEST(TemplateLexer, BadUnicodeEscapesAreSyntaxErrors) {
+  EXPECT_THROW(ChatTemplate{R"({{ "\uzzzz" }})"}, TemplateError);
+  EXPECT_THROW(ChatTemplate{R"({{ "\u12zz" }})"}, TemplateError);
+  EXPECT_THROW(ChatTemplate{R"({{ "\UFFFFFFFF" }})"}, TemplateError);
+  EXPECT_EQ(ChatTemplate{R"({{ "\u00e9\x41" }})"}.render(nlohmann::ordered_json::object()), "\u00e9A");
+}
+
 }  // namespace
 }  // namespace pensieve::chat
