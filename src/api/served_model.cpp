@@ -59,21 +59,20 @@ std::vector<int32_t> ServedModel::chat_prompt(const Json& messages, const Json& 
 }
 
 ServedModel::ChatPrompt ServedModel::render_chat(const Json& messages, const Json& tools, const Json& extra) const {
+  const std::string secret = policy_.special_tokens_in_messages ? std::string() : guard_.new_secret();
   Json context = Json::object();
   if (extra.is_object()) {
     for (const auto& [key, value] : extra.items()) context[key] = value;
   }
   context["messages"] = messages;
   context["add_generation_prompt"] = true;
-  context["bos_token"] = bos_text_;
-  context["eos_token"] = eos_text_;
   if (!tools.is_null()) context["tools"] = tools;
   else context.erase("tools");
-  const std::string secret = policy_.special_tokens_in_messages ? std::string() : guard_.new_secret();
-  if (!secret.empty()) {
-    guard_.mask(context["messages"], secret);
-    if (!tools.is_null()) guard_.mask(context["tools"], secret);
-  }
+  // Everything in the context so far came from the client (messages, tools and the chat_template_kwargs in
+  // `extra`, keys included): mask it all, so none of it can spell a control token into the prompt.
+  if (!secret.empty()) guard_.mask(context, secret);
+  context["bos_token"] = bos_text_;
+  context["eos_token"] = eos_text_;
   std::string text;
   try {
     text = template_->render(context);

@@ -56,7 +56,7 @@ class ServedModel {
     bool opens_reasoning = false;  // the rendered prompt ends inside <think>
   };
   // The same with more template variables (chat_template_kwargs, enable_thinking); they cannot replace
-  // messages, tools, add_generation_prompt or the BOS / EOS texts.
+  // messages, tools, add_generation_prompt or the BOS / EOS texts, and are masked like the messages.
   ChatPrompt render_chat(const Json& messages, const Json& tools, const Json& extra_variables) const;
   // The text of the tool-call and reasoning markers among `tokens` that the engine hid as control tokens.
   std::string hidden_markers(std::span<const int32_t> tokens) const;
