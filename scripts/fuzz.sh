@@ -3,7 +3,8 @@
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 # Targets: gguf_reader_fuzz (the GGUF reader), chat_template_fuzz (template source + context),
 # tokenizer_fuzz (text -> ids -> text), api_request_fuzz (a body into the OpenAI / Anthropic adapters),
-# http_request_fuzz (raw bytes into a live server's connection). Default: all of them.
+# http_request_fuzz (raw bytes into a live server's connection), tool_call_parser_fuzz (model output into the
+# tool-call parsers and reasoning splitter). Default: all of them.
 # Builds fuzz/ with clang (ASan + UBSan) into build-fuzz/. Seeds: fuzz/seeds/<target-without-_fuzz>/ (checked
 # in) and, for the GGUF reader, small valid GGUFs written on the spot. The growing corpus stays in
 # build-fuzz/corpus/<target>/ between runs; crashing inputs land in build-fuzz/artifacts/ — once fixed, keep each
@@ -14,7 +15,7 @@ seconds="${1:-60}"
 shift || true
 targets=("$@")
 if [[ ${#targets[@]} -eq 0 ]]; then
-  targets=(gguf_reader_fuzz chat_template_fuzz tokenizer_fuzz api_request_fuzz http_request_fuzz)
+  targets=(gguf_reader_fuzz chat_template_fuzz tokenizer_fuzz api_request_fuzz http_request_fuzz tool_call_parser_fuzz)
 fi
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${PENSIEVE_FUZZ_BUILD_DIR:-$root/build-fuzz}"
