@@ -2,10 +2,10 @@
 // own 4xx and leave the server serving; several API keys; client text cannot write control tokens.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import net from 'node:net';
 import OpenAI from 'openai';
 import Anthropic from '@anthropic-ai/sdk';
+import { startListening, stopProcess } from './server_process.mjs';
 
 const BIN = process.env.PENSIEVE_BIN;
 const MODEL = `${process.env.PENSIEVE_FIXTURES_DIR}/models/llama3-tiny/llama3-tiny-f32.gguf`;
@@ -15,33 +15,14 @@ let server, url, port;
 
 before(async () => {
   assert.ok(BIN, 'PENSIEVE_BIN must name the pensieve binary');
-  server = spawn(BIN, ['serve', '--model', MODEL, '--alias', NAME, '--port', '0', '--ctx-size', '512',
-    '--threads', '2', '--quiet', '--api-key', KEYS[0], '--api-key', KEYS[1]], { stdio: ['ignore', 'pipe', 'inherit'] });
-  url = await new Promise((resolve, reject) => {
-    let out = '';
-    server.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/listening on (http:\/\/\S+)/);
-      if (m) resolve(m[1]);
-    });
-    server.on('exit', (code) => reject(new Error(`pensieve serve exited early (${code})`)));
-  });
+  ({ proc: server, url } = await startListening(BIN, ['serve', '--model', MODEL, '--alias', NAME, '--port', '0',
+    '--ctx-size', '512', '--threads', '2', '--quiet', '--api-key', KEYS[0], '--api-key', KEYS[1]]));
   port = Number(new URL(url).port);
-  for (let i = 0; i < 300; i++) {
-    const r = await fetch(`${url}/health`).catch(() => null);
-    if (r && r.status === 200) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error('server never became ready');
 });
 
 after(async () => {
   if (!server || server.exitCode !== null) return;
-  const exited = new Promise((resolve) => server.on('exit', (code) => resolve(code)));
-  server.kill('SIGTERM');
-  const timer = setTimeout(() => server.kill('SIGKILL'), 15000);
-  assert.equal(await exited, 0, 'pensieve serve should exit 0 on SIGTERM');
-  clearTimeout(timer);
+  assert.equal(await stopProcess(server), 0, 'pensieve serve should exit 0 on SIGTERM');
 });
 
 const post = (path, body, key = KEYS[0]) =>
