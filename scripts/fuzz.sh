@@ -1,32 +1,61 @@
 #!/usr/bin/env bash
-# Fuzzes the GGUF reader for SECONDS (default 60) on one core.
-#   scripts/fuzz.sh [SECONDS]
-# Builds fuzz/ with clang into build-fuzz/, writes a seed corpus of small valid GGUFs (plus shrunken copies of the
-# vocabulary fixtures), then runs libFuzzer. The growing corpus stays in build-fuzz/corpus between runs; crashing
-# inputs land in build-fuzz/artifacts/ — copy each into tests/gguf/regressions/ once fixed.
+# Fuzzes each target for SECONDS (default 60) on one core, one after the other.
+#   scripts/fuzz.sh [SECONDS] [TARGET...]
+# Targets: gguf_reader_fuzz (the GGUF reader), chat_template_fuzz (template source + context),
+# tokenizer_fuzz (text -> ids -> text), api_request_fuzz (a body into the OpenAI / Anthropic adapters),
+# http_request_fuzz (raw bytes into a live server's connection), tool_call_parser_fuzz (model output into the
+# tool-call parsers and reasoning splitter). Default: all of them.
+# Builds fuzz/ with clang (ASan + UBSan) into build-fuzz/. Seeds: fuzz/seeds/<target-without-_fuzz>/ (checked
+# in) and, for the GGUF reader, small valid GGUFs written on the spot. The growing corpus stays in
+# build-fuzz/corpus/<target>/ between runs; crashing inputs land in build-fuzz/artifacts/ — once fixed, keep each
+# as a regression seed (tests/gguf/regressions/ for the GGUF reader, fuzz/seeds/<name>/ for the others).
 set -euo pipefail
 
 seconds="${1:-60}"
+shift || true
+targets=("$@")
+if [[ ${#targets[@]} -eq 0 ]]; then
+  targets=(gguf_reader_fuzz chat_template_fuzz tokenizer_fuzz api_request_fuzz http_request_fuzz tool_call_parser_fuzz)
+fi
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${PENSIEVE_FUZZ_BUILD_DIR:-$root/build-fuzz}"
 fixtures="${PENSIEVE_FIXTURES_DIR:-$root/../shared/fixtures}"
+export PENSIEVE_FIXTURES_DIR="$fixtures"
 
-CC="${CC:-clang}" CXX="${CXX:-clang++}" cmake -S "$root/fuzz" -B "$build" -G Ninja >/dev/null
-cmake --build "$build" -j2 --target gguf_reader_fuzz gguf_make_seed_corpus
-
-seeds="$build/seeds"
-rm -rf "$seeds"
-vocab=()
-for f in "$fixtures"/vocab/*.gguf; do
-  [[ -e "$f" ]] && vocab+=("$f")
+CC="${CC:-clang}" CXX="${CXX:-clang++}" cmake -S "$root/fuzz" -B "$build" -G Ninja \
+  -DPENSIEVE_FIXTURES_DIR="$fixtures" >/dev/null
+available=()
+for target in "${targets[@]}"; do
+  if grep -q "^build $target:" "$build/build.ninja"; then
+    available+=("$target")
+  else
+    echo "== $target: not built by this compiler (see fuzz/CMakeLists.txt); skipped"
+  fi
 done
-"$build/gguf_make_seed_corpus" "$seeds" "${vocab[@]}"
-cp "$root"/tests/gguf/regressions/* "$seeds"/ 2>/dev/null || true
+targets=("${available[@]}")
+cmake --build "$build" -j2 --target "${targets[@]}" gguf_make_seed_corpus
 
-mkdir -p "$build/corpus" "$build/artifacts"
-echo "fuzzing for ${seconds}s with $(ls "$seeds" | wc -l) seeds"
-# One in-process worker: a single core, and the stats print here rather than into a fuzz-N.log.
-cd "$build"
-./gguf_reader_fuzz corpus "$seeds" \
-  -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
-  -print_final_stats=1 -artifact_prefix="$build/artifacts/"
+mkdir -p "$build/artifacts"
+for target in "${targets[@]}"; do
+  name="${target%_fuzz}"
+  seeds="$build/seeds/$name"
+  rm -rf "$seeds"
+  mkdir -p "$seeds" "$build/corpus/$name"
+  if [[ "$target" == gguf_reader_fuzz ]]; then
+    vocab=()
+    for f in "$fixtures"/vocab/*.gguf; do
+      [[ -e "$f" ]] && vocab+=("$f")
+    done
+    "$build/gguf_make_seed_corpus" "$seeds" "${vocab[@]}"
+    cp "$root"/tests/gguf/regressions/* "$seeds"/ 2>/dev/null || true
+    max_len=65536
+  else
+    cp "$root"/fuzz/seeds/"$name"/* "$seeds"/ 2>/dev/null || true
+    max_len=16384
+  fi
+  echo "== $target: ${seconds}s, $(ls "$seeds" | wc -l) seeds, corpus $(ls "$build/corpus/$name" | wc -l)"
+  # One in-process worker: a single core, and the stats print here rather than into a fuzz-N.log.
+  (cd "$build" && "./$target" "corpus/$name" "$seeds" \
+    -max_total_time="$seconds" -max_len="$max_len" -rss_limit_mb=2048 -timeout=10 \
+    -print_final_stats=1 -artifact_prefix="$build/artifacts/$name-")
+done

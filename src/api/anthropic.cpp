@@ -261,7 +261,7 @@ Outcome anthropic_messages(std::span<const ServedModel* const> models, std::stri
   if (auto v = body.number("top_p", 0.0, 1.0)) r.sampling.top_p = static_cast<float>(*v);
   if (auto v = body.integer("top_k", 0, model.tokenizer().vocab_size())) r.sampling.top_k = static_cast<int>(*v);
   r.stop.stop_strings = read_stop_strings(body, "stop_sequences");
-  r.stop.max_tokens = read_max_tokens(body, model.engine().context_length(), r.prompt.size());
+  r.stop.max_tokens = read_max_tokens(body, model, r.prompt.size());
   // Not in Anthropic's API: the same benchmark extension as the OpenAI routes, so load generators get
   // exactly max_tokens from either API.
   r.stop.ignore_eos = body.boolean("ignore_eos").value_or(false);

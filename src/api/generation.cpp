@@ -47,7 +47,7 @@ int64_t unix_seconds_now() {
 const char* finish_error_text(const engine::GenerationEvent& e) {
   if (!e.finish) return nullptr;
   if (*e.finish == engine::FinishReason::Error) return e.error.empty() ? "generation failed" : e.error.c_str();
-  if (*e.finish == engine::FinishReason::Cancelled) return "the request was cancelled (server shutting down)";
+  if (*e.finish == engine::FinishReason::Cancelled) return "the request was cancelled (server shutting down, or past its time limit)";
   return nullptr;
 }
 

@@ -3,14 +3,18 @@
 #include <cmath>
 
 #include "api/api_error.h"
+#include "api/json_limits.h"
 
 namespace pensieve::api {
 
 Json parse_body(std::string_view body) {
+  // The server checks its configured (tighter) limits first; these hold for every caller.
+  check_json_limits(body, JsonLimits::ceiling());
   Json j;
   try {
     j = Json::parse(body.begin(), body.end());
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {
+    // parse_error for bad syntax, out_of_range for a number beyond double (1e400): both the client's fault.
     throw ApiError(ErrorKind::InvalidRequest, std::string("request body is not valid JSON: ") + e.what());
   }
   if (!j.is_object()) throw ApiError(ErrorKind::InvalidRequest, "request body must be a JSON object");

@@ -12,7 +12,8 @@ namespace pensieve::api {
 
 using Json = nlohmann::ordered_json;
 
-// Parses a request body that must be a JSON object; malformed JSON is a 400.
+// Parses a request body that must be a JSON object; malformed JSON, a number beyond double and a body beyond
+// JsonLimits::ceiling() are each a 400.
 Json parse_body(std::string_view body);
 
 // Serializes without ever throwing on invalid UTF-8 (replaced by U+FFFD).

@@ -353,7 +353,7 @@ engine::GenerationRequest base_request(const Fields& body, const ServedModel& mo
   read_openai_sampling(body, model.tokenizer().vocab_size(), r.sampling);
   r.stop.stop_strings = read_stop_strings(body, "stop");
   r.stop.ignore_eos = body.boolean("ignore_eos").value_or(false);
-  r.stop.max_tokens = read_max_tokens(body, model.engine().context_length(), prompt.size());
+  r.stop.max_tokens = read_max_tokens(body, model, prompt.size());
   r.n = read_n(body);
   body.string("user");  // accepted, type-checked, unused
   r.prompt = std::move(prompt);

@@ -59,10 +59,14 @@ std::vector<std::string> read_stop_strings(const Fields& body, std::string_view 
   return stops;
 }
 
-int read_max_tokens(const Fields& body, int context_length, size_t prompt_tokens) {
-  const int room = std::max(0, context_length - static_cast<int>(prompt_tokens));
+int read_max_tokens(const Fields& body, const ServedModel& model, size_t prompt_tokens) {
+  const int context_length = model.engine().context_length();
+  const RequestPolicy& policy = model.policy();
+  int room = std::max(0, context_length - static_cast<int>(prompt_tokens));
+  if (policy.max_tokens_limit > 0) room = std::min(room, policy.max_tokens_limit);
   std::optional<int64_t> asked = body.integer("max_completion_tokens", 1, std::numeric_limits<int32_t>::max());
   if (!asked) asked = body.integer("max_tokens", 1, std::numeric_limits<int32_t>::max());
+  if (!asked && policy.default_max_tokens > 0) asked = policy.default_max_tokens;
   if (!asked) return room;
   return static_cast<int>(std::min<int64_t>(*asked, room));
 }

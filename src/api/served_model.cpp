@@ -8,13 +8,15 @@
 namespace pensieve::api {
 
 ServedModel::ServedModel(std::string id, engine::Engine& engine, const tokenizer::Tokenizer& tokenizer,
-                         std::optional<std::string> chat_template)
+                         std::optional<std::string> chat_template, RequestPolicy policy)
     : id_(std::move(id)),
       names_{id_},
       created_(std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
                    .count()),
       engine_(engine),
       tokenizer_(tokenizer),
+      policy_(policy),
+      guard_(tokenizer),
       constraints_(std::make_unique<grammar::ConstraintCache>(tokenizer)) {
   const std::string& own = chat_template ? *chat_template : tokenizer.chat_template();
   chat::TemplateChoice choice = chat::choose_template(own.empty() ? std::nullopt : std::optional<std::string>(own));
@@ -58,16 +60,20 @@ std::vector<int32_t> ServedModel::chat_prompt(const Json& messages, const Json& 
 }
 
 ServedModel::ChatPrompt ServedModel::render_chat(const Json& messages, const Json& tools, const Json& extra) const {
+  const std::string secret = policy_.special_tokens_in_messages ? std::string() : guard_.new_secret();
   Json context = Json::object();
   if (extra.is_object()) {
     for (const auto& [key, value] : extra.items()) context[key] = value;
   }
   context["messages"] = messages;
   context["add_generation_prompt"] = true;
-  context["bos_token"] = bos_text_;
-  context["eos_token"] = eos_text_;
   if (!tools.is_null()) context["tools"] = tools;
   else context.erase("tools");
+  // Everything in the context so far came from the client (messages, tools and the chat_template_kwargs in
+  // `extra`, keys included): mask it all, so none of it can spell a control token into the prompt.
+  if (!secret.empty()) guard_.mask(context, secret);
+  context["bos_token"] = bos_text_;
+  context["eos_token"] = eos_text_;
   std::string text;
   try {
     text = template_->render(context);
@@ -76,7 +82,8 @@ ServedModel::ChatPrompt ServedModel::render_chat(const Json& messages, const Jso
     // do not alternate): the client's fault, so a 400.
     throw ApiError(ErrorKind::InvalidRequest, std::string("chat template: ") + e.what(), "messages");
   }
-  std::vector<int32_t> ids = tokenizer_.encode(text, /*parse_special=*/true, /*add_special=*/false);
+  std::vector<int32_t> ids = secret.empty() ? tokenizer_.encode(text, /*parse_special=*/true, /*add_special=*/false)
+                                            : guard_.encode(text, secret);
   // Templates usually write the BOS text themselves; add it only where the vocabulary wants one and it is missing.
   if (tokenizer_.adds_bos() && tokenizer_.bos_id() && (ids.empty() || ids.front() != *tokenizer_.bos_id())) {
     ids.insert(ids.begin(), *tokenizer_.bos_id());

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "api/json_fields.h"
+#include "api/special_text.h"
 #include "chat/chat_template.h"
 #include "chat/tool_call_format.h"
 #include "engine/serving_engine.h"
@@ -18,12 +19,20 @@
 
 namespace pensieve::api {
 
+// Per-request bounds and policies the server applies to every request for a model.
+struct RequestPolicy {
+  int default_max_tokens = 4096;  // when a request names no max_tokens (0: the rest of the context)
+  int max_tokens_limit = 0;       // the most a request may ask for; more is clamped (0: the context)
+  // Control-token spellings in message text become those tokens (off: they are plain text, as they should be).
+  bool special_tokens_in_messages = false;
+};
+
 class ServedModel {
  public:
   // The tokenizer and engine must outlive this. The chat template is `chat_template` when given (serve
   // --chat-template), else the model's own, or ChatML when it has none.
   ServedModel(std::string id, engine::Engine& engine, const tokenizer::Tokenizer& tokenizer,
-              std::optional<std::string> chat_template = std::nullopt);
+              std::optional<std::string> chat_template = std::nullopt, RequestPolicy policy = {});
 
   const std::string& id() const { return id_; }
   // More names clients may ask for (serve --alias given several times).
@@ -39,16 +48,18 @@ class ServedModel {
   bool reasons() const { return reasons_; }
   // Compiled output grammars for this model's vocabulary (constrained decoding), shared by its requests.
   grammar::ConstraintCache& constraints() const { return *constraints_; }
+  const RequestPolicy& policy() const { return policy_; }
 
   // Renders the chat template over `messages` (each content already a string or null) with the generation
-  // prompt and tokenizes the result, special tokens parsed. `tools` is passed when not null.
+  // prompt and tokenizes the result: control tokens come from the template's markup only, never from the
+  // client's text (unless the policy allows it). `tools` is passed when not null.
   std::vector<int32_t> chat_prompt(const Json& messages, const Json& tools) const;
   struct ChatPrompt {
     std::vector<int32_t> ids;
     bool opens_reasoning = false;  // the rendered prompt ends inside <think>
   };
   // The same with more template variables (chat_template_kwargs, enable_thinking); they cannot replace
-  // messages, tools, add_generation_prompt or the BOS / EOS texts.
+  // messages, tools, add_generation_prompt or the BOS / EOS texts, and are masked like the messages.
   ChatPrompt render_chat(const Json& messages, const Json& tools, const Json& extra_variables) const;
   // The text of the tool-call and reasoning markers among `tokens` that the engine hid as control tokens.
   std::string hidden_markers(std::span<const int32_t> tokens) const;
@@ -63,6 +74,8 @@ class ServedModel {
   int64_t created_;
   engine::Engine& engine_;
   const tokenizer::Tokenizer& tokenizer_;
+  RequestPolicy policy_;
+  SpecialTextGuard guard_;
   std::unique_ptr<chat::ChatTemplate> template_;
   bool template_is_fallback_ = false;
   chat::ToolCallFormat tool_format_ = chat::ToolCallFormat::Generic;

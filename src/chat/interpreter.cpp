@@ -362,7 +362,8 @@ class Interpreter {
     for (size_t i = macro.params.size(); i < args.positional.size(); ++i) varargs.push_back(args.positional[i]);
     DictObject kwargs;
     for (const auto& [name, value] : args.keyword) {
-      bool is_param = std::any_of(macro.params.begin(), macro.params.end(), [&](const auto& p) { return p.first == name; });
+      const std::string& key = name;  // a structured binding cannot be captured before clang 16 (the fuzz build)
+      bool is_param = std::any_of(macro.params.begin(), macro.params.end(), [&](const auto& p) { return p.first == key; });
       if (name == "caller") {
         frame->vars.set("caller", value);
       } else if (!is_param) {

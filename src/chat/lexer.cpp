@@ -309,7 +309,14 @@ class Lexer {
         case 'x': case 'u': case 'U': {
           size_t width = e == 'x' ? 2 : e == 'u' ? 4 : 8;
           if (i + width > src_.size()) fail(p, "truncated escape in string literal");
-          uint32_t cp = static_cast<uint32_t>(std::stoul(src_.substr(i, width), nullptr, 16));
+          uint32_t cp = 0;
+          for (size_t k = i; k < i + width; ++k) {
+            const char h = src_[k];
+            const int digit = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+            if (digit < 0) fail(p, "invalid \\" + std::string(1, e) + " escape in string literal");
+            cp = cp * 16 + static_cast<uint32_t>(digit);
+          }
+          if (cp > 0x10FFFF) fail(p, "escape beyond U+10FFFF in string literal");
           append_utf8(cp, value);
           i += width;
           break;

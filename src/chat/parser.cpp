@@ -128,7 +128,19 @@ class Parser {
     expect(TokenType::BlockEnd, "'%}'");
   }
 
+  // Parsing recurses once per level of nesting (blocks in blocks, parentheses, unary operators), and so does
+  // rendering the tree: a bound keeps a hostile or broken template from overflowing the stack.
+  static constexpr int kMaxNesting = 200;
+  struct Nesting {
+    explicit Nesting(Parser& p) : parser(p) {
+      if (++parser.nesting_ > kMaxNesting) parser.fail("template nested more than " + std::to_string(kMaxNesting) + " levels deep");
+    }
+    ~Nesting() { --parser.nesting_; }
+    Parser& parser;
+  };
+
   StmtPtr parse_statement() {
+    const Nesting nesting(*this);
     expect(TokenType::BlockBegin, "'{%'");
     int line = current().line;
     std::string keyword = expect_name();
@@ -325,6 +337,7 @@ class Parser {
   }
 
   ExprPtr parse_not() {
+    const Nesting nesting(*this);
     int line = current().line;
     if (skip_name("not")) return make_expr(Unary{"not", parse_not()}, line);
     return parse_compare();
@@ -390,6 +403,7 @@ class Parser {
   }
 
   ExprPtr parse_unary(bool with_filter) {
+    const Nesting nesting(*this);
     int line = current().line;
     ExprPtr node;
     if (at_operator("-") || at_operator("+")) {
@@ -557,6 +571,7 @@ class Parser {
 
   std::vector<Token> tokens_;
   size_t pos_ = 0;
+  int nesting_ = 0;
 };
 
 }  // namespace

@@ -354,6 +354,8 @@ void json_dump(const Value& v, const JsonDumpOptions& o, int depth, std::string&
     out += '\n';
     out.append(static_cast<size_t>(o.indent * level), ' ');
   };
+  // A list a template appended to itself would recurse forever.
+  if (depth > kMaxJsonDepth) type_error("value nested too deeply for tojson (or it contains itself)");
   if (v.is_none()) {
     out += "null";
   } else if (v.is_bool()) {
@@ -405,8 +407,13 @@ void json_dump(const Value& v, const JsonDumpOptions& o, int depth, std::string&
   }
 }
 
+// Depth-bounded: request data reaches here, and every later walk over the Value (tojson, repr, ==) recurses
+// as deep as the Value is, so a bound here bounds them all.
 template <typename Json>
-Value convert_json(const Json& j) {
+Value convert_json(const Json& j, int depth) {
+  if (depth > kMaxJsonDepth) {
+    type_error("JSON value nested deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  }
   switch (j.type()) {
     case nlohmann::json::value_t::null: return Value(None{});
     case nlohmann::json::value_t::boolean: return Value(j.template get<bool>());
@@ -421,12 +428,12 @@ Value convert_json(const Json& j) {
     case nlohmann::json::value_t::array: {
       std::vector<Value> items;
       items.reserve(j.size());
-      for (const auto& e : j) items.push_back(convert_json(e));
+      for (const auto& e : j) items.push_back(convert_json(e, depth + 1));
       return make_list(std::move(items));
     }
     case nlohmann::json::value_t::object: {
       DictObject dict;
-      for (auto it = j.begin(); it != j.end(); ++it) dict.entries.emplace_back(it.key(), convert_json(it.value()));
+      for (auto it = j.begin(); it != j.end(); ++it) dict.entries.emplace_back(it.key(), convert_json(it.value(), depth + 1));
       return make_dict(std::move(dict));
     }
     default: return Value(None{});
@@ -441,7 +448,7 @@ std::string to_json(const Value& v, const JsonDumpOptions& options) {
   return out;
 }
 
-Value from_json(const nlohmann::ordered_json& j) { return convert_json(j); }
-Value from_json(const nlohmann::json& j) { return convert_json(j); }
+Value from_json(const nlohmann::ordered_json& j) { return convert_json(j, 0); }
+Value from_json(const nlohmann::json& j) { return convert_json(j, 0); }
 
 }  // namespace pensieve::chat

@@ -131,6 +131,8 @@ struct JsonDumpOptions {
 // Python json.dumps with the given options; throws TemplateError for values JSON cannot hold.
 std::string to_json(const Value& v, const JsonDumpOptions& options);
 
+// The deepest JSON from_json converts; deeper is a TemplateError (Runtime), not a stack overflow.
+constexpr int kMaxJsonDepth = 1000;
 Value from_json(const nlohmann::ordered_json& j);
 Value from_json(const nlohmann::json& j);
 

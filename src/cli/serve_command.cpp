@@ -12,6 +12,8 @@
 #include <thread>
 #include <vector>
 
+#include <sys/resource.h>
+
 #include "api/served_model.h"
 #include "chat/builtin_templates.h"
 #include "backend/backend.h"
@@ -38,20 +40,34 @@ struct ServeArgs {
   std::string kv_type = "f16";
   int threads = 0;
   std::string device = "auto";
-  std::string api_key;
+  std::vector<std::string> api_keys;
   int queue = 256;
+  // Hardening limits (docs/configuration.md, "Limits").
+  size_t max_connections = 1024;
+  size_t max_connections_per_address = 512;
+  std::string max_body = "16M";
+  size_t max_header_bytes = 16u << 10;
+  int json_max_depth = 64;
+  size_t json_max_keys = 1024;
+  double request_timeout = 600;
+  std::string max_response = "32M";
+  int default_max_tokens = 4096;
+  int max_tokens_limit = 0;
+  int max_queued_events = 64;
+  int http_workers = 2;
+  bool special_tokens_in_messages = false;
   double shutdown_grace = 10;
   bool quiet = false;
 };
 
 // "512M", "2G", "1.5GiB", "1000000" -> bytes.
-uint64_t parse_size(const std::string& text) {
+uint64_t parse_size(const std::string& text, const std::string& flag = "--kv-memory") {
   size_t used = 0;
   double value = 0;
   try {
     value = std::stod(text, &used);
   } catch (const std::exception&) {
-    throw CommandError{"--kv-memory: '" + text + "' is not a size (e.g. 2G, 512M)"};
+    throw CommandError{flag + ": '" + text + "' is not a size (e.g. 2G, 512M)"};
   }
   std::string unit = text.substr(used);
   if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
@@ -61,8 +77,8 @@ uint64_t parse_size(const std::string& text) {
   else if (unit == "K" || unit == "k") scale = 1024.0;
   else if (unit == "M" || unit == "m") scale = 1024.0 * 1024;
   else if (unit == "G" || unit == "g") scale = 1024.0 * 1024 * 1024;
-  else throw CommandError{"--kv-memory: unknown unit in '" + text + "' (use K, M or G)"};
-  if (value <= 0) throw CommandError{"--kv-memory must be positive"};
+  else throw CommandError{flag + ": unknown unit in '" + text + "' (use K, M or G)"};
+  if (value <= 0) throw CommandError{flag + " must be positive"};
   return static_cast<uint64_t>(value * scale);
 }
 
@@ -86,6 +102,18 @@ std::optional<std::string> read_chat_template(const std::string& value) {
   return text.str();
 }
 
+// Room for the connection cap plus the files the server itself holds, as far as the hard limit allows, so that
+// the cap (answered with a 503) is reached before accept() runs out of descriptors.
+void raise_open_file_limit(size_t max_connections) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  const rlim_t want = static_cast<rlim_t>(max_connections) + 256;
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < want) {
+    limit.rlim_cur = limit.rlim_max == RLIM_INFINITY ? want : std::min(want, limit.rlim_max);
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
 int run_serve(const ServeArgs& a) {
   if (a.port < 0 || a.port > 65535) throw CommandError{"--port must be between 0 and 65535"};
   if (a.parallel < 1) throw CommandError{"--parallel must be at least 1"};
@@ -94,10 +122,32 @@ int run_serve(const ServeArgs& a) {
   if (!std::filesystem::exists(a.model)) throw CommandError{"--model: no such file: " + a.model};
   const std::optional<std::string> chat_template = read_chat_template(a.chat_template);
 
+  if (a.json_max_depth < 1 || a.json_max_depth > api::JsonLimits::kCeilingDepth) {
+    throw CommandError{"--json-max-depth must be between 1 and " + std::to_string(api::JsonLimits::kCeilingDepth)};
+  }
+  if (a.json_max_keys < 1 || a.json_max_keys > api::JsonLimits::kCeilingObjectKeys) {
+    throw CommandError{"--json-max-keys must be between 1 and " + std::to_string(api::JsonLimits::kCeilingObjectKeys)};
+  }
+  if (a.default_max_tokens < 0 || a.max_tokens_limit < 0) throw CommandError{"max-tokens flags must not be negative"};
+  if (a.max_queued_events < 1) throw CommandError{"--max-queued-events must be at least 1"};
+  if (a.http_workers < 1) throw CommandError{"--http-workers must be at least 1"};
+  if (a.request_timeout < 0) throw CommandError{"--request-timeout must not be negative"};
+  for (const std::string& key : a.api_keys) {
+    if (key.empty()) throw CommandError{"--api-key must not be empty"};
+  }
   http::ServerOptions so;
   so.host = a.host;
   so.port = static_cast<uint16_t>(a.port);
-  so.api_key = a.api_key;
+  so.api_keys = a.api_keys;
+  so.max_connections = a.max_connections;
+  so.max_connections_per_address = a.max_connections_per_address;
+  so.max_body_bytes = parse_size(a.max_body, "--max-body");
+  so.max_header_bytes = a.max_header_bytes;
+  so.json_limits = {a.json_max_depth, a.json_max_keys};
+  so.request_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.request_timeout * 1000));
+  so.max_response_bytes = parse_size(a.max_response, "--max-response");
+  so.worker_threads = a.http_workers;
+  raise_open_file_limit(a.max_connections);
   so.handle_signals = true;
   so.shutdown_grace = std::chrono::milliseconds(static_cast<int64_t>(a.shutdown_grace * 1000));
   so.log = a.quiet ? nullptr : stderr;
@@ -129,6 +179,7 @@ int run_serve(const ServeArgs& a) {
     eo.parallel = a.parallel;
     eo.context_length = a.ctx_size;
     eo.queue_limit = a.queue;
+    eo.max_queued_events = a.max_queued_events;
     if (!a.kv_memory.empty()) eo.kv_bytes = parse_size(a.kv_memory);
     if (!be->host_memory()) {
       // On a GPU the pool is sized from the card's free memory, now that the weights are on it.
@@ -141,7 +192,11 @@ int run_serve(const ServeArgs& a) {
     }
     eng = engine::make_serving_engine(*model, *tok, eo);
     const std::string alias = a.aliases.empty() ? std::filesystem::path(a.model).stem().string() : a.aliases.front();
-    served = std::make_unique<api::ServedModel>(alias, *eng, *tok, chat_template);
+    api::RequestPolicy policy;
+    policy.default_max_tokens = a.default_max_tokens;
+    policy.max_tokens_limit = a.max_tokens_limit;
+    policy.special_tokens_in_messages = a.special_tokens_in_messages;
+    served = std::make_unique<api::ServedModel>(alias, *eng, *tok, chat_template, policy);
     for (size_t i = 1; i < a.aliases.size(); ++i) served->add_alias(a.aliases[i]);
   } catch (const std::exception& e) {
     server->stop();
@@ -191,10 +246,30 @@ const RegisterCommand kServe{
       sub.add_option("--kv-type", a->kv_type, "KV cache precision: f16 (default), q8_0 (head size a multiple of 32) or f32");
       sub.add_option("--threads", a->threads, "Compute threads (default: physical cores)");
       add_device_option(sub, a->device);
-      sub.add_option("--api-key", a->api_key, "Require this key (Authorization: Bearer KEY or x-api-key: KEY)");
+      sub.add_option("--api-key", a->api_keys,
+                     "Require a key (Authorization: Bearer KEY or x-api-key: KEY); repeat for several keys");
       sub.add_option("--queue", a->queue, "Requests that may wait for a slot before 429 (default 256)");
       sub.add_option("--shutdown-grace", a->shutdown_grace, "Seconds in-flight requests get on shutdown (default 10)");
       sub.add_flag("--quiet", a->quiet, "No per-request log lines");
+      sub.add_option("--max-connections", a->max_connections, "Open connections at most; 0: no cap (default 1024)");
+      sub.add_option("--max-connections-per-address", a->max_connections_per_address,
+                     "Open connections from one client address at most; 0: no cap (default 512)");
+      sub.add_option("--max-body", a->max_body, "Largest request body, e.g. 16M (default 16M)");
+      sub.add_option("--max-header-bytes", a->max_header_bytes, "Largest request head in bytes (default 16384)");
+      sub.add_option("--json-max-depth", a->json_max_depth, "Deepest nesting of a request body (default 64)");
+      sub.add_option("--json-max-keys", a->json_max_keys, "Most keys in one JSON object of a request (default 1024)");
+      sub.add_option("--request-timeout", a->request_timeout,
+                     "Seconds one generation may run before it is cancelled; 0: none (default 600)");
+      sub.add_option("--max-response", a->max_response, "Largest non-streamed response, e.g. 32M (default 32M)");
+      sub.add_option("--default-max-tokens", a->default_max_tokens,
+                     "max_tokens of a request that names none; 0: the rest of the context (default 4096)");
+      sub.add_option("--max-tokens-limit", a->max_tokens_limit,
+                     "The most tokens one request may generate; larger asks are clamped; 0: the context (default 0)");
+      sub.add_option("--max-queued-events", a->max_queued_events,
+                     "Undelivered events per request before its sequence pauses for a slow reader (default 64)");
+      sub.add_option("--http-workers", a->http_workers, "Threads that parse, render and tokenize requests (default 2)");
+      sub.add_flag("--special-tokens-in-messages", a->special_tokens_in_messages,
+                   "Let control-token spellings in message text become control tokens (default: plain text)");
       return [a] { return run_serve(*a); };
     }};
 

@@ -28,12 +28,23 @@ void EventChannel::close(const Usage& usage) {
   notify_locked(lock);
 }
 
-bool EventChannel::drain(std::vector<GenerationEvent>& out) {
+bool EventChannel::backlogged() const {
   std::lock_guard lock(mutex_);
+  return backlog_limit_ > 0 && events_.size() >= backlog_limit_;
+}
+
+bool EventChannel::drain(std::vector<GenerationEvent>& out) {
+  std::unique_lock lock(mutex_);
   const bool had = !events_.empty();
+  const bool was_backlogged = backlog_limit_ > 0 && events_.size() >= backlog_limit_;
   for (auto& e : events_) out.push_back(std::move(e));
   events_.clear();
-  return had || !ended_;
+  const bool more = had || !ended_;
+  lock.unlock();
+  if (was_backlogged) {
+    if (auto engine = engine_.lock()) engine->wake();  // its paused sequences may go on
+  }
+  return more;
 }
 
 void EventChannel::wait(std::chrono::milliseconds timeout) {

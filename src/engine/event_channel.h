@@ -21,13 +21,17 @@ class EngineWakeup {
 
 class EventChannel final : public RequestHandle {
  public:
-  explicit EventChannel(std::weak_ptr<EngineWakeup> engine) : engine_(std::move(engine)) {}
+  // backlog_limit: undelivered events at which backlogged() turns true (0: never).
+  explicit EventChannel(std::weak_ptr<EngineWakeup> engine, size_t backlog_limit = 0)
+      : engine_(std::move(engine)), backlog_limit_(backlog_limit) {}
 
   // Engine side.
   void push(GenerationEvent event);
   void close(const Usage& usage);  // after the last choice's finish event
   void set_usage(const Usage& usage);
   bool cancelled() const { return cancelled_.load(std::memory_order_acquire); }
+  // The caller is behind: the engine holds this request's decodes until drain() wakes it.
+  bool backlogged() const;
 
   // Caller side. drain() returns true while more events may come or when it appended some now; false once
   // the request has ended and there was nothing left to take.
@@ -43,6 +47,7 @@ class EventChannel final : public RequestHandle {
   void notify_locked(std::unique_lock<std::mutex>& lock);
 
   std::weak_ptr<EngineWakeup> engine_;
+  const size_t backlog_limit_;
   mutable std::mutex mutex_;
   std::condition_variable ready_;
   std::vector<GenerationEvent> events_;

@@ -83,7 +83,8 @@ class ServingEngine final : public Engine {
     state->max_tokens = std::min(r.stop.max_tokens, context_length_ - static_cast<int>(r.prompt.size()));
     const uint64_t seed = r.sampling.seed ? *r.sampling.seed : std::random_device{}() * 0x100000001ull;
     state->request = std::move(r);
-    state->channel = std::make_shared<EventChannel>(inbox_);
+    state->channel = std::make_shared<EventChannel>(
+        inbox_, static_cast<size_t>(std::max(0, options_.max_queued_events)) * static_cast<size_t>(std::max(1, r.n)));
     state->usage.prompt_tokens = static_cast<int>(state->request.prompt.size());
     for (int c = 0; c < state->request.n; ++c) {
       state->choices.push_back(
@@ -191,18 +192,42 @@ class ServingEngine final : public Engine {
         arrivals.swap(inbox_->arrivals);
         stopping = inbox_->stopping;
       }
-      for (auto& r : arrivals) enqueue(std::move(r));
-      if (stopping) {
-        for (auto& r : active_) end_request(*r, FinishReason::Cancelled, "");
-        active_.clear();
-        publish_stats();
-        return;
+      try {
+        for (auto& r : arrivals) enqueue(std::move(r));
+        if (stopping) {
+          for (auto& r : active_) end_request(*r, FinishReason::Cancelled, "");
+          active_.clear();
+          publish_stats();
+          return;
+        }
+        reap_cancelled();
+        if (options_.fault_injector) options_.fault_injector();
+        progressed = step();
+        std::erase_if(active_, [](const auto& r) { return r->unfinished == 0; });
+      } catch (const std::exception& e) {
+        fail_all(e.what());
+      } catch (...) {
+        fail_all("unknown error");
       }
-      reap_cancelled();
-      progressed = step();
-      std::erase_if(active_, [](const auto& r) { return r->unfinished == 0; });
       publish_stats();
+      if (stopping) return;
     }
+  }
+
+  // Something outside the model's forward pass threw mid-step: no request's state can be trusted, so every
+  // one ends with an error (its caller gets a clean failure) and the engine starts over empty.
+  void fail_all(const std::string& what) {
+    const std::string message = "engine error: " + what;
+    for (auto& r : active_) {
+      try {
+        end_request(*r, FinishReason::Error, message);
+      } catch (...) {
+        r->channel->close(r->usage);  // at least the caller stops waiting
+      }
+    }
+    active_.clear();
+    running_.clear();
+    waiting_.clear();
   }
 
   void enqueue(std::shared_ptr<RequestState> r) {
@@ -295,6 +320,7 @@ class ServingEngine final : public Engine {
     for (size_t i = 0; i < running_.size(); ++i) {
       Sequence* s = running_[i];
       if (s->remaining() != 1) continue;
+      if (s->request->channel->backlogged()) continue;  // its reader is behind: paused, holding its blocks
       bool self_preempted = false;
       while (!grow(*s, s->n_computed + 1)) {
         Sequence* victim = running_.back();

@@ -90,6 +90,12 @@ struct EngineOptions {
   kv::KvType kv_type = kv::KvType::F16;
   int token_budget = 512;        // rows per forward step: decodes first, then prefill chunks
   int queue_limit = 256;         // waiting requests before submit answers QueueFull
+  // Backpressure: a request whose caller has this many undelivered events per choice is not decoded until the
+  // caller drains (a slow reader pauses its own sequences, not the engine). 0: no bound.
+  int max_queued_events = 64;
+  // Tests only: called on the engine thread before every step; an exception it throws is how the tests check
+  // that a failure outside the model ends the requests cleanly and leaves the engine serving.
+  std::function<void()> fault_injector;
   int context_length = 0;        // 0: the model's; capped by the pool's capacity
   bool prefix_caching = true;
 };

@@ -1,5 +1,6 @@
 #include "http/server.h"
 
+#include <algorithm>
 #include <csignal>
 #include <stdexcept>
 
@@ -10,7 +11,40 @@
 
 namespace pensieve::http {
 
-Server::Impl::Impl(ServerOptions o) : options(std::move(o)) {}
+namespace {
+
+// Completion of a detached connection coroutine: an exception that escaped it ends that connection only.
+auto log_escaped_exception(std::FILE* log, const char* what) {
+  return [log, what](const std::exception_ptr& e) {
+    if (!e || !log) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      std::fprintf(log, "pensieve: %s ended by an exception: %s\n", what, ex.what());
+    } catch (...) {
+      std::fprintf(log, "pensieve: %s ended by an unknown exception\n", what);
+    }
+  };
+}
+
+// Over the connection caps: a short 503, written without waiting (the socket's buffer is empty), then close.
+void refuse_connection(asio::ip::tcp::socket& socket) {
+  static const std::string kBody =
+      R"({"error":{"message":"too many open connections","type":"service_unavailable","param":null,"code":null}})";
+  static const std::string kBusy =
+      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+      "Connection: close\r\nContent-Length: " + std::to_string(kBody.size()) + "\r\n\r\n" + kBody;
+  boost::system::error_code ec;
+  socket.non_blocking(true, ec);
+  socket.write_some(asio::buffer(kBusy), ec);
+  socket.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  socket.close(ec);
+}
+
+}  // namespace
+
+Server::Impl::Impl(ServerOptions o)
+    : options(std::move(o)), workers(static_cast<size_t>(std::max(1, options.worker_threads))) {}
 
 Server::Server(ServerOptions options) : impl_(std::make_shared<Impl>(std::move(options))) {
   namespace ip = asio::ip;
@@ -49,8 +83,9 @@ void Server::run() {
       if (!ec) impl->begin_shutdown();
     });
   }
-  asio::co_spawn(impl->ioc, impl->accept_loop(), asio::detached);
+  asio::co_spawn(impl->ioc, impl->accept_loop(), log_escaped_exception(impl->options.log, "accept loop"));
   impl->ioc.run();
+  impl->workers.join();
 }
 
 void Server::stop() {
@@ -70,11 +105,33 @@ asio::awaitable<void> Server::Impl::accept_loop() {
       co_await backoff.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       continue;
     }
+    const auto remote = socket.remote_endpoint(ec);
+    const std::string address = ec ? "?" : remote.address().to_string();
+    if (!admit_connection(address)) {
+      refuse_connection(socket);
+      continue;
+    }
     socket.set_option(asio::ip::tcp::no_delay(true), ec);
-    auto session = std::make_shared<Session>(*this, std::move(socket));
+    auto session = std::make_shared<Session>(*this, std::move(socket), address);
     sessions.insert(session.get());
-    asio::co_spawn(ioc, session->run(session), asio::detached);
+    ++per_address[address];
+    asio::co_spawn(ioc, session->run(session), log_escaped_exception(options.log, "connection"));
   }
+}
+
+bool Server::Impl::admit_connection(const std::string& address) {
+  const auto it = per_address.find(address);
+  const size_t from_address = it == per_address.end() ? 0 : it->second;
+  if (options.max_connections_per_address && from_address >= options.max_connections_per_address) return false;
+  if (!options.max_connections || sessions.size() < options.max_connections) return true;
+  // Full: an idle keep-alive connection (waiting for a next request that may never come) yields its place.
+  for (Session* s : sessions) {
+    if (s->evictable()) {
+      s->on_shutdown();
+      return true;  // it leaves the set once its coroutine ends; the cap may be passed by one meanwhile
+    }
+  }
+  return false;
 }
 
 void Server::Impl::begin_shutdown() {
@@ -96,6 +153,7 @@ void Server::Impl::begin_shutdown() {
 
 void Server::Impl::session_ended(Session* s) {
   sessions.erase(s);
+  if (auto it = per_address.find(s->address()); it != per_address.end() && --it->second == 0) per_address.erase(it);
   if (stopping && sessions.empty()) grace_timer.cancel();
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "api/json_limits.h"
 #include "api/served_model.h"
 
 namespace pensieve::http {
@@ -17,9 +18,17 @@ namespace pensieve::http {
 struct ServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;                      // 0: any free port (see Server::port)
-  std::string api_key;                       // empty: no authentication
+  std::vector<std::string> api_keys;         // empty: no authentication; otherwise any one of them opens /v1/
   size_t max_body_bytes = 16u << 20;
   size_t max_header_bytes = 16u << 10;
+  api::JsonLimits json_limits;               // nesting and keys per object of a request body
+  // Open connections. At the cap, an idle keep-alive connection is closed to make room; if none is idle the
+  // newcomer gets a 503 and is closed. 0: no cap.
+  size_t max_connections = 1024;
+  size_t max_connections_per_address = 512;
+  std::chrono::milliseconds request_timeout{std::chrono::minutes(10)};  // one generation, start to end; 0: none
+  size_t max_response_bytes = 32u << 20;     // a non-streamed response, approximately; stream for more
+  int worker_threads = 2;                    // parse, render and tokenize requests off the event loop
   std::chrono::milliseconds idle_timeout{std::chrono::seconds(60)};   // waiting for (the rest of) a request
   std::chrono::milliseconds write_timeout{std::chrono::seconds(60)};  // a client that stops reading
   std::chrono::milliseconds shutdown_grace{std::chrono::seconds(10)}; // in-flight requests may finish within it

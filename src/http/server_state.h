@@ -4,6 +4,8 @@
 #include <chrono>
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp uses std::exchange
 #include <memory>
+#include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -26,6 +28,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   bool ready = false;
   bool stopping = false;
   std::unordered_set<Session*> sessions;
+  std::unordered_map<std::string, size_t> per_address;  // open connections by client address
   int active_requests = 0;
   Metrics metrics;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
@@ -35,8 +38,13 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   asio::ip::tcp::acceptor acceptor{ioc};
   asio::signal_set signals{ioc};
   asio::steady_timer grace_timer{ioc};
+  // Request parsing, template rendering and tokenizing run here, so a costly body never stalls the loop.
+  // After ioc: joined before the loop's handlers are destroyed.
+  asio::thread_pool workers;
 
   asio::awaitable<void> accept_loop();
+  // Whether a connection from `address` may be opened now; may close an idle one to make room.
+  bool admit_connection(const std::string& address);
   void begin_shutdown();
   void session_ended(Session* s);
 

@@ -7,6 +7,7 @@
 #include "api/anthropic.h"
 #include "api/api_error.h"
 #include "api/openai.h"
+#include "http/request_checks.h"
 
 namespace pensieve::http {
 
@@ -42,8 +43,8 @@ void Wake::notify_here() {
 }
 
 
-Session::Session(Server::Impl& server, tcp::socket socket)
-    : server_(server), socket_(std::move(socket)), deadline_(socket_.get_executor()) {
+Session::Session(Server::Impl& server, tcp::socket socket, std::string address)
+    : server_(server), socket_(std::move(socket)), deadline_(socket_.get_executor()), address_(std::move(address)) {
   boost::system::error_code ec;
   auto ep = socket_.remote_endpoint(ec);
   peer_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
@@ -87,51 +88,98 @@ asio::awaitable<void> Session::watchdog([[maybe_unused]] std::shared_ptr<Session
 }
 
 asio::awaitable<void> Session::run(std::shared_ptr<Session> self) {
+  try {
+    co_await serve(self);
+  } catch (const std::exception& e) {
+    // A bug, not a client's doing: this connection ends, the server goes on.
+    if (server_.options.log) std::fprintf(server_.options.log, "pensieve: %s: connection failed: %s\n", peer_.c_str(), e.what());
+  }
+  abandon_generation();
+  close_socket();
+  server_.session_ended(this);
+}
+
+void Session::abandon_generation() {
+  if (!handle_) return;
+  handle_->set_notify(nullptr);
+  handle_->cancel();
+  handle_.reset();
+  wake_.reset();
+  stop_watching_ = true;
+  keep_alive_ = false;
+  --server_.active_requests;
+}
+
+asio::awaitable<void> Session::serve(std::shared_ptr<Session> self) {
   asio::co_spawn(socket_.get_executor(), watchdog(self), asio::detached);
   const ServerOptions& opt = server_.options;
   while (!closed_ && keep_alive_ && !server_.stopping) {
     bhttp::request_parser<bhttp::string_body> parser;
     parser.header_limit(static_cast<uint32_t>(opt.max_header_bytes));
     parser.body_limit(opt.max_body_bytes);
-    idle_ = true;
-    arm(opt.idle_timeout);
-    boost::system::error_code ec;
-    co_await bhttp::async_read_header(socket_, buffer_, parser, kRedirect(ec));
-    idle_ = false;
     Exchange x;
-    if (!ec && parser.get()[bhttp::field::expect] == "100-continue") {
-      static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      co_await asio::async_write(socket_, asio::buffer(kContinue), kRedirect(ec));
-    }
-    if (!ec && !parser.is_done()) co_await bhttp::async_read(socket_, buffer_, parser, kRedirect(ec));
-    if (ec) {
-      if (closed_ || ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
-          ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
-        break;
-      }
-      // A request we refuse to read further: answer once, then drop the connection.
-      keep_alive_ = false;
-      x.method = "?";
-      x.target = "?";
-      x.route = "invalid";
-      if (ec == bhttp::error::body_limit) {
-        co_await send_error(ApiError(ErrorKind::TooLarge, "request body exceeds " + std::to_string(opt.max_body_bytes) + " bytes"), false, x);
-      } else if (ec == bhttp::error::header_limit) {
-        api::Reply r{431, R"({"error":{"message":"request headers too large","type":"invalid_request_error","param":null,"code":null}})"};
-        co_await send(r, x);
-      } else {
-        co_await send_error(ApiError(ErrorKind::InvalidRequest, "malformed HTTP request: " + ec.message()), false, x);
-      }
-      break;
-    }
+    if (!co_await read_request(parser, x)) break;
     disarm();
     bhttp::request<bhttp::string_body> req = parser.release();
     if (!req.keep_alive()) keep_alive_ = false;
     co_await handle(req, x);
+    ++served_;
     log(x);
   }
-  close_socket();
-  server_.session_ended(this);
+}
+
+// Reads one request's head and body; false when the connection is to end (answered already if it must be).
+asio::awaitable<bool> Session::read_request(bhttp::request_parser<bhttp::string_body>& parser, Exchange& x) {
+  const ServerOptions& opt = server_.options;
+  idle_ = true;
+  arm(opt.idle_timeout);
+  boost::system::error_code ec;
+  co_await bhttp::async_read_header(socket_, buffer_, parser, kRedirect(ec));
+  idle_ = false;
+  if (!ec) {
+    const auto& head = parser.get();
+    x.method = std::string(head.method_string());
+    x.target = std::string(head.target());
+    const std::string path = x.target.substr(0, x.target.find('?'));
+    x.route = route_label(path);
+    const bool anthropic = path.rfind("/v1/messages", 0) == 0;
+    // Refused before any body is read (or asked for with 100 Continue); the connection cannot go on.
+    std::optional<ApiError> refusal;
+    if (const std::string why = unsupported_framing(head); !why.empty()) {
+      refusal = ApiError(ErrorKind::InvalidRequest, why);
+    } else if (path.rfind("/v1/", 0) == 0 && !authorized(head, opt.api_keys)) {
+      refusal = ApiError(ErrorKind::Authentication, "invalid or missing API key");
+    }
+    if (refusal && (refusal->kind() != ErrorKind::Authentication || head[bhttp::field::expect] == "100-continue")) {
+      keep_alive_ = false;
+      co_await send_error(*refusal, anthropic, x);
+      log(x);
+      co_return false;
+    }
+    if (head[bhttp::field::expect] == "100-continue") {
+      static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      co_await asio::async_write(socket_, asio::buffer(kContinue), kRedirect(ec));
+    }
+  }
+  if (!ec && !parser.is_done()) co_await bhttp::async_read(socket_, buffer_, parser, kRedirect(ec));
+  if (!ec) co_return true;
+  if (closed_ || ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+      ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
+    co_return false;
+  }
+  // A request we refuse to read further: answer once, then drop the connection.
+  keep_alive_ = false;
+  if (x.method.empty()) x.method = x.target = "?";
+  x.route = "invalid";
+  if (ec == bhttp::error::body_limit) {
+    co_await send_error(ApiError(ErrorKind::TooLarge, "request body exceeds " + std::to_string(opt.max_body_bytes) + " bytes"), false, x);
+  } else if (ec == bhttp::error::header_limit) {
+    api::Reply r{431, R"({"error":{"message":"request headers too large","type":"invalid_request_error","param":null,"code":null}})"};
+    co_await send(r, x);
+  } else {
+    co_await send_error(ApiError(ErrorKind::InvalidRequest, "malformed HTTP request: " + ec.message()), false, x);
+  }
+  co_return false;
 }
 
 // ---- routing ----
@@ -143,7 +191,7 @@ asio::awaitable<void> Session::handle(bhttp::request<bhttp::string_body>& req, E
   const bool anthropic = path.rfind("/v1/messages", 0) == 0;
   const bool is_get = req.method() == bhttp::verb::get || req.method() == bhttp::verb::head;
   const bool is_post = req.method() == bhttp::verb::post;
-  x.route = path;
+  x.route = route_label(path);
   std::optional<ApiError> error;
   try {
     if (path == "/health") {
@@ -157,17 +205,9 @@ asio::awaitable<void> Session::handle(bhttp::request<bhttp::string_body>& req, E
       co_await send(api::Reply{200, server_.metrics_text(), "text/plain; version=0.0.4; charset=utf-8"}, x);
       co_return;
     }
-    if (path.rfind("/v1/", 0) != 0) {
-      x.route = "other";
-      throw ApiError(ErrorKind::NotFound, "no route for " + x.method + " " + path);
-    }
-    // Everything under /v1/ needs the key when one is set: "Authorization: Bearer KEY" or "x-api-key: KEY".
-    if (!server_.options.api_key.empty()) {
-      const std::string bearer = "Bearer " + server_.options.api_key;
-      if (req[bhttp::field::authorization] != bearer && req["x-api-key"] != server_.options.api_key) {
-        throw ApiError(ErrorKind::Authentication, "invalid or missing API key");
-      }
-    }
+    if (path.rfind("/v1/", 0) != 0) throw ApiError(ErrorKind::NotFound, "no route for " + x.method + " " + path);
+    // Everything under /v1/ needs a key when any is set: "Authorization: Bearer KEY" or "x-api-key: KEY".
+    if (!authorized(req, server_.options.api_keys)) throw ApiError(ErrorKind::Authentication, "invalid or missing API key");
     if (path == "/v1/status") {
       if (!is_get) throw ApiError(ErrorKind::MethodNotAllowed, "use GET " + path);
       co_await send(api::Reply{200, server_.status_json()}, x);
@@ -176,24 +216,19 @@ asio::awaitable<void> Session::handle(bhttp::request<bhttp::string_body>& req, E
     if (!server_.ready) {
       throw ApiError(ErrorKind::Unavailable, server_.stopping ? "the server is shutting down" : "the model is still loading");
     }
-    const std::span<const api::ServedModel* const> models(server_.models);
     api::Outcome outcome;
     if (path == "/v1/models") {
       if (!is_get) throw ApiError(ErrorKind::MethodNotAllowed, "use GET " + path);
-      outcome = api::openai_models(models);
+      outcome = api::openai_models(server_.models);
     } else if (path.rfind("/v1/models/", 0) == 0 && path.size() > 11) {
       if (!is_get) throw ApiError(ErrorKind::MethodNotAllowed, "use GET " + path);
       x.route = "/v1/models/{id}";
-      outcome = api::openai_model(models, percent_decoded(path.substr(11)));
+      outcome = api::openai_model(server_.models, percent_decoded(path.substr(11)));
     } else if (path == "/v1/chat/completions" || path == "/v1/completions" || path == "/v1/messages" ||
                path == "/v1/messages/count_tokens") {
       if (!is_post) throw ApiError(ErrorKind::MethodNotAllowed, "use POST " + path);
-      if (path == "/v1/chat/completions") outcome = api::openai_chat_completions(models, req.body());
-      else if (path == "/v1/completions") outcome = api::openai_completions(models, req.body());
-      else if (path == "/v1/messages") outcome = api::anthropic_messages(models, req.body());
-      else outcome = api::anthropic_count_tokens(models, req.body());
+      outcome = co_await run_adapter(path, req.body());
     } else {
-      x.route = "other";
       throw ApiError(ErrorKind::NotFound, "no route for " + x.method + " " + path);
     }
     if (auto* reply = std::get_if<api::Reply>(&outcome)) {
@@ -207,7 +242,30 @@ asio::awaitable<void> Session::handle(bhttp::request<bhttp::string_body>& req, E
   } catch (const std::exception& e) {
     error = ApiError(ErrorKind::Internal, std::string("internal error: ") + e.what());
   }
+  if (handle_) {
+    // Failed in the middle of a generation: part of a response may be out, so no error can follow it. Free the
+    // sequence and end the connection.
+    abandon_generation();
+    close_socket();
+    x.status = 500;
+    co_return;
+  }
   co_await send_error(*error, anthropic, x);
+}
+
+// The adapter runs on a worker thread: parsing, template rendering and tokenizing cost time in proportion to
+// the body, and the event loop must stay free for every other connection (and /health).
+asio::awaitable<api::Outcome> Session::run_adapter(const std::string& path, const std::string& body) {
+  auto work = [models = server_.models, limits = server_.options.json_limits, &path,
+               &body]() -> asio::awaitable<api::Outcome> {
+    api::check_json_limits(body, limits);  // before the parser or any recursive walk sees the body
+    const std::span<const api::ServedModel* const> m(models);
+    if (path == "/v1/chat/completions") co_return api::openai_chat_completions(m, body);
+    if (path == "/v1/completions") co_return api::openai_completions(m, body);
+    if (path == "/v1/messages") co_return api::anthropic_messages(m, body);
+    co_return api::anthropic_count_tokens(m, body);
+  };
+  co_return co_await asio::co_spawn(server_.workers, std::move(work), asio::use_awaitable);
 }
 
 // ---- plain responses ----

@@ -34,10 +34,13 @@ struct Wake {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(Server::Impl& server, tcp::socket socket);
+  Session(Server::Impl& server, tcp::socket socket, std::string address);
   asio::awaitable<void> run(std::shared_ptr<Session> self);
   void on_shutdown();  // close if idle between requests
   void force_end();    // the shutdown grace is over: cancel the generation, end the connection
+  const std::string& address() const { return address_; }
+  // Kept alive after a request and waiting for the next: may be closed to make room for a new connection.
+  bool evictable() const { return idle_ && served_ > 0 && !closed_; }
 
  private:
   // One request/response: what the log line and the metrics need.
@@ -54,13 +57,18 @@ class Session : public std::enable_shared_from_this<Session> {
 
   asio::awaitable<void> watchdog([[maybe_unused]] std::shared_ptr<Session> self);
   asio::awaitable<void> watch_disconnect([[maybe_unused]] std::shared_ptr<Session> self, std::shared_ptr<Wake> wake);
+  asio::awaitable<void> serve(std::shared_ptr<Session> self);
+  asio::awaitable<bool> read_request(bhttp::request_parser<bhttp::string_body>& parser, Exchange& x);
   asio::awaitable<void> handle(bhttp::request<bhttp::string_body>& req, Exchange& x);
+  asio::awaitable<api::Outcome> run_adapter(const std::string& path, const std::string& body);
+  asio::awaitable<void> send_interim();
   asio::awaitable<void> send(const api::Reply& reply, Exchange& x);
   asio::awaitable<void> send_error(const api::ApiError& e, bool anthropic, Exchange& x);
   asio::awaitable<void> serve_generation(api::Generation& gen, Exchange& x);
   asio::awaitable<bool> write_chunk(const std::string& bytes);
   void observe_token_times(std::span<const engine::GenerationEvent> events, const Exchange& x,
                            std::optional<std::chrono::steady_clock::time_point>& last_token);
+  void abandon_generation();  // a generation that failed half-way: cancel it and forget it
   void log(const Exchange& x);
   void arm(std::chrono::milliseconds timeout);
   void disarm();
@@ -70,7 +78,9 @@ class Session : public std::enable_shared_from_this<Session> {
   tcp::socket socket_;
   beast::flat_buffer buffer_;
   asio::steady_timer deadline_;
+  std::string address_;
   std::string peer_;
+  int served_ = 0;  // requests answered on this connection
   bool closed_ = false;
   bool idle_ = true;
   bool keep_alive_ = true;
@@ -80,6 +90,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::shared_ptr<Wake> wake_;
   bool watching_ = false;
   bool client_gone_ = false;
+  bool stop_watching_ = false;
+  bool half_closed_ = false;  // the client shut its sending side: answer, then close
   std::string stash_;  // bytes the watcher read that belong to the next request
 };
 

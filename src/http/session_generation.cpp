@@ -9,20 +9,53 @@
 namespace pensieve::http {
 
 using Clock = std::chrono::steady_clock;
+using api::ApiError;
+using api::ErrorKind;
 
 namespace {
 auto redirect(boost::system::error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
+
+constexpr size_t kStashLimit = 64u << 10;  // pipelined bytes kept while a generation runs
+// After a half-close, how often a non-streamed request checks that the client still reads (see send_interim).
+constexpr auto kProbeInterval = std::chrono::seconds(1);
+
+// What a batch of events adds to a collected response, roughly as its JSON will weigh: text plus an entry per
+// logprob and alternative.
+size_t estimated_bytes(std::span<const engine::GenerationEvent> events) {
+  size_t n = 0;
+  for (const auto& e : events) {
+    n += e.text.size() + 16;
+    size_t entries = e.logprobs.size();
+    for (const auto& top : e.top_logprobs) entries += top.size();
+    n += entries * 96;
+  }
+  return n;
+}
 }  // namespace
 
 
+// Reads the socket for as long as the generation runs. Bytes that arrive are a pipelined next request, kept
+// up to a bound (beyond it the connection closes after this answer) while the watch goes on; an error is a
+// client gone; an orderly end (FIN) is a half-close: the client may still read, so the answer goes out.
 asio::awaitable<void> Session::watch_disconnect([[maybe_unused]] std::shared_ptr<Session> self, std::shared_ptr<Wake> wake) {
   std::array<char, 4096> scratch;
-  boost::system::error_code ec;
-  const size_t n = co_await socket_.async_read_some(asio::buffer(scratch), redirect(ec));
-  if (!ec) {
-    stash_.append(scratch.data(), n);  // a pipelined next request, not a disconnect
-  } else if (ec != asio::error::operation_aborted) {
-    client_gone_ = true;
+  while (!stop_watching_) {
+    boost::system::error_code ec;
+    const size_t n = co_await socket_.async_read_some(asio::buffer(scratch), redirect(ec));
+    if (ec == asio::error::eof) {
+      half_closed_ = true;
+      keep_alive_ = false;
+      break;
+    }
+    if (ec) {
+      if (ec != asio::error::operation_aborted) client_gone_ = true;
+      break;
+    }
+    if (stash_.size() + n <= kStashLimit) {
+      stash_.append(scratch.data(), n);
+    } else {
+      keep_alive_ = false;  // more than one request can hold: not kept, and the connection ends after this one
+    }
   }
   watching_ = false;
   wake->notify_here();
@@ -52,12 +85,25 @@ void Session::observe_token_times(std::span<const engine::GenerationEvent> event
   }
 }
 
+// After the client half-closed, a write is the only way to learn whether it still reads (a closed peer answers
+// it with a reset, and the next write fails). A 1xx interim response is what HTTP/1.1 allows before the final
+// one, and clients must skip it.
+asio::awaitable<void> Session::send_interim() {
+  static const std::string kProcessing = "HTTP/1.1 102 Processing\r\n\r\n";
+  arm(server_.options.write_timeout);
+  boost::system::error_code ec;
+  co_await asio::async_write(socket_, asio::buffer(kProcessing), redirect(ec));
+  disarm();
+  if (ec) client_gone_ = true;
+}
+
 asio::awaitable<void> Session::serve_generation(api::Generation& gen, Exchange& x) {
   ++server_.active_requests;
   handle_ = gen.shared_handle();
   auto wake = std::make_shared<Wake>(socket_.get_executor());
   wake_ = wake;
   client_gone_ = false;
+  stop_watching_ = false;
   watching_ = true;
   asio::co_spawn(socket_.get_executor(), watch_disconnect(shared_from_this(), wake), asio::detached);
   gen.handle().set_notify([wake] {
@@ -85,6 +131,11 @@ asio::awaitable<void> Session::serve_generation(api::Generation& gen, Exchange& 
   std::vector<engine::GenerationEvent> events;
   std::optional<Clock::time_point> last_token;
   bool ended = false;
+  const ServerOptions& opt = server_.options;
+  const auto deadline = opt.request_timeout.count() > 0 ? x.start + opt.request_timeout : Clock::time_point::max();
+  std::optional<ApiError> failure;  // the request was stopped here: the reply says why
+  size_t collected = 0;
+  auto next_probe = Clock::now() + kProbeInterval;
   while (ok && !forced_) {
     // Cleared before draining: a notify that lands after this point leaves `pending` set, so no wake is lost.
     wake->pending.store(false);
@@ -94,8 +145,15 @@ asio::awaitable<void> Session::serve_generation(api::Generation& gen, Exchange& 
       observe_token_times(events, x, last_token);
       if (gen.streaming()) {
         ok = co_await write_chunk(gen.stream_events(events));
-      } else {
-        gen.collect(events);
+      } else if (!failure) {
+        collected += estimated_bytes(events);
+        if (collected > opt.max_response_bytes) {
+          failure = ApiError(ErrorKind::InvalidRequest, "the response would exceed " + std::to_string(opt.max_response_bytes) +
+                                 " bytes; stream it (\"stream\": true) or ask for fewer tokens, choices or logprobs");
+          gen.handle().cancel();
+        } else {
+          gen.collect(events);
+        }
       }
     }
     if (!more) {
@@ -103,9 +161,23 @@ asio::awaitable<void> Session::serve_generation(api::Generation& gen, Exchange& 
       break;
     }
     if (client_gone_) break;
+    const auto now = Clock::now();
+    if (now >= deadline && !failure) {
+      // The engine ends the request; what it sends until then still goes out, so a stream closes properly.
+      failure = ApiError(ErrorKind::Unavailable, "the request ran longer than the server's limit of " +
+                                                     std::to_string(opt.request_timeout.count() / 1000) + " s");
+      gen.handle().cancel();
+    }
     if (!events.empty()) continue;  // more may already be queued (drain also returns true on the last batch)
+    const bool probing = half_closed_ && !gen.streaming();
+    if (probing && now >= next_probe) {
+      co_await send_interim();
+      next_probe = now + kProbeInterval;
+      continue;
+    }
     if (!wake->pending.load()) {
-      wake->timer.expires_at(Clock::time_point::max());
+      wake->timer.expires_at(std::min(failure ? Clock::time_point::max() : deadline,
+                                      probing ? next_probe : Clock::time_point::max()));
       boost::system::error_code ec;
       co_await wake->timer.async_wait(redirect(ec));
     }
@@ -128,12 +200,15 @@ asio::awaitable<void> Session::serve_generation(api::Generation& gen, Exchange& 
         disarm();
         if (ec) keep_alive_ = false;
       }
+    } else if (failure) {
+      co_await send_error(*failure, x.route.rfind("/v1/messages", 0) == 0, x);
     } else {
       api::Reply reply = gen.reply();
       co_await send(reply, x);
     }
   }
   // Stop the watcher before the connection reads its next request from the same socket.
+  stop_watching_ = true;
   while (watching_) {
     boost::system::error_code ignored;
     socket_.cancel(ignored);

@@ -5,16 +5,13 @@
 #include <vector>
 
 #include "api/generation.h"
+#include "fixture_tokenizer.h"
 #include "tokenizer/tokenizer.h"
 
 namespace pensieve::testing {
 
 // The tiny Llama 3 fixture's vocabulary (loaded once).
-inline const tokenizer::Tokenizer& tok() {
-  static const tokenizer::Tokenizer t =
-      tokenizer::Tokenizer::load(std::string(PENSIEVE_FIXTURES_DIR) + "/models/llama3-tiny/llama3-tiny-f32.gguf");
-  return t;
-}
+inline const tokenizer::Tokenizer& tok() { return fixture_tokenizer(); }
 
 // The bytes a client would get: SSE when streaming, else the whole body.
 inline std::string run_to_end(api::Generation& g) {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +26,7 @@ class FakeHandle final : public RequestHandle {
   explicit FakeHandle(GenerationRequest r) : request(std::move(r)) {}
 
   bool drain(std::vector<GenerationEvent>& out) override {
+    if (drain_throws) throw std::runtime_error("scripted drain failure");
     std::lock_guard lock(mutex_);
     const bool took = !events_.empty();
     for (auto& e : events_) out.push_back(std::move(e));
@@ -60,6 +62,7 @@ class FakeHandle final : public RequestHandle {
   const GenerationRequest request;
   std::vector<std::string> script;  // the pieces this request emits
   int live_choices = 0;  // engine thread only
+  bool drain_throws = false;
 
  private:
   mutable std::mutex mutex_;
@@ -89,6 +92,7 @@ class FakeEngine final : public Engine {
   int cached_prompt_tokens = 0;              // reported as read from the prefix cache (at most the prompt)
   // Set: the pieces for a request (e.g. a tool call on the first turn, an answer once a result came back).
   std::function<std::vector<std::string>(const GenerationRequest&)> script_for;
+  bool drain_throws = false;                 // set: the handles of later requests throw from drain()
 
   FakeEngine() : thread_([this] { loop(); }) {}
   ~FakeEngine() override { shutdown(); }
@@ -99,6 +103,7 @@ class FakeEngine final : public Engine {
     if (!admitting_) return SubmitRefused{SubmitRefused::Why::ShuttingDown, "stopping"};
     auto h = std::make_shared<FakeHandle>(std::move(request));
     h->script = script_for ? script_for(h->request) : script;
+    h->drain_throws = drain_throws;
     const int prompt = static_cast<int>(h->request.prompt.size());
     h->set_prompt_usage(prompt, std::min(cached_prompt_tokens, prompt));
     h->live_choices = h->request.n;

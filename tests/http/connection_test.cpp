@@ -14,21 +14,6 @@ json chat_body(bool stream) {
   return {{"model", "tiny"}, {"stream", stream}, {"messages", {{{"role", "user"}, {"content", "Hi"}}}}};
 }
 
-template <class Pred>
-bool eventually(Pred p, std::chrono::milliseconds limit = 3000ms) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (p()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return p();
-}
-
-std::string raw_request(const std::string& path, const std::string& body) {
-  return "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
-         std::to_string(body.size()) + "\r\n\r\n" + body;
-}
-
 TEST(Connection, DisconnectMidStreamCancelsTheRequest) {
   ServerHarness h;
   h.engine.script = std::vector<std::string>(10000, "tok ");

@@ -102,7 +102,7 @@ TEST(Errors, UnknownRouteAndWrongMethod) {
 
 TEST(Errors, ApiKeyIsRequiredWhenSet) {
   http::ServerOptions o;
-  o.api_key = "sekrit";
+  o.api_keys = {"sekrit"};
   ServerHarness h(o);
   const json b = chat_body();
   auto none = h.post("/v1/chat/completions", b);

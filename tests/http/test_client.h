@@ -1,6 +1,8 @@
 #pragma once
 // A small blocking HTTP client for the server tests, plus a harness that runs a Server on a free port of
 // 127.0.0.1 with the FakeEngine behind it and always stops it.
+#include <array>
+#include <chrono>
 #include <map>
 #include <utility>  // before Asio: Boost 1.74 uses std::exchange without including it
 #include <memory>
@@ -15,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../api/fake_engine.h"
+#include "../api/fixture_tokenizer.h"
 #include "api/served_model.h"
 #include "http/server.h"
 #include "tokenizer/tokenizer.h"
@@ -73,22 +76,13 @@ class Connection {
   boost::beast::flat_buffer buffer_;
 };
 
-inline std::string fixture_model_path() {
-  return std::string(PENSIEVE_FIXTURES_DIR) + "/models/llama3-tiny/llama3-tiny-f32.gguf";
-}
-
-inline const tokenizer::Tokenizer& fixture_tokenizer() {
-  static const tokenizer::Tokenizer tok = tokenizer::Tokenizer::load(fixture_model_path());
-  return tok;
-}
-
 class ServerHarness {
  public:
-  explicit ServerHarness(http::ServerOptions o = {}, bool attach_models = true) {
+  explicit ServerHarness(http::ServerOptions o = {}, bool attach_models = true, api::RequestPolicy policy = {}) {
     o.host = "127.0.0.1";
     o.port = 0;
     o.log = nullptr;
-    model_ = std::make_unique<api::ServedModel>("tiny", engine, fixture_tokenizer());
+    model_ = std::make_unique<api::ServedModel>("tiny", engine, fixture_tokenizer(), std::nullopt, policy);
     server_ = std::make_unique<http::Server>(o);
     if (attach_models) attach();
     thread_ = std::thread([this] { server_->run(); });
@@ -120,6 +114,41 @@ class ServerHarness {
   std::unique_ptr<http::Server> server_;
   std::thread thread_;
 };
+
+template <class Pred>
+bool eventually(Pred p, std::chrono::milliseconds limit = std::chrono::milliseconds(3000)) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (p()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return p();
+}
+
+inline std::string raw_request(const std::string& path, const std::string& body) {
+  return "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+// Everything the server sends until it closes the connection (or `limit` passes).
+inline std::string read_until_closed(asio::ip::tcp::socket& s, std::chrono::milliseconds limit = std::chrono::milliseconds(5000)) {
+  std::string got;
+  std::array<char, 4096> buf;
+  const auto end = std::chrono::steady_clock::now() + limit;
+  s.non_blocking(true);
+  while (std::chrono::steady_clock::now() < end) {
+    boost::system::error_code ec;
+    const size_t n = s.read_some(asio::buffer(buf), ec);
+    if (ec == asio::error::would_block) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      continue;
+    }
+    if (ec) break;
+    got.append(buf.data(), n);
+  }
+  s.non_blocking(false);
+  return got;
+}
 
 // "data: ..." payloads of an SSE body, in order.
 inline std::vector<std::string> sse_data(const std::string& body) {
