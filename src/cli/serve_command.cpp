@@ -60,28 +60,6 @@ struct ServeArgs {
   bool quiet = false;
 };
 
-// "512M", "2G", "1.5GiB", "1000000" -> bytes.
-uint64_t parse_size(const std::string& text, const std::string& flag = "--kv-memory") {
-  size_t used = 0;
-  double value = 0;
-  try {
-    value = std::stod(text, &used);
-  } catch (const std::exception&) {
-    throw CommandError{flag + ": '" + text + "' is not a size (e.g. 2G, 512M)"};
-  }
-  std::string unit = text.substr(used);
-  if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
-  if (unit.size() > 1 && unit.back() == 'i') unit.pop_back();
-  double scale = 1;
-  if (unit.empty()) scale = 1;
-  else if (unit == "K" || unit == "k") scale = 1024.0;
-  else if (unit == "M" || unit == "m") scale = 1024.0 * 1024;
-  else if (unit == "G" || unit == "g") scale = 1024.0 * 1024 * 1024;
-  else throw CommandError{flag + ": unknown unit in '" + text + "' (use K, M or G)"};
-  if (value <= 0) throw CommandError{flag + " must be positive"};
-  return static_cast<uint64_t>(value * scale);
-}
-
 // --chat-template: a built-in template's name, or a file holding a Jinja template (checked before loading).
 std::optional<std::string> read_chat_template(const std::string& value) {
   if (value.empty()) return std::nullopt;
@@ -180,7 +158,7 @@ int run_serve(const ServeArgs& a) {
     eo.context_length = a.ctx_size;
     eo.queue_limit = a.queue;
     eo.max_queued_events = a.max_queued_events;
-    if (!a.kv_memory.empty()) eo.kv_bytes = parse_size(a.kv_memory);
+    if (!a.kv_memory.empty()) eo.kv_bytes = parse_size(a.kv_memory, "--kv-memory");
     if (!be->host_memory()) {
       // On a GPU the pool is sized from the card's free memory, now that the weights are on it.
       PlanInputs in;

@@ -1,7 +1,6 @@
 #include "model/model.h"
 
 #include <cmath>
-#include <cstring>
 #include <stdexcept>
 #include <string>
 

@@ -36,13 +36,12 @@ void check(cublasStatus_t s, const char* what) {
 
 // Activation rows up to which a quantized product reads the weights in place (one pass per 8 rows); above
 // it, one tensor-core GEMM over the f16 copy (or a per-product decode when there is none) costs less.
-// PENSIEVE_CUDA_MATVEC_ROWS overrides both, for tuning.
+// PENSIEVE_CUDA_MATVEC_ROWS overrides it, for tuning.
 // On an H200 (8B Q4_K_M) cuBLAS over the f16 copy is faster than the in-place kernels from 2 rows on (256 vs
 // 189 tok/s at 2 rows, 930 vs 350 at 8), but the two sum in different orders and the fixture models' greedy
 // runs then change with their company (a near tie flips). Small batches stay on one path for batch
 // invariance until the in-place kernels catch up (their f16 rounding of each weight costs more than the read).
-constexpr int kMatvecMaxRowsWithDense = 16;
-constexpr int kMatvecMaxRowsWithoutDense = 16;
+constexpr int kMatvecMaxRows = 16;
 
 // Page-locked host memory, so that the step's tables and the logits move by DMA without a staging copy.
 struct PinnedBuffer {
@@ -84,9 +83,6 @@ class CudaBackend final : public Backend {
     if (const char* rows = std::getenv("PENSIEVE_CUDA_MATVEC_ROWS")) matvec_rows_ = std::atoi(rows);
     const char* profile = std::getenv("PENSIEVE_CUDA_PROFILE");
     profile_.enable(profile != nullptr && std::string(profile) == "1", stream_);
-    const char* pedantic = std::getenv("PENSIEVE_CUBLAS_PEDANTIC");
-    pedantic_ = pedantic != nullptr && std::string(pedantic) == "1";
-    if (pedantic_) check(cublasSetMathMode(blas_, CUBLAS_PEDANTIC_MATH), "math mode");
   }
 
   ~CudaBackend() override {
@@ -270,7 +266,6 @@ class CudaBackend final : public Backend {
     if (!step.rope.empty()) std::memcpy(upload_staging_.data + int_bytes, step.rope.data(), step.rope.size_bytes());
     upload_.rope = reinterpret_cast<const float*>(upload_device_.data() + int_bytes);
     upload_.n_rows = static_cast<int>(n);
-    upload_.n_logit_rows = static_cast<int>(step.logit_rows.size());
     upload_.max_context = max_context;
     check(cudaMemcpyAsync(upload_device_.data(), upload_staging_.data, bytes, cudaMemcpyHostToDevice, stream_),
           "step upload");
@@ -308,7 +303,7 @@ class CudaBackend final : public Backend {
     if (y < x + x_elems && x < y + static_cast<size_t>(n) * static_cast<size_t>(w.rows)) f16_input_ = nullptr;
     if (w.type_id == static_cast<uint32_t>(gguf::GgmlType::F16)) {
       gemm_ex(w.data.data(), CUDA_R_16F, xh, rows, n, cols, y);
-    } else if (n <= (matvec_rows_ > 0 ? matvec_rows_ : w.dense ? kMatvecMaxRowsWithDense : kMatvecMaxRowsWithoutDense)) {
+    } else if (n <= (matvec_rows_ > 0 ? matvec_rows_ : kMatvecMaxRows)) {
       cuda::matvec(w.type_id, w.data.data(), w.row_bytes, w.rows, w.cols, xh, n, y, stream_);
     } else if (w.dense) {
       gemm_ex(w.dense.get(), CUDA_R_16F, xh, rows, n, cols, y);
@@ -408,7 +403,7 @@ class CudaBackend final : public Backend {
   void gemm_ex(const void* w, cudaDataType type, const void* x, int rows, int n, int cols, float* y) {
     const float one = 1.0f, zero = 0.0f;
     check(cublasGemmEx(blas_, CUBLAS_OP_T, CUBLAS_OP_N, rows, n, cols, &one, w, type, cols, x, type, cols, &zero, y,
-                       CUDA_R_32F, rows, pedantic_ ? CUBLAS_COMPUTE_32F_PEDANTIC : CUBLAS_COMPUTE_32F,
+                       CUDA_R_32F, rows, CUBLAS_COMPUTE_32F,
                        CUBLAS_GEMM_DEFAULT),
           "gemm");
   }
@@ -436,9 +431,8 @@ class CudaBackend final : public Backend {
   static constexpr size_t kDenseShareOfFreeMemory = 40;  // percent  // kv::kBlockTokens; the backend room does not see kv/
   int index_;
   size_t dense_budget_ = 0;
-  int matvec_rows_ = 0;  // 0: the defaults above
+  int matvec_rows_ = 0;  // 0: kMatvecMaxRows
   cuda::OpProfile profile_;
-  bool pedantic_ = false;  // PENSIEVE_CUBLAS_PEDANTIC=1: no reduced-precision shortcuts in cuBLAS (experiments)
   cudaDeviceProp props_{};
   cudaStream_t stream_ = nullptr;
   cudaEvent_t upload_done_ = nullptr;

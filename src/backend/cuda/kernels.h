@@ -22,7 +22,6 @@ struct StepUpload {
   const int32_t* blocks = nullptr;       // every sequence's block table, one after another
   const float* rope = nullptr;           // [n_rows][n_rot/2][2]
   int n_rows = 0;
-  int n_logit_rows = 0;
   int max_context = 0;  // the longest attention span of any row (positions + 1)
 };
 
