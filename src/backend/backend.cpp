@@ -1,6 +1,9 @@
 #include "backend/backend.h"
 
+#include <algorithm>
+#include <array>
 #include <cmath>
+#include <limits>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -29,6 +32,40 @@ void fill_rope_table(std::span<const int32_t> positions, const RopeTableParams& 
       cos_sin[(t * static_cast<size_t>(half) + static_cast<size_t>(i)) * 2 + 1] = static_cast<float>(std::sin(angle));
     }
   }
+}
+
+void compute_top_logits(std::span<const float> row, TopLogits& out) {
+  // A min-heap of the best so far (worst on top) keeps the scan at O(vocab log k) with no allocation.
+  struct Entry {
+    float logit;
+    int32_t id;
+  };
+  const auto better = [](const Entry& a, const Entry& b) { return a.logit > b.logit || (a.logit == b.logit && a.id < b.id); };
+  std::array<Entry, kTopLogits> heap;
+  size_t size = 0;
+  const size_t k = std::min(row.size(), static_cast<size_t>(kTopLogits));
+  float top = -std::numeric_limits<float>::infinity();
+  for (size_t i = 0; i < row.size(); ++i) {
+    const Entry e{row[i], static_cast<int32_t>(i)};
+    top = std::max(top, e.logit);
+    if (size < k) {
+      heap[size++] = e;
+      std::push_heap(heap.begin(), heap.begin() + static_cast<std::ptrdiff_t>(size), better);
+    } else if (k > 0 && better(e, heap[0])) {
+      std::pop_heap(heap.begin(), heap.begin() + static_cast<std::ptrdiff_t>(size), better);
+      heap[size - 1] = e;
+      std::push_heap(heap.begin(), heap.begin() + static_cast<std::ptrdiff_t>(size), better);
+    }
+  }
+  std::sort_heap(heap.begin(), heap.begin() + static_cast<std::ptrdiff_t>(size), better);
+  for (size_t i = 0; i < size; ++i) {
+    out.ids[i] = heap[i].id;
+    out.logits[i] = heap[i].logit;
+  }
+  double sum = 0;
+  for (float l : row) sum += std::exp(static_cast<double>(l) - top);
+  out.log_sum_exp = row.empty() ? 0.0f : static_cast<float>(top + std::log(sum));
+  out.count = static_cast<int32_t>(size);
 }
 
 int physical_cores() {

@@ -87,6 +87,21 @@ struct StepTables {
   int n_rows() const { return static_cast<int>(positions.size()); }
 };
 
+// The head of one logits row, for samplers that need no more of it (greedy, top-k up to kTopLogits, logprobs):
+// the kTopLogits largest logits, best first, equal logits in ascending id order (as a stable argmax picks),
+// and the log-sum-exp of the whole row. Reading this instead of the row saves copying 128-152k floats per
+// sequence per step off a GPU.
+inline constexpr int kTopLogits = 64;
+struct TopLogits {
+  int32_t ids[kTopLogits];
+  float logits[kTopLogits];
+  float log_sum_exp;
+  int32_t count;  // min(kTopLogits, vocab)
+};
+
+// The head of one row, computed on the host (the CPU backend's op, and the reference for the others).
+void compute_top_logits(std::span<const float> row, TopLogits& out);
+
 // Where a backend computes and how much of its memory is taken.
 struct DeviceInfo {
   std::string kind;         // "cpu" or "cuda"
@@ -144,6 +159,9 @@ class Backend {
   virtual void add_rows(float* x, const float* bias, int n_rows, int dim) = 0;  // x[r] += bias
   // out[i] = x[step.logit_rows[i]], rows of `dim`.
   virtual void gather_rows(const float* x, int dim, const StepTables& step, float* out) = 0;
+  // out[r] = the head of row r of logits[n_rows][vocab] (see TopLogits); `out` is n_rows TopLogits in this
+  // backend's memory. Pure in the row: the result never depends on the other rows.
+  virtual void top_logits(const float* logits, int n_rows, int vocab, TopLogits* out) = 0;
 
   // Convenience: a buffer holding `values`.
   Buffer upload(std::span<const float> values);

@@ -71,6 +71,10 @@ BenchResult bench_one(model::Model& m, kv::KvType kv_type, int batch, int prompt
   std::mt19937 rng(1234);
   std::uniform_int_distribution<int32_t> token(0, c.vocab - 1);
   std::vector<float> logits(static_cast<size_t>(batch) * static_cast<size_t>(c.vocab));
+  // Decode brings back what the serving engine's greedy sampler reads: the whole rows from host memory, the
+  // rows' heads from a device.
+  const bool on_host = m.backend().host_memory();
+  std::vector<backend::TopLogits> heads(static_cast<size_t>(batch));
   model::Batch b;
 
   BenchResult r;
@@ -95,7 +99,12 @@ BenchResult bench_one(model::Model& m, kv::KvType kv_type, int batch, int prompt
       const int seq = b.add_sequence(tables[static_cast<size_t>(s)].blocks());
       b.add_token(token(rng), prompt + step, seq, true);
     }
-    m.forward(b, pool, logits);
+    if (on_host) {
+      m.forward(b, pool, logits);
+    } else {
+      m.run(b, pool);
+      m.read_top_logits(heads);
+    }
   }
   r.decode_tok_s = static_cast<double>(batch) * gen / seconds_since(start);
 

@@ -150,6 +150,28 @@ int32_t Sampler::draw(std::span<float> logits, const SamplingParams& params, Seq
   return candidates_.back().id;
 }
 
+bool Sampler::head_suffices(const SamplingParams& p, bool constrained) {
+  const bool penalized = (p.repetition_penalty != 1.0f && p.repetition_last_n != 0) || p.presence_penalty != 0.0f ||
+                         p.frequency_penalty != 0.0f || !p.logit_bias.empty();
+  return !constrained && !penalized && p.temperature <= 0.0f && p.top_logprobs <= backend::kTopLogits;
+}
+
+int32_t Sampler::sample_from_head(const backend::TopLogits& head) { return head.count > 0 ? head.ids[0] : 0; }
+
+float Sampler::logprob_from_head(const backend::TopLogits& head, int32_t token) {
+  for (int i = 0; i < head.count; ++i) {
+    if (head.ids[i] == token) return head.logits[i] - head.log_sum_exp;
+  }
+  return -std::numeric_limits<float>::infinity();  // not reached: the token sampled from a head is in it
+}
+
+void Sampler::top_logprobs_from_head(const backend::TopLogits& head, int top_n, std::vector<TokenLogprob>& out) {
+  out.clear();
+  for (int i = 0; i < std::min(top_n, static_cast<int>(head.count)); ++i) {
+    out.push_back({head.ids[i], head.logits[i] - head.log_sum_exp});
+  }
+}
+
 double Sampler::log_sum_exp(std::span<const float> logits) const {
   const float top = *std::max_element(logits.begin(), logits.end());
   double sum = 0;

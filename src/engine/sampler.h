@@ -11,6 +11,7 @@
 #include <span>
 #include <vector>
 
+#include "backend/backend.h"
 #include "engine/request.h"
 
 namespace pensieve::engine {
@@ -52,6 +53,15 @@ class Sampler {
   // by lower id. Call on the raw logits, before sample() changes them.
   float logprob_of(std::span<const float> logits, int32_t token);
   void top_logprobs(std::span<const float> logits, int top_n, std::vector<TokenLogprob>& out);
+
+  // True when the token and the logprobs `params` asks for follow from the head of the row alone
+  // (backend::TopLogits): greedy, with no transform that could lift a token from outside the head and no
+  // grammar. The GPU engine then reads the head instead of the whole row.
+  static bool head_suffices(const SamplingParams& params, bool constrained);
+  // What sample() and the logprob calls give for the whole row, from its head (head_suffices must hold).
+  static int32_t sample_from_head(const backend::TopLogits& head);
+  static float logprob_from_head(const backend::TopLogits& head, int32_t token);
+  static void top_logprobs_from_head(const backend::TopLogits& head, int top_n, std::vector<TokenLogprob>& out);
 
   // The individual transforms, public so they can be checked one by one.
   static void apply_logit_bias(std::span<float> logits, std::span<const std::pair<int32_t, float>> bias);

@@ -70,6 +70,7 @@ class ServingEngine final : public Engine {
         inbox_(std::make_shared<Inbox>()) {
     logits_.resize(static_cast<size_t>(parallel_) * static_cast<size_t>(vocab_));
     raw_row_.resize(static_cast<size_t>(vocab_));
+    heads_.resize(static_cast<size_t>(parallel_));
     scheduled_.reserve(static_cast<size_t>(parallel_));
     publish_stats();
     thread_ = std::thread([this] { run(); });
@@ -307,6 +308,7 @@ class ServingEngine final : public Engine {
     Sequence* seq;
     int n_rows;
     int logits_row;  // -1: no logits this step
+    bool from_head = false;  // its token comes from heads_[logits_row], not the whole row
   };
 
   // Returns false when nothing could be scheduled.
@@ -349,8 +351,7 @@ class ServingEngine final : public Engine {
     if (scheduled_.empty()) return false;
 
     try {
-      model_.forward(batch_, pool_,
-                     std::span<float>(logits_).first(static_cast<size_t>(n_logit_rows_) * static_cast<size_t>(vocab_)));
+      compute_logits();
     } catch (const std::exception& e) {
       for (const Scheduled& sc : scheduled_) end_request(*sc.seq->request, FinishReason::Error, e.what());
       return true;
@@ -361,9 +362,36 @@ class ServingEngine final : public Engine {
       publish_full_blocks(*sc.seq);
     }
     for (const Scheduled& sc : scheduled_) {
-      if (sc.logits_row >= 0 && sc.seq->state == SequenceState::Running) emit_token(*sc.seq, sc.logits_row);
+      if (sc.logits_row >= 0 && sc.seq->state == SequenceState::Running) emit_token(*sc.seq, sc);
     }
     return true;
+  }
+
+  // Runs the step and brings back what each sequence's sampler needs: on the host, every row as computed;
+  // on a device, only the head of a row (backend::TopLogits) where that decides the token, else the row.
+  void compute_logits() {
+    const auto vocab = static_cast<size_t>(vocab_);
+    if (model_.backend().host_memory()) {
+      model_.forward(batch_, pool_, std::span<float>(logits_).first(static_cast<size_t>(n_logit_rows_) * vocab));
+      return;
+    }
+    model_.run(batch_, pool_);
+    int n_whole = 0;
+    for (Scheduled& sc : scheduled_) {
+      if (sc.logits_row < 0) continue;
+      const SamplingParams& p = sc.seq->request->request.sampling;
+      sc.from_head = Sampler::head_suffices(p, sc.seq->grammar.has_value());
+      n_whole += sc.from_head ? 0 : 1;
+    }
+    if (n_whole < n_logit_rows_) model_.read_top_logits(std::span(heads_).first(static_cast<size_t>(n_logit_rows_)));
+    if (n_whole == n_logit_rows_) {
+      model_.read_logits(0, std::span<float>(logits_).first(static_cast<size_t>(n_logit_rows_) * vocab));
+    } else if (n_whole > 0) {
+      for (const Scheduled& sc : scheduled_) {
+        if (sc.logits_row < 0 || sc.from_head) continue;
+        model_.read_logits(sc.logits_row, std::span<float>(logits_).subspan(static_cast<size_t>(sc.logits_row) * vocab, vocab));
+      }
+    }
   }
 
   void schedule(Sequence& s, int n_rows, int& budget) {
@@ -481,21 +509,26 @@ class ServingEngine final : public Engine {
   }
 
   // Samples the sequence's next token from its logits row and delivers it (text, logprobs, finish).
-  void emit_token(Sequence& s, int logits_row) {
+  void emit_token(Sequence& s, const Scheduled& sc) {
     RequestState& r = *s.request;
     const SamplingParams& params = r.request.sampling;
-    const std::span<float> row(logits_.data() + static_cast<size_t>(logits_row) * static_cast<size_t>(vocab_),
-                               static_cast<size_t>(vocab_));
     const bool want_logprobs = params.top_logprobs >= 0;
-    if (want_logprobs) std::copy(row.begin(), row.end(), raw_row_.begin());
-
-    AllowedTokens allowed;
-    if (s.grammar) {
-      const auto* mask = grammar_mask(s);
-      if (!mask) return;
-      allowed = {mask->bits, mask->ids};
+    const backend::TopLogits* head = sc.from_head ? &heads_[static_cast<size_t>(sc.logits_row)] : nullptr;
+    int32_t token = 0;
+    if (head) {
+      token = Sampler::sample_from_head(*head);
+    } else {
+      const std::span<float> row(logits_.data() + static_cast<size_t>(sc.logits_row) * static_cast<size_t>(vocab_),
+                                 static_cast<size_t>(vocab_));
+      if (want_logprobs) std::copy(row.begin(), row.end(), raw_row_.begin());
+      AllowedTokens allowed;
+      if (s.grammar) {
+        const auto* mask = grammar_mask(s);
+        if (!mask) return;
+        allowed = {mask->bits, mask->ids};
+      }
+      token = sampler_.sample(row, params, s.tokens, s.n_prompt, s.rng, allowed);
     }
-    const int32_t token = sampler_.sample(row, params, s.tokens, s.n_prompt, s.rng, allowed);
     const bool grammar_done = s.grammar && s.grammar->advance(token) && s.grammar->finished();
     s.tokens.push_back(token);
     ++s.n_generated;
@@ -507,10 +540,14 @@ class ServingEngine final : public Engine {
     e.choice = s.choice;
     e.tokens.push_back(token);
     if (want_logprobs) {
-      e.logprobs.push_back({token, sampler_.logprob_of(raw_row_, token)});
+      e.logprobs.push_back({token, head ? Sampler::logprob_from_head(*head, token) : sampler_.logprob_of(raw_row_, token)});
       if (params.top_logprobs > 0) {
         e.top_logprobs.emplace_back();
-        sampler_.top_logprobs(raw_row_, params.top_logprobs, e.top_logprobs.back());
+        if (head) {
+          Sampler::top_logprobs_from_head(*head, params.top_logprobs, e.top_logprobs.back());
+        } else {
+          sampler_.top_logprobs(raw_row_, params.top_logprobs, e.top_logprobs.back());
+        }
       }
     }
 
@@ -599,6 +636,7 @@ class ServingEngine final : public Engine {
   int n_logit_rows_ = 0;
   std::vector<float> logits_;
   std::vector<float> raw_row_;
+  std::vector<backend::TopLogits> heads_;
   uint64_t admissions_ = 0;
   uint64_t cache_queries_ = 0, cache_hits_ = 0, prompt_tokens_ = 0, prompt_tokens_cached_ = 0;
   uint64_t generated_tokens_ = 0, steps_ = 0, preemptions_ = 0;

@@ -139,7 +139,7 @@ kv::KvBlockPool Model::make_kv_pool(kv::KvType type, int n_blocks) const {
                          [this](size_t bytes) { return backend_.allocate(bytes).memory; });
 }
 
-void Model::reserve_rows(int n_rows, int n_logit_rows) {
+void Model::reserve_rows(int n_rows, int n_logit_rows, bool keep_logits) {
   const ModelConfig& c = config_;
   const auto floats = [this](size_t n) { return backend_.allocate(n * sizeof(float)); };
   if (n_rows > capacity_rows_) {
@@ -157,22 +157,63 @@ void Model::reserve_rows(int n_rows, int n_logit_rows) {
   }
   if (n_logit_rows > capacity_logit_rows_) {
     selected_ = floats(static_cast<size_t>(n_logit_rows) * static_cast<size_t>(c.dim));
-    // Where the backend's memory is the host's, the logits are written straight into the caller's span.
-    if (!backend_.host_memory()) logits_ = floats(static_cast<size_t>(n_logit_rows) * static_cast<size_t>(c.vocab));
     capacity_logit_rows_ = n_logit_rows;
+    logits_ = {};
+    top_ = {};
+  }
+  // Where the backend's memory is the host's and the caller gave a span, the logits go straight into it.
+  if (keep_logits && !logits_.memory) {
+    logits_ = floats(static_cast<size_t>(capacity_logit_rows_) * static_cast<size_t>(c.vocab));
   }
 }
 
 void Model::forward(const Batch& batch, kv::KvBlockPool& kv, std::span<float> logits) {
+  const size_t n_out = batch.logit_rows.size();
+  if (logits.size() != n_out * static_cast<size_t>(config_.vocab)) {
+    throw std::invalid_argument("forward: logits buffer holds " + std::to_string(logits.size()) + " floats, need " +
+                                std::to_string(n_out * static_cast<size_t>(config_.vocab)));
+  }
+  if (backend_.host_memory()) {
+    compute(batch, kv, logits.data());
+    n_logit_rows_ = 0;  // they are in the caller's span, not here to be read again
+  } else {
+    compute(batch, kv, nullptr);
+    read_logits(0, logits);
+  }
+}
+
+void Model::run(const Batch& batch, kv::KvBlockPool& kv) { compute(batch, kv, nullptr); }
+
+void Model::read_logits(int first_row, std::span<float> out) {
+  const auto vocab = static_cast<size_t>(config_.vocab);
+  if (first_row < 0 || out.size() % vocab != 0 || first_row + out.size() / vocab > static_cast<size_t>(n_logit_rows_)) {
+    throw std::invalid_argument("read_logits: rows beyond the last run's logits");
+  }
+  backend_.read(out, logits_.floats() + static_cast<size_t>(first_row) * vocab);
+}
+
+void Model::read_top_logits(std::span<backend::TopLogits> out) {
+  if (out.size() != static_cast<size_t>(n_logit_rows_)) {
+    throw std::invalid_argument("read_top_logits: " + std::to_string(out.size()) + " rows asked, the last run has " +
+                                std::to_string(n_logit_rows_));
+  }
+  if (out.empty()) return;
+  if (backend_.host_memory()) {
+    backend_.top_logits(logits_.floats(), n_logit_rows_, config_.vocab, out.data());
+    return;
+  }
+  if (!top_.memory) top_ = backend_.allocate(static_cast<size_t>(capacity_logit_rows_) * sizeof(backend::TopLogits));
+  auto* device_top = reinterpret_cast<backend::TopLogits*>(top_.data());
+  backend_.top_logits(logits_.floats(), n_logit_rows_, config_.vocab, device_top);
+  backend_.read(std::as_writable_bytes(out), top_.data());
+}
+
+void Model::compute(const Batch& batch, kv::KvBlockPool& kv, float* host_logits) {
   const ModelConfig& c = config_;
   const int n = batch.size();
   const size_t n_out = batch.logit_rows.size();
   if (batch.positions.size() != static_cast<size_t>(n) || batch.seq_of_row.size() != static_cast<size_t>(n)) {
     throw std::invalid_argument("batch: tokens, positions and sequence ids differ in length");
-  }
-  if (logits.size() != n_out * static_cast<size_t>(c.vocab)) {
-    throw std::invalid_argument("forward: logits buffer holds " + std::to_string(logits.size()) + " floats, need " +
-                                std::to_string(n_out * static_cast<size_t>(c.vocab)));
   }
   for (int32_t s : batch.seq_of_row) {
     if (s < 0 || static_cast<size_t>(s) >= batch.block_tables.size()) throw std::invalid_argument("batch: bad sequence id");
@@ -183,8 +224,9 @@ void Model::forward(const Batch& batch, kv::KvBlockPool& kv, std::span<float> lo
   if (kv.shape().n_layers != c.n_layers || kv.shape().n_kv_heads != c.n_kv_heads || kv.shape().head_dim != c.head_dim) {
     throw std::invalid_argument("forward: KV pool shape does not match the model");
   }
+  n_logit_rows_ = 0;
   if (n == 0) return;
-  reserve_rows(n, static_cast<int>(n_out));
+  reserve_rows(n, static_cast<int>(n_out), host_logits == nullptr);
 
   backend::Backend& be = backend_;
   backend::fill_rope_table(batch.positions, {c.rope_theta, c.n_rot, rope_freq_factors_}, rope_.data());
@@ -252,12 +294,8 @@ void Model::forward(const Batch& batch, kv::KvBlockPool& kv, std::span<float> lo
   float* const selected = selected_.floats();
   be.gather_rows(x, c.dim, step, selected);
   be.rmsnorm(selected, output_norm_.floats(), static_cast<int>(n_out), c.dim, c.rms_eps, selected);
-  if (be.host_memory()) {
-    be.matmul(output_, selected, static_cast<int>(n_out), logits.data());
-  } else {
-    be.matmul(output_, selected, static_cast<int>(n_out), logits_.floats());
-    be.read(logits, logits_.floats());
-  }
+  be.matmul(output_, selected, static_cast<int>(n_out), host_logits ? host_logits : logits_.floats());
+  n_logit_rows_ = static_cast<int>(n_out);
 }
 
 }  // namespace pensieve::model

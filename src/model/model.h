@@ -36,13 +36,20 @@ class Model {
 
   // Runs the batch; writes logits [batch.logit_rows.size()][vocab] into `logits` (host memory).
   void forward(const Batch& batch, kv::KvBlockPool& kv, std::span<float> logits);
+  // Runs the batch and keeps its logits in the backend, for the reads below (valid until the next run).
+  // A sampler that needs only the head of a row reads that instead of the row (a GPU then copies ~0.5 KB
+  // per sequence instead of the vocabulary).
+  void run(const Batch& batch, kv::KvBlockPool& kv);
+  void read_logits(int first_row, std::span<float> out);  // rows first_row.. of the last run, whole
+  void read_top_logits(std::span<backend::TopLogits> out);  // one per logits row of the last run
 
  private:
   Model(gguf::GgufFile file, ModelConfig config, backend::Backend& backend);
   void bind_weights();
   void prepare(backend::Weight& w, backend::Backend::WeightUse use);  // the backend's layout or memory for w
   backend::Buffer vector_in_backend(const std::string& name, int64_t n);
-  void reserve_rows(int n_rows, int n_logit_rows);
+  void compute(const Batch& batch, kv::KvBlockPool& kv, float* host_logits);  // null: into logits_
+  void reserve_rows(int n_rows, int n_logit_rows, bool keep_logits);
 
   gguf::GgufFile file_;
   ModelConfig config_;
@@ -55,7 +62,8 @@ class Model {
   // Scratch in the backend's memory, grown to the largest batch seen and reused.
   int capacity_rows_ = 0;
   int capacity_logit_rows_ = 0;
-  backend::Buffer x_, h_, q_, k_, v_, attn_, gate_, up_, selected_, logits_;
+  int n_logit_rows_ = 0;  // of the last run
+  backend::Buffer x_, h_, q_, k_, v_, attn_, gate_, up_, selected_, logits_, top_;
   std::vector<float> rope_;  // host, uploaded with the step's tables
 };
 

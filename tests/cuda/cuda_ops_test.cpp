@@ -359,6 +359,41 @@ TEST(CudaStep, PositionsWithoutABlockAreRefused) {
   EXPECT_THROW(gpu()->upload_step(step), std::out_of_range);
 }
 
+// The head of each logits row against the host's compute_top_logits: random rows at real vocabulary widths,
+// rows where every rank is a tie, and all-zero rows (a zero-norm model's logits), one kernel for all rows.
+TEST(CudaTopLogits, MatchTheHostReference) {
+  REQUIRE_GPU();
+  struct Case {
+    int rows, vocab;
+    const char* kind;
+  };
+  for (const Case c : {Case{1, 128256, "random"}, Case{64, 151936, "random"}, Case{3, 640, "random"},
+                       Case{2, 40, "random"}, Case{5, 30000, "ties"}, Case{4, 128256, "zeros"}}) {
+    std::vector<float> rows = random_floats(static_cast<size_t>(c.rows) * static_cast<size_t>(c.vocab), 17, 4.0f);
+    if (std::string(c.kind) == "ties") {
+      for (float& x : rows) x = std::round(x);
+    } else if (std::string(c.kind) == "zeros") {
+      for (size_t i = 0; i < rows.size(); ++i) rows[i] = i % 3 == 0 ? -0.0f : 0.0f;
+    }
+    Buffer in = to_device(rows);
+    Buffer out = gpu()->allocate(static_cast<size_t>(c.rows) * sizeof(TopLogits));
+    gpu()->top_logits(in.floats(), c.rows, c.vocab, reinterpret_cast<TopLogits*>(out.data()));
+    std::vector<TopLogits> got(static_cast<size_t>(c.rows));
+    gpu()->read(std::as_writable_bytes(std::span(got)), out.data());
+    for (int r = 0; r < c.rows; ++r) {
+      TopLogits want{};
+      compute_top_logits(std::span<const float>(rows).subspan(static_cast<size_t>(r) * c.vocab, c.vocab), want);
+      const TopLogits& g = got[static_cast<size_t>(r)];
+      ASSERT_EQ(g.count, want.count) << c.kind << " vocab " << c.vocab << " row " << r;
+      for (int i = 0; i < want.count; ++i) {
+        ASSERT_EQ(g.ids[i], want.ids[i]) << c.kind << " vocab " << c.vocab << " row " << r << " rank " << i;
+        ASSERT_EQ(g.logits[i], want.logits[i]);
+      }
+      EXPECT_NEAR(g.log_sum_exp, want.log_sum_exp, 1e-4f * std::max(1.0f, std::fabs(want.log_sum_exp)));
+    }
+  }
+}
+
 TEST(CudaDevice, ReportsItsMemory) {
   REQUIRE_GPU();
   const DeviceInfo d = gpu()->device_info();

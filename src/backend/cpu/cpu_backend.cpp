@@ -94,6 +94,13 @@ void CpuBackend::gather_rows(const float* x, int dim, const StepTables& step, fl
   }
 }
 
+void CpuBackend::top_logits(const float* logits, int n_rows, int vocab, TopLogits* out) {
+  const size_t v = static_cast<size_t>(vocab);
+  split(static_cast<double>(n_rows) * vocab * 8, n_rows, 1, [&](int64_t b, int64_t e, int) {
+    for (int64_t r = b; r < e; ++r) compute_top_logits({logits + static_cast<size_t>(r) * v, v}, out[r]);
+  });
+}
+
 void CpuBackend::prepare(Weight& w, WeightUse use) {
   // A lookup table reads one row per token: re-laying it out buys nothing (a tied embedding is prepared as
   // the output matrix it also is).

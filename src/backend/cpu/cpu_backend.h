@@ -42,6 +42,7 @@ class CpuBackend final : public Backend {
   void add(float* x, const float* y, size_t n) override;
   void add_rows(float* x, const float* bias, int n_rows, int dim) override;
   void gather_rows(const float* x, int dim, const StepTables& step, float* out) override;
+  void top_logits(const float* logits, int n_rows, int vocab, TopLogits* out) override;
 
  private:
   void matmul_f32(const Weight& w, const float* x, int n, float* y);

@@ -11,6 +11,7 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "backend/cuda/kernels.h"
 
@@ -188,6 +189,126 @@ __global__ void attention_kernel(KvGeometry g, const float* __restrict__ q, int 
   }
 }
 
+// DPL consecutive f16 values as floats (DPL = 2, 4 or 8: one 4-, 8- or 16-byte load).
+template <int DPL>
+__device__ __forceinline__ void load_halves(const std::byte* p, float (&out)[DPL]) {
+  if constexpr (DPL == 2) {
+    const float2 f = __half22float2(*reinterpret_cast<const __half2*>(p));
+    out[0] = f.x, out[1] = f.y;
+  } else {
+    using Packed = std::conditional_t<DPL == 4, uint2, uint4>;
+    const Packed packed = *reinterpret_cast<const Packed*>(p);
+    const auto* h = reinterpret_cast<const __half2*>(&packed);
+#pragma unroll
+    for (int i = 0; i < DPL / 2; ++i) {
+      const float2 f = __half22float2(h[i]);
+      out[2 * i] = f.x, out[2 * i + 1] = f.y;
+    }
+  }
+}
+
+// The same attention for an F16 cache and a head size of 64, 128 or 256, laid out for the memory system: a
+// lane scores its key from wide loads all in flight at once (the generic kernel's loop of dependent 4-byte
+// loads left it waiting on memory ~100x longer than the bytes take), and in the value pass a lane owns HD/32
+// consecutive dimensions and the warp reads eight value rows ahead, each as one coalesced load.
+template <int HD>
+__global__ void attention_f16_kernel(KvGeometry g, const float* __restrict__ q, int n_heads, int rep, float scale,
+                                     const int32_t* __restrict__ positions, const int32_t* __restrict__ seq_of_row,
+                                     const int32_t* __restrict__ table_start, const int32_t* __restrict__ blocks,
+                                     float* __restrict__ out, SplitOutput split) {
+  constexpr int DPL = HD / 32;     // value dimensions per lane
+  constexpr int kKeyChunk = 64;    // key halves loaded at once (128 bytes: 8 registers of 16 bytes)
+  constexpr int kValueAhead = 8;   // value rows in flight per lane
+  extern __shared__ float q_shared[];  // [rep][HD]
+  const int row = blockIdx.x, kv_head = blockIdx.y, part = blockIdx.z;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int head = kv_head * rep + warp;
+  const int n_ctx = positions[row] + 1;
+  const int key_begin = split.n_splits == 1 ? 0 : part * split.split_keys;
+  const int key_end = split.n_splits == 1 ? n_ctx : min(n_ctx, key_begin + split.split_keys);
+
+  float* qs = q_shared + warp * HD;
+  const float* qrow = q + (static_cast<size_t>(row) * n_heads + head) * HD;
+  for (int d = lane; d < HD; d += 32) qs[d] = qrow[d] * scale;
+  __syncwarp();
+
+  const int32_t* table = blocks + table_start[seq_of_row[row]];
+  const size_t head_offset = static_cast<size_t>(kv_head) * g.head_bytes;
+  float acc[DPL];
+#pragma unroll
+  for (int i = 0; i < DPL; ++i) acc[i] = 0.0f;
+  float running_max = -INFINITY, running_sum = 0.0f;
+
+  for (int t0 = key_begin; t0 < key_end; t0 += 32) {
+    const int key = t0 + lane;
+    float score = -INFINITY;
+    if (key < key_end) {
+      const auto* kh = reinterpret_cast<const uint4*>(g.k + slot_offset(g, table, key) + head_offset);
+      float s = 0.0f;
+#pragma unroll
+      for (int c0 = 0; c0 < HD; c0 += kKeyChunk) {
+        uint4 kv[kKeyChunk / 8];
+#pragma unroll
+        for (int c = 0; c < kKeyChunk / 8; ++c) kv[c] = kh[c0 / 8 + c];
+#pragma unroll
+        for (int c = 0; c < kKeyChunk / 8; ++c) {
+          const auto* h = reinterpret_cast<const __half2*>(&kv[c]);
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            const float2 kf = __half22float2(h[i]);
+            const int d = c0 + 8 * c + 2 * i;
+            s = fmaf(qs[d], kf.x, fmaf(qs[d + 1], kf.y, s));
+          }
+        }
+      }
+      score = s;
+    }
+    float tile_max = score;
+    for (int off = 16; off > 0; off /= 2) tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, off));
+    const float new_max = fmaxf(running_max, tile_max);
+    const float correction = __expf(running_max - new_max);
+    const float p = key < key_end ? __expf(score - new_max) : 0.0f;
+    float tile_sum = p;
+    for (int off = 16; off > 0; off /= 2) tile_sum += __shfl_xor_sync(0xffffffffu, tile_sum, off);
+    running_sum = running_sum * correction + tile_sum;
+    running_max = new_max;
+#pragma unroll
+    for (int i = 0; i < DPL; ++i) acc[i] *= correction;
+
+    const int tile_keys = min(32, key_end - t0);
+    for (int t = 0; t < tile_keys; t += kValueAhead) {
+      float vv[kValueAhead][DPL];
+#pragma unroll
+      for (int u = 0; u < kValueAhead; ++u) {
+        const int tk = min(t + u, tile_keys - 1);  // past the tile: a valid row, weighted 0 below
+        load_halves<DPL>(g.v + slot_offset(g, table, t0 + tk) + head_offset + DPL * lane * 2, vv[u]);
+      }
+#pragma unroll
+      for (int u = 0; u < kValueAhead; ++u) {
+        const float pt = __shfl_sync(0xffffffffu, p, (t + u) & 31);
+        const float w = t + u < tile_keys ? pt : 0.0f;
+#pragma unroll
+        for (int i = 0; i < DPL; ++i) acc[i] = fmaf(w, vv[u][i], acc[i]);
+      }
+    }
+  }
+  if (split.n_splits == 1) {
+    float* o = out + (static_cast<size_t>(row) * n_heads + head) * HD + DPL * lane;
+    const float inv = 1.0f / running_sum;
+#pragma unroll
+    for (int i = 0; i < DPL; ++i) o[i] = acc[i] * inv;
+    return;
+  }
+  const size_t slot = (static_cast<size_t>(row) * n_heads + head) * split.n_splits + part;
+  float* a = split.acc + slot * HD + DPL * lane;
+#pragma unroll
+  for (int i = 0; i < DPL; ++i) a[i] = acc[i];
+  if (lane == 0) {
+    split.max[slot] = running_max;
+    split.sum[slot] = running_sum;
+  }
+}
+
 // One block per (row, head), one thread per output dimension: the splits' softmax pieces rescaled to the
 // overall max and added.
 __global__ void combine_splits_kernel(SplitOutput split, int n_heads, int hd, float* __restrict__ out) {
@@ -227,10 +348,11 @@ void store_kv(const KvLayerView& kv, const float* k, const float* v, const StepU
 }
 
 int attention_splits(int n_rows, int n_kv_heads, int max_context, int multiprocessors) {
-  // Enough blocks to fill the GPU several times over when few rows are decoding; splits of 64 keys at least.
+  // Enough blocks to fill the GPU several times over when few rows are decoding; splits of one 32-key tile at
+  // least (a split's time is a chain of memory latencies per tile, so short splits finish sooner).
   const int wanted_blocks = 8 * multiprocessors;
   const int by_occupancy = (wanted_blocks + n_rows * n_kv_heads - 1) / (n_rows * n_kv_heads);
-  const int by_length = (max_context + 63) / 64;
+  const int by_length = (max_context + 31) / 32;
   return std::max(1, std::min(by_occupancy, by_length));
 }
 
@@ -255,10 +377,24 @@ void attention(const float* q, int n_heads, const KvLayerView& kv, const StepUpl
   const dim3 grid(static_cast<unsigned>(step.n_rows), static_cast<unsigned>(kv.n_kv_heads),
                   static_cast<unsigned>(n_splits));
   const size_t shared = static_cast<size_t>(rep) * kv.head_dim * sizeof(float);
-  dispatch_element(kv.element, [&]<KvElement E>() {
-    attention_kernel<E><<<grid, rep * 32, shared, stream>>>(geometry(kv), q, n_heads, rep, scale, step.positions,
-                                                            step.seq_of_row, step.table_start, step.blocks, out, split);
-  });
+  const auto launch_f16 = [&]<int HD>() {
+    attention_f16_kernel<HD><<<grid, rep * 32, shared, stream>>>(geometry(kv), q, n_heads, rep, scale, step.positions,
+                                                                 step.seq_of_row, step.table_start, step.blocks, out,
+                                                                 split);
+  };
+  if (kv.element == KvElement::F16 && kv.head_dim == 64) {
+    launch_f16.template operator()<64>();
+  } else if (kv.element == KvElement::F16 && kv.head_dim == 128) {
+    launch_f16.template operator()<128>();
+  } else if (kv.element == KvElement::F16 && kv.head_dim == 256) {
+    launch_f16.template operator()<256>();
+  } else {
+    dispatch_element(kv.element, [&]<KvElement E>() {
+      attention_kernel<E><<<grid, rep * 32, shared, stream>>>(geometry(kv), q, n_heads, rep, scale, step.positions,
+                                                              step.seq_of_row, step.table_start, step.blocks, out,
+                                                              split);
+    });
+  }
   if (n_splits > 1) {
     const dim3 heads(static_cast<unsigned>(step.n_rows), static_cast<unsigned>(n_heads));
     combine_splits_kernel<<<heads, (kv.head_dim + 31) / 32 * 32, 0, stream>>>(split, n_heads, kv.head_dim, out);

@@ -382,6 +382,12 @@ class CudaBackend final : public Backend {
     check_launch("gather_rows");
   }
 
+  void top_logits(const float* logits, int n_rows, int vocab, TopLogits* out) override {
+    const ProfileScope scope(*this, "top_logits");
+    cuda::top_logits(logits, n_rows, vocab, out, stream_);
+    check_launch("top_logits");
+  }
+
  private:
   void activate() const { check(cudaSetDevice(index_), "select device"); }
   static void check_launch(const char* what) { check(cudaGetLastError(), what); }

@@ -40,7 +40,10 @@ void matvec(uint32_t type, const void* w, size_t row_bytes, int64_t rows, int64_
 // The same for Q4_K and Q6_K through their own faster kernels (matvec_kquants.cu); false for other types.
 bool matvec_kquant(uint32_t type, const void* w, size_t row_bytes, int64_t rows, int64_t cols, const uint16_t* x,
                    int n, float* y, cudaStream_t stream);
-// out[rows][cols] (f16) = W decoded.
+// The f16 copy of a Q4_K or Q6_K matrix, decoded exactly as matvec_kquant decodes it; false for other types.
+bool dequantize_kquant_f16(uint32_t type, const void* w, size_t row_bytes, int64_t rows, int64_t cols, uint16_t* out,
+                           cudaStream_t stream);
+// out[rows][cols] (f16) = W decoded (through dequantize_kquant_f16 for the types it takes).
 void dequantize_f16(uint32_t type, const void* w, size_t row_bytes, int64_t rows, int64_t cols, uint16_t* out,
                     cudaStream_t stream);
 // out[i][cols] = row tokens[i] of the table, decoded to float.
@@ -57,6 +60,9 @@ void silu_mul(float* gate, const float* up, size_t n, cudaStream_t stream);
 void add(float* x, const float* y, size_t n, cudaStream_t stream);
 void add_rows(float* x, const float* bias, int n_rows, int dim, cudaStream_t stream);
 void gather_rows(const float* x, int dim, const int32_t* rows, int n, float* out, cudaStream_t stream);
+
+// out[r] = the head of row r of logits[n_rows][vocab] (top_logits.cu).
+void top_logits(const float* logits, int n_rows, int vocab, TopLogits* out, cudaStream_t stream);
 
 // The paged KV cache (attention.cu).
 void store_kv(const KvLayerView& kv, const float* k, const float* v, const StepUpload& step, cudaStream_t stream);

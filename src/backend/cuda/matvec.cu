@@ -140,6 +140,7 @@ void matvec(uint32_t type, const void* w, size_t row_bytes, int64_t rows, int64_
 
 void dequantize_f16(uint32_t type, const void* w, size_t row_bytes, int64_t rows, int64_t cols, uint16_t* out,
                     cudaStream_t stream) {
+  if (dequantize_kquant_f16(type, w, row_bytes, rows, cols, out, stream)) return;
   const int cpr = static_cast<int>(cols / 32);
   dispatch_quant_type(type, [&]<QuantType T>() {
     dequantize_f16_kernel<T><<<grid_for(rows * cpr, 256), 256, 0, stream>>>(static_cast<const uint8_t*>(w), row_bytes,
