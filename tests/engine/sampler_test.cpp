@@ -29,6 +29,60 @@ std::vector<double> frequencies(const std::vector<float>& logits, const Sampling
   return f;
 }
 
+// The head of a row decides exactly the requests it is used for: the same token, logprob and alternatives as
+// the whole row gives, on a row with ties at the top.
+TEST(Sampler, TheHeadOfARowGivesWhatTheWholeRowGivesForGreedyRequests) {
+  std::vector<float> row(1000);
+  for (size_t i = 0; i < row.size(); ++i) row[i] = static_cast<float>((i * 7919) % 101) * 0.03f;
+  row[400] = row[900] = 5.0f;  // a tie for the best: the lower id wins
+  backend::TopLogits head{};
+  backend::compute_top_logits(row, head);
+  SamplingParams p;
+  p.temperature = 0;
+  p.top_logprobs = 5;
+  ASSERT_TRUE(Sampler::head_suffices(p, false));
+  Sampler s(static_cast<int>(row.size()));
+  SequenceRng rng(1);
+  auto copy = row;
+  const int32_t token = s.sample(copy, p, {}, 0, rng);
+  EXPECT_EQ(token, 400);
+  EXPECT_EQ(Sampler::sample_from_head(head), token);
+  EXPECT_NEAR(Sampler::logprob_from_head(head, token), s.logprob_of(row, token), 1e-5);
+  std::vector<TokenLogprob> want, got;
+  s.top_logprobs(row, 5, want);
+  Sampler::top_logprobs_from_head(head, 5, got);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(got[i].token, want[i].token);
+    EXPECT_NEAR(got[i].logprob, want[i].logprob, 1e-5);
+  }
+}
+
+// Anything that can lift a token from outside the head, or needs the whole distribution, reads the row.
+TEST(Sampler, TheHeadIsNotEnoughForSamplingPenaltiesBiasGrammarOrManyLogprobs) {
+  SamplingParams greedy;
+  greedy.temperature = 0;
+  EXPECT_TRUE(Sampler::head_suffices(greedy, false));
+  EXPECT_FALSE(Sampler::head_suffices(greedy, true));  // a grammar
+  auto p = greedy;
+  p.temperature = 0.7f;
+  EXPECT_FALSE(Sampler::head_suffices(p, false));
+  p = greedy;
+  p.repetition_penalty = 1.1f;
+  EXPECT_FALSE(Sampler::head_suffices(p, false));
+  p.repetition_last_n = 0;  // a penalty over no tokens is no penalty
+  EXPECT_TRUE(Sampler::head_suffices(p, false));
+  p = greedy;
+  p.presence_penalty = 0.5f;
+  EXPECT_FALSE(Sampler::head_suffices(p, false));
+  p = greedy;
+  p.logit_bias = {{3, 10.0f}};
+  EXPECT_FALSE(Sampler::head_suffices(p, false));
+  p = greedy;
+  p.top_logprobs = backend::kTopLogits + 1;
+  EXPECT_FALSE(Sampler::head_suffices(p, false));
+}
+
 TEST(Sampler, GreedyTakesTheLargestLogitAndTheFirstOnTies) {
   Sampler s(4);
   SequenceRng rng(1);
