@@ -303,12 +303,13 @@ TEST(CudaAttention, MixedBatchMatchesTheCpuBackend) {
       gpu_view.k = dk.data();
       gpu_view.v = dv.data();
 
-      const std::vector<int32_t> t0{9, 3, 17, 1, 22, 5}, t1{2, 11}, t2{0, 14, 7};
+      const std::vector<int32_t> t0{9, 3, 17, 1, 22, 5, 12, 13, 15, 16, 18, 19, 20, 21}, t1{2, 11}, t2{0, 14, 7};
       const std::vector<std::span<const int32_t>> tables{t0, t1, t2};
       const int width = sh.kv_heads * sh.head_dim, q_width = sh.heads * sh.head_dim;
-      // Step 1 fills history: sequence 0 positions 0..69, sequence 1 0..20, sequence 2 0..40.
-      // Step 2: sequence 0 prefills 70..89, sequences 1 and 2 decode one token each.
-      const int lengths[3] = {70, 21, 41};
+      // Step 1 fills history: sequence 0 positions 0..189, sequence 1 0..20, sequence 2 0..40.
+      // Step 2: sequence 0 prefills 190..209 (long enough for its keys to be split across blocks), sequences 1
+      // and 2 decode one token each.
+      const int lengths[3] = {190, 21, 41};
       for (int step_no = 0; step_no < 2; ++step_no) {
         std::vector<int32_t> pos, seq;
         if (step_no == 0) {
@@ -316,7 +317,7 @@ TEST(CudaAttention, MixedBatchMatchesTheCpuBackend) {
             for (int p = 0; p < lengths[s]; ++p) pos.push_back(p), seq.push_back(s);
           }
         } else {
-          for (int p = 70; p < 90; ++p) pos.push_back(p), seq.push_back(0);
+          for (int p = 190; p < 210; ++p) pos.push_back(p), seq.push_back(0);
           pos.push_back(21), seq.push_back(1);
           pos.push_back(41), seq.push_back(2);
         }

@@ -8,6 +8,8 @@
 // tile's 32 value rows weighted by the probabilities shuffled from the lane that scored them. When few rows
 // decode (a handful of blocks would leave most of the GPU idle) each row's keys are split across blocks
 // (flash-decoding): every split keeps its own max and sum, and a second kernel rescales and adds them.
+// An F16 cache with a head size of 64, 128 or 256 (the usual case) takes attention_f16_kernel instead, which
+// reads each key once for the whole group of query heads.
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -207,44 +209,54 @@ __device__ __forceinline__ void load_halves(const std::byte* p, float (&out)[DPL
   }
 }
 
-// The same attention for an F16 cache and a head size of 64, 128 or 256, laid out for the memory system: a
-// lane scores its key from wide loads all in flight at once (the generic kernel's loop of dependent 4-byte
-// loads left it waiting on memory ~100x longer than the bytes take), and in the value pass a lane owns HD/32
-// consecutive dimensions and the warp reads eight value rows ahead, each as one coalesced load.
-template <int HD>
-__global__ void attention_f16_kernel(KvGeometry g, const float* __restrict__ q, int n_heads, int rep, float scale,
-                                     const int32_t* __restrict__ positions, const int32_t* __restrict__ seq_of_row,
-                                     const int32_t* __restrict__ table_start, const int32_t* __restrict__ blocks,
-                                     float* __restrict__ out, SplitOutput split) {
-  constexpr int DPL = HD / 32;     // value dimensions per lane
-  constexpr int kKeyChunk = 64;    // key halves loaded at once (128 bytes: 8 registers of 16 bytes)
-  constexpr int kValueAhead = 8;   // value rows in flight per lane
-  extern __shared__ float q_shared[];  // [rep][HD]
+// The same attention for an F16 cache and a head size of 64, 128 or 256, laid out for the memory system.
+// One block per (row, KV head, split) as above, but its four warps split the keys (tiles of 32 taken in turn)
+// and each works for every query head of the group: a lane loads its key once, with wide loads all in flight
+// at once, and scores it against all of the group's queries; in the value pass a lane owns HD/32 consecutive
+// dimensions of each head and the warp reads value rows eight ahead, each as one coalesced load. The warps'
+// partial softmax states are merged through shared memory at the end. (One warp per query head, reading its
+// keys with a loop of dependent 4-byte loads, spent ~100x longer waiting on memory than the bytes take.)
+template <int HD, int MAX_REP>
+__global__ void __launch_bounds__(128) attention_f16_kernel(
+    KvGeometry g, const float* __restrict__ q, int n_heads, int rep, float scale, const int32_t* __restrict__ positions,
+    const int32_t* __restrict__ seq_of_row, const int32_t* __restrict__ table_start, const int32_t* __restrict__ blocks,
+    float* __restrict__ out, SplitOutput split) {
+  constexpr int kWarps = 4;
+  constexpr int DPL = HD / 32;                   // value dimensions per lane
+  constexpr int kKeyChunk = 64;                  // key halves loaded at once (8 registers of 16 bytes)
+  constexpr int kValueAhead = HD <= 128 ? 8 : 4;  // value rows in flight per lane
+  extern __shared__ float shared[];
+  float* qs = shared;                                  // [MAX_REP][HD], pre-scaled
+  float* part_max = qs + MAX_REP * HD;                 // [kWarps][MAX_REP]
+  float* part_sum = part_max + kWarps * MAX_REP;       // [kWarps][MAX_REP]
+  float* part_acc = part_sum + kWarps * MAX_REP;       // [kWarps][MAX_REP][HD]
   const int row = blockIdx.x, kv_head = blockIdx.y, part = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int head = kv_head * rep + warp;
   const int n_ctx = positions[row] + 1;
   const int key_begin = split.n_splits == 1 ? 0 : part * split.split_keys;
   const int key_end = split.n_splits == 1 ? n_ctx : min(n_ctx, key_begin + split.split_keys);
-
-  float* qs = q_shared + warp * HD;
-  const float* qrow = q + (static_cast<size_t>(row) * n_heads + head) * HD;
-  for (int d = lane; d < HD; d += 32) qs[d] = qrow[d] * scale;
-  __syncwarp();
+  const float* qrow = q + (static_cast<size_t>(row) * n_heads + static_cast<size_t>(kv_head) * rep) * HD;
+  for (int i = threadIdx.x; i < MAX_REP * HD; i += blockDim.x) qs[i] = i < rep * HD ? qrow[i] * scale : 0.0f;
+  __syncthreads();
 
   const int32_t* table = blocks + table_start[seq_of_row[row]];
   const size_t head_offset = static_cast<size_t>(kv_head) * g.head_bytes;
-  float acc[DPL];
+  float acc[MAX_REP][DPL];
+  float running_max[MAX_REP], running_sum[MAX_REP];
 #pragma unroll
-  for (int i = 0; i < DPL; ++i) acc[i] = 0.0f;
-  float running_max = -INFINITY, running_sum = 0.0f;
+  for (int r = 0; r < MAX_REP; ++r) {
+    running_max[r] = -INFINITY, running_sum[r] = 0.0f;
+#pragma unroll
+    for (int i = 0; i < DPL; ++i) acc[r][i] = 0.0f;
+  }
 
-  for (int t0 = key_begin; t0 < key_end; t0 += 32) {
+  for (int t0 = key_begin + 32 * warp; t0 < key_end; t0 += 32 * kWarps) {
     const int key = t0 + lane;
-    float score = -INFINITY;
+    float score[MAX_REP];
+#pragma unroll
+    for (int r = 0; r < MAX_REP; ++r) score[r] = 0.0f;
     if (key < key_end) {
       const auto* kh = reinterpret_cast<const uint4*>(g.k + slot_offset(g, table, key) + head_offset);
-      float s = 0.0f;
 #pragma unroll
       for (int c0 = 0; c0 < HD; c0 += kKeyChunk) {
         uint4 kv[kKeyChunk / 8];
@@ -257,23 +269,31 @@ __global__ void attention_f16_kernel(KvGeometry g, const float* __restrict__ q, 
           for (int i = 0; i < 4; ++i) {
             const float2 kf = __half22float2(h[i]);
             const int d = c0 + 8 * c + 2 * i;
-            s = fmaf(qs[d], kf.x, fmaf(qs[d + 1], kf.y, s));
+#pragma unroll
+            for (int r = 0; r < MAX_REP; ++r) {
+              const float2 qv = *reinterpret_cast<const float2*>(qs + r * HD + d);
+              score[r] = fmaf(qv.x, kf.x, fmaf(qv.y, kf.y, score[r]));
+            }
           }
         }
       }
-      score = s;
     }
-    float tile_max = score;
-    for (int off = 16; off > 0; off /= 2) tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, off));
-    const float new_max = fmaxf(running_max, tile_max);
-    const float correction = __expf(running_max - new_max);
-    const float p = key < key_end ? __expf(score - new_max) : 0.0f;
-    float tile_sum = p;
-    for (int off = 16; off > 0; off /= 2) tile_sum += __shfl_xor_sync(0xffffffffu, tile_sum, off);
-    running_sum = running_sum * correction + tile_sum;
-    running_max = new_max;
+    float p[MAX_REP];
 #pragma unroll
-    for (int i = 0; i < DPL; ++i) acc[i] *= correction;
+    for (int r = 0; r < MAX_REP; ++r) {
+      const float sr = key < key_end ? score[r] : -INFINITY;
+      float tile_max = sr;
+      for (int off = 16; off > 0; off /= 2) tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, off));
+      const float new_max = fmaxf(running_max[r], tile_max);
+      const float correction = __expf(running_max[r] - new_max);
+      p[r] = key < key_end ? __expf(sr - new_max) : 0.0f;
+      float tile_sum = p[r];
+      for (int off = 16; off > 0; off /= 2) tile_sum += __shfl_xor_sync(0xffffffffu, tile_sum, off);
+      running_sum[r] = running_sum[r] * correction + tile_sum;
+      running_max[r] = new_max;
+#pragma unroll
+      for (int i = 0; i < DPL; ++i) acc[r][i] *= correction;
+    }
 
     const int tile_keys = min(32, key_end - t0);
     for (int t = 0; t < tile_keys; t += kValueAhead) {
@@ -285,27 +305,60 @@ __global__ void attention_f16_kernel(KvGeometry g, const float* __restrict__ q, 
       }
 #pragma unroll
       for (int u = 0; u < kValueAhead; ++u) {
-        const float pt = __shfl_sync(0xffffffffu, p, (t + u) & 31);
-        const float w = t + u < tile_keys ? pt : 0.0f;
+        const bool in_tile = t + u < tile_keys;
 #pragma unroll
-        for (int i = 0; i < DPL; ++i) acc[i] = fmaf(w, vv[u][i], acc[i]);
+        for (int r = 0; r < MAX_REP; ++r) {
+          const float pt = __shfl_sync(0xffffffffu, p[r], (t + u) & 31);
+          const float w = in_tile ? pt : 0.0f;
+#pragma unroll
+          for (int i = 0; i < DPL; ++i) acc[r][i] = fmaf(w, vv[u][i], acc[r][i]);
+        }
       }
     }
   }
-  if (split.n_splits == 1) {
-    float* o = out + (static_cast<size_t>(row) * n_heads + head) * HD + DPL * lane;
-    const float inv = 1.0f / running_sum;
+
+  // Merge the warps' states: each warp leaves (max, sum, unnormalized output) per head; a warp with no keys
+  // leaves max -inf and sum 0 and gets no weight.
 #pragma unroll
-    for (int i = 0; i < DPL; ++i) o[i] = acc[i] * inv;
-    return;
+  for (int r = 0; r < MAX_REP; ++r) {
+    if (lane == 0) {
+      part_max[warp * MAX_REP + r] = running_max[r];
+      part_sum[warp * MAX_REP + r] = running_sum[r];
+    }
+#pragma unroll
+    for (int i = 0; i < DPL; ++i) part_acc[(warp * MAX_REP + r) * HD + DPL * lane + i] = acc[r][i];
   }
-  const size_t slot = (static_cast<size_t>(row) * n_heads + head) * split.n_splits + part;
-  float* a = split.acc + slot * HD + DPL * lane;
-#pragma unroll
-  for (int i = 0; i < DPL; ++i) a[i] = acc[i];
-  if (lane == 0) {
-    split.max[slot] = running_max;
-    split.sum[slot] = running_sum;
+  __syncthreads();
+  for (int r = warp; r < rep; r += kWarps) {
+    float m = -INFINITY;
+    for (int w = 0; w < kWarps; ++w) m = fmaxf(m, part_max[w * MAX_REP + r]);
+    float weight[kWarps], total = 0.0f;
+    for (int w = 0; w < kWarps; ++w) {
+      weight[w] = part_sum[w * MAX_REP + r] > 0.0f ? __expf(part_max[w * MAX_REP + r] - m) : 0.0f;
+      total += part_sum[w * MAX_REP + r] * weight[w];
+    }
+    const int head = kv_head * rep + r;
+    if (split.n_splits == 1) {
+      float* o = out + (static_cast<size_t>(row) * n_heads + head) * HD;
+      for (int d = lane; d < HD; d += 32) {
+        float v = 0.0f;
+        for (int w = 0; w < kWarps; ++w) v += part_acc[(w * MAX_REP + r) * HD + d] * weight[w];
+        o[d] = v / total;
+      }
+    } else {
+      // A split past the row's context leaves max -inf and sum 0: the combine step gives it no weight.
+      const size_t slot = (static_cast<size_t>(row) * n_heads + head) * split.n_splits + part;
+      float* a = split.acc + slot * HD;
+      for (int d = lane; d < HD; d += 32) {
+        float v = 0.0f;
+        for (int w = 0; w < kWarps; ++w) v += part_acc[(w * MAX_REP + r) * HD + d] * weight[w];
+        a[d] = v;
+      }
+      if (lane == 0) {
+        split.max[slot] = m;
+        split.sum[slot] = total;
+      }
+    }
   }
 }
 
@@ -348,11 +401,11 @@ void store_kv(const KvLayerView& kv, const float* k, const float* v, const StepU
 }
 
 int attention_splits(int n_rows, int n_kv_heads, int max_context, int multiprocessors) {
-  // Enough blocks to fill the GPU several times over when few rows are decoding; splits of one 32-key tile at
-  // least (a split's time is a chain of memory latencies per tile, so short splits finish sooner).
+  // Enough blocks to fill the GPU several times over when few rows are decoding; splits of four 32-key tiles
+  // at least (one per warp of a block).
   const int wanted_blocks = 8 * multiprocessors;
   const int by_occupancy = (wanted_blocks + n_rows * n_kv_heads - 1) / (n_rows * n_kv_heads);
-  const int by_length = (max_context + 31) / 32;
+  const int by_length = (max_context + 127) / 128;
   return std::max(1, std::min(by_occupancy, by_length));
 }
 
@@ -378,15 +431,23 @@ void attention(const float* q, int n_heads, const KvLayerView& kv, const StepUpl
                   static_cast<unsigned>(n_splits));
   const size_t shared = static_cast<size_t>(rep) * kv.head_dim * sizeof(float);
   const auto launch_f16 = [&]<int HD>() {
-    attention_f16_kernel<HD><<<grid, rep * 32, shared, stream>>>(geometry(kv), q, n_heads, rep, scale, step.positions,
-                                                                 step.seq_of_row, step.table_start, step.blocks, out,
-                                                                 split);
+    const auto launch = [&]<int MAX_REP>() {
+      const size_t bytes = (static_cast<size_t>(MAX_REP) * HD * 5 + 8 * MAX_REP) * sizeof(float);
+      attention_f16_kernel<HD, MAX_REP><<<grid, 128, bytes, stream>>>(geometry(kv), q, n_heads, rep, scale,
+                                                                       step.positions, step.seq_of_row,
+                                                                       step.table_start, step.blocks, out, split);
+    };
+    if (rep == 1) launch.template operator()<1>();
+    else if (rep == 2) launch.template operator()<2>();
+    else if (rep <= 4) launch.template operator()<4>();
+    else launch.template operator()<8>();
   };
-  if (kv.element == KvElement::F16 && kv.head_dim == 64) {
+  const bool f16_fast = kv.element == KvElement::F16 && rep <= 8;
+  if (f16_fast && kv.head_dim == 64) {
     launch_f16.template operator()<64>();
-  } else if (kv.element == KvElement::F16 && kv.head_dim == 128) {
+  } else if (f16_fast && kv.head_dim == 128) {
     launch_f16.template operator()<128>();
-  } else if (kv.element == KvElement::F16 && kv.head_dim == 256) {
+  } else if (f16_fast && kv.head_dim == 256) {
     launch_f16.template operator()<256>();
   } else {
     dispatch_element(kv.element, [&]<KvElement E>() {
