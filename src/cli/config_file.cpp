@@ -23,7 +23,8 @@ bool takes_a_list(const CLI::Option& opt) {
   return opt.get_expected_max() > 1 || opt.get_items_expected_max() > 1;
 }
 
-bool is_switch(const CLI::Option& opt) { return opt.get_type_size() == 0; }
+// As CLI11 itself tells a flag from an option when it reads a config file.
+bool is_switch(const CLI::Option& opt) { return opt.get_expected_min() == 0; }
 
 // One scalar as the text a flag would carry; nullopt for booleans, null, arrays and objects (a boolean given to
 // a number would otherwise pass: CLI11 reads "true" as 1).
