@@ -5,7 +5,7 @@ CMAKE_FLAGS ?=
 PENSIEVE := $(BUILD_DIR)/bin/pensieve
 DEFAULT_MODEL := models/demo.gguf
 
-.PHONY: all deps build test test-arm64 serve bench fuzz clean
+.PHONY: all deps build test test-arm64 serve bench fuzz clean install
 
 all: build
 
@@ -41,6 +41,26 @@ bench: build
 
 fuzz:
 	bash scripts/fuzz.sh $(or $(FUZZ_SECONDS),60)
+
+# `make install [PREFIX=/usr/local] [DESTDIR=/staging]`: the binary, a systemd unit running
+# `pensieve serve --config $(SYSCONFDIR)/pensieve/config.json`, and an example config. An existing config.json or
+# pensieve.env is never overwritten; the example beside it always is. Builds first only if there is no binary.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
+install:
+	@test -x $(PENSIEVE) || $(MAKE) build
+	install -D -m 755 $(PENSIEVE) $(DESTDIR)$(BINDIR)/pensieve
+	install -d -m 755 $(DESTDIR)$(SYSTEMD_UNIT_DIR) $(DESTDIR)$(SYSCONFDIR)/pensieve
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' packaging/pensieve.service.in \
+	  > $(DESTDIR)$(SYSTEMD_UNIT_DIR)/pensieve.service
+	chmod 644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/pensieve.service
+	install -m 644 packaging/config.example.json $(DESTDIR)$(SYSCONFDIR)/pensieve/config.example.json
+	test -e $(DESTDIR)$(SYSCONFDIR)/pensieve/config.json || \
+	  install -m 644 packaging/config.example.json $(DESTDIR)$(SYSCONFDIR)/pensieve/config.json
+	test -e $(DESTDIR)$(SYSCONFDIR)/pensieve/pensieve.env || \
+	  install -m 600 packaging/pensieve.env.example $(DESTDIR)$(SYSCONFDIR)/pensieve/pensieve.env
 
 clean:
 	rm -rf $(BUILD_DIR) $(BUILD_DIR)-arm64 build-fuzz

@@ -2,6 +2,7 @@
 // OpenAI-compatible (or Anthropic-compatible) server. Every request streams; per concurrency level it reports
 // aggregate and per-stream output tok/s, time to first token, inter-token and end-to-end latency percentiles.
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -67,6 +68,7 @@ nlohmann::json level_json(const LevelResult& r) {
           {"mean_prompt_tokens", r.mean_prompt_tokens},
           {"aggregate_output_tok_s", r.aggregate_tok_s},
           {"per_stream_output_tok_s", r.per_stream_tok_s},
+          {"per_stream_output_tok_s_p5", r.per_stream_tok_s_p5},
           {"ttft_ms", percentiles_json(r.ttft)},
           {"itl_ms", percentiles_json(r.itl)},
           {"e2e_ms", percentiles_json(r.e2e)}};
@@ -78,20 +80,42 @@ void write_file(const std::string& path, const std::string& text) {
   if (!out) throw CommandError{"cannot write " + path};
 }
 
-std::string svg_for(const BenchArgs& a, const std::vector<LevelResult>& results) {
-  std::vector<std::string> x;
-  ChartPanel throughput{"Output throughput", "tokens / s", {{"aggregate", "#1f77b4", {}}, {"per stream", "#ff7f0e", {}}}};
+// "2026-12-01 12:34 UTC": when the figures were taken, for the chart's title.
+std::string utc_minute_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M UTC", &utc);
+  return text;
+}
+
+// Four panels, each on its own axis: aggregate tok/s grows with concurrency while per-stream tok/s falls, and on
+// one axis the smaller of the two would lie flat along the bottom.
+std::string svg_for(const BenchArgs& a, const LoadConfig& c, const std::vector<LevelResult>& results) {
+  Chart chart;
+  chart.title = fmt::format("pensieve bench: {} at {}, {}", c.model.empty() ? "(default model)" : c.model, a.url,
+                            utc_minute_now());
+  chart.subtitle = fmt::format("{} API, streamed; prompt {} words + {} shared; {} output tokens a request", a.api,
+                               a.prompt_tokens, a.shared_prefix, a.max_tokens);
+  ChartPanel aggregate{"Aggregate output throughput", "tokens / s (all streams)", {{"all streams", "#1f77b4", {}}}};
+  ChartPanel per_stream{"Per-stream output speed",
+                        "tokens / s (one stream)",
+                        {{"median stream", "#ff7f0e", {}}, {"5th percentile (slow streams)", "#8c564b", {}}}};
+  ChartPanel itl{"Inter-token latency", "ms", {{"p50", "#9467bd", {}}, {"p95", "#e377c2", {}}}};
   ChartPanel ttft{"Time to first token", "ms", {{"p50", "#2ca02c", {}}, {"p95", "#d62728", {}}}};
   for (const auto& r : results) {
-    x.push_back(std::to_string(r.concurrency));
-    throughput.series[0].values.push_back(r.aggregate_tok_s);
-    throughput.series[1].values.push_back(r.per_stream_tok_s);
+    chart.x_labels.push_back(std::to_string(r.concurrency));
+    aggregate.series[0].values.push_back(r.aggregate_tok_s);
+    per_stream.series[0].values.push_back(r.per_stream_tok_s);
+    per_stream.series[1].values.push_back(r.per_stream_tok_s_p5);
+    itl.series[0].values.push_back(ms(r.itl.p50));
+    itl.series[1].values.push_back(ms(r.itl.p95));
     ttft.series[0].values.push_back(ms(r.ttft.p50));
     ttft.series[1].values.push_back(ms(r.ttft.p95));
   }
-  const std::string title = fmt::format("pensieve bench: {} ({} prompt + {} shared, {} out)", a.url, a.prompt_tokens,
-                                        a.shared_prefix, a.max_tokens);
-  return render_svg_chart(title, x, {throughput, ttft});
+  chart.panels = {aggregate, per_stream, itl, ttft};
+  return render_svg_chart(chart);
 }
 
 int run_bench(const BenchArgs& a) {
@@ -153,7 +177,7 @@ int run_bench(const BenchArgs& a) {
     for (const auto& r : results) doc["levels"].push_back(level_json(r));
     write_file(a.json_path, doc.dump(2) + "\n");
   }
-  if (!a.svg_path.empty()) write_file(a.svg_path, svg_for(a, results));
+  if (!a.svg_path.empty()) write_file(a.svg_path, svg_for(a, c, results));
 
   int errors = 0;
   for (const auto& r : results) errors += r.errors;
@@ -174,7 +198,8 @@ const RegisterCommand registration{
       sub.add_option("--requests", a->requests, "Requests per concurrency level (default: --rounds x concurrency)");
       sub.add_option("--rounds", a->rounds, "Without --requests: requests each stream sends per level (default 2)");
       sub.add_option("--json", a->json_path, "Write the results as JSON to this file");
-      sub.add_option("--svg", a->svg_path, "Write a throughput / TTFT chart to this SVG file");
+      sub.add_option("--svg", a->svg_path,
+                     "Write a chart to this SVG file: aggregate and per-stream tok/s, inter-token latency, TTFT");
       sub.add_option("--api-key", a->api_key, "Sent as Authorization: Bearer and x-api-key");
       return [a] { return run_bench(*a); };
     }};

@@ -15,7 +15,7 @@ void add_device_option(CLI::App& sub, std::string& device) {
                  "(default auto)");
 }
 
-std::unique_ptr<backend::Backend> open_backend(const std::string& device, int threads) {
+std::unique_ptr<backend::Backend> open_backend(const std::string& device, int threads, http::LogFormat log_format) {
   backend::DeviceChoice choice;
   try {
     choice = backend::parse_device(device);
@@ -25,7 +25,7 @@ std::unique_ptr<backend::Backend> open_backend(const std::string& device, int th
   std::string note;
   try {
     auto be = backend::make_backend(choice, threads, &note);
-    if (!note.empty()) std::fprintf(stderr, "pensieve: %s\n", note.c_str());
+    if (!note.empty()) http::log_message(stderr, log_format, note);
     return be;
   } catch (const std::exception& e) {
     throw CommandError{std::string("--device ") + device + ": " + e.what()};

@@ -155,7 +155,7 @@ const RegisterCommand kPlan{
       sub.add_option("--parallel", a->parallel, "Sequences generated at once (default 20, as serve)");
       sub.add_option("--ctx-size", a->ctx_size, "Longest prompt + completion per sequence (default: the model's)");
       sub.add_option("--kv-type", a->kv_type, "KV cache precision, as serve --kv-type: f16 (default), q8_0 or f32");
-      sub.add_option("--kv-memory", a->kv_memory, "KV pool size as serve --kv-memory (default: parallel x context)");
+      sub.add_option("--kv-memory", a->kv_memory, "KV pool size as serve --kv-memory (default as serve: CPU parallel x min(context, 8192) tokens)");
       sub.add_option("--budget", a->budget, "Memory to fit in, e.g. 16G (default: MemAvailable, or the GPU's free memory)");
       sub.add_option("--device", a->device, "Plan for cpu (default) or for cuda / cuda:N as serve --device would use it");
       sub.add_flag("--json", a->json, "Print one JSON object");

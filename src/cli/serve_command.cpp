@@ -14,15 +14,21 @@
 
 #include <sys/resource.h>
 
+#include <fmt/format.h>
+
 #include "api/served_model.h"
 #include "chat/builtin_templates.h"
 #include "backend/backend.h"
 #include "cli/command_registry.h"
+#include "cli/config_file.h"
 #include "cli/device_option.h"
 #include "cli/memory_plan.h"
 #include "engine/serving_engine.h"
+#include "gguf/gguf_file.h"
+#include "http/log_format.h"
 #include "http/server.h"
 #include "model/model.h"
+#include "model/model_config.h"
 #include "tokenizer/tokenizer.h"
 
 namespace pensieve::cli {
@@ -58,6 +64,9 @@ struct ServeArgs {
   bool special_tokens_in_messages = false;
   double shutdown_grace = 10;
   bool quiet = false;
+  std::string log_format = "text";
+  std::string config;  // --config FILE, applied before run_serve (see config_file.h)
+  bool check = false;
 };
 
 // --chat-template: a built-in template's name, or a file holding a Jinja template (checked before loading).
@@ -92,13 +101,14 @@ void raise_open_file_limit(size_t max_connections) {
   }
 }
 
-int run_serve(const ServeArgs& a) {
+// Checks every setting that can be checked without loading the model, and turns them into the server's options.
+http::ServerOptions checked_server_options(const ServeArgs& a) {
+  if (a.model.empty()) throw CommandError{"--model is required (on the command line or in the --config file)"};
   if (a.port < 0 || a.port > 65535) throw CommandError{"--port must be between 0 and 65535"};
   if (a.parallel < 1) throw CommandError{"--parallel must be at least 1"};
   if (a.queue < 0) throw CommandError{"--queue must not be negative"};
-  const kv::KvType kv_type = parse_kv_type_flag(a.kv_type, "--kv-type");
+  parse_kv_type_flag(a.kv_type, "--kv-type");
   if (!std::filesystem::exists(a.model)) throw CommandError{"--model: no such file: " + a.model};
-  const std::optional<std::string> chat_template = read_chat_template(a.chat_template);
 
   if (a.json_max_depth < 1 || a.json_max_depth > api::JsonLimits::kCeilingDepth) {
     throw CommandError{"--json-max-depth must be between 1 and " + std::to_string(api::JsonLimits::kCeilingDepth)};
@@ -113,6 +123,7 @@ int run_serve(const ServeArgs& a) {
   for (const std::string& key : a.api_keys) {
     if (key.empty()) throw CommandError{"--api-key must not be empty"};
   }
+  if (!a.kv_memory.empty()) parse_size(a.kv_memory, "--kv-memory");
   http::ServerOptions so;
   so.host = a.host;
   so.port = static_cast<uint16_t>(a.port);
@@ -125,30 +136,64 @@ int run_serve(const ServeArgs& a) {
   so.request_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.request_timeout * 1000));
   so.max_response_bytes = parse_size(a.max_response, "--max-response");
   so.worker_threads = a.http_workers;
-  raise_open_file_limit(a.max_connections);
   so.handle_signals = true;
   so.shutdown_grace = std::chrono::milliseconds(static_cast<int64_t>(a.shutdown_grace * 1000));
   so.log = a.quiet ? nullptr : stderr;
+  const auto log_format = http::parse_log_format(a.log_format);
+  if (!log_format) throw CommandError{"--log-format must be text or json, not '" + a.log_format + "'"};
+  so.log_format = *log_format;
+  return so;
+}
+
+// --check: the settings are valid and the model file is a GGUF of a known architecture; nothing is loaded.
+int check_serve(const ServeArgs& a) {
+  const http::ServerOptions so = checked_server_options(a);
+  read_chat_template(a.chat_template);
+  std::string architecture;
+  try {
+    const gguf::GgufFile file = gguf::GgufFile::open(a.model);
+    const model::ModelConfig config = model::read_model_config(file);
+    require_kv_type_fits(parse_kv_type_flag(a.kv_type, "--kv-type"), config);
+    architecture = file.get_string("general.architecture").value_or("?");
+  } catch (const CommandError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw CommandError{"--model " + a.model + ": " + e.what()};
+  }
+  std::printf("pensieve: configuration OK: model %s (%s), http://%s:%u, %d parallel, %zu API key(s), log %s\n",
+              a.model.c_str(), architecture.c_str(), so.host.c_str(), so.port, a.parallel, so.api_keys.size(),
+              a.log_format.c_str());
+  return 0;
+}
+
+int run_serve(const ServeArgs& a) {
+  const http::ServerOptions so = checked_server_options(a);
+  const kv::KvType kv_type = parse_kv_type_flag(a.kv_type, "--kv-type");
+  const std::optional<std::string> chat_template = read_chat_template(a.chat_template);
+  raise_open_file_limit(a.max_connections);
   std::unique_ptr<http::Server> server;
   try {
     server = std::make_unique<http::Server>(so);
   } catch (const std::exception& e) {
     throw CommandError{e.what()};
   }
-  // Scripts read this line to learn the port (useful with --port 0).
-  std::printf("pensieve: listening on http://%s:%u\n", a.host.c_str(), server->port());
-  std::fflush(stdout);
+  // Scripts read this line to learn the port (useful with --port 0), so it stays plain text in either format;
+  // the JSON log gets its own copy.
+  const http::LogFormat log_format = so.log_format;
+  const std::string listening = fmt::format("listening on http://{}:{}", a.host, server->port());
+  http::log_message(stdout, http::LogFormat::Text, listening);
+  if (log_format == http::LogFormat::Json) http::log_message(stderr, log_format, listening);
   std::thread loop([&] { server->run(); });
 
   const auto t0 = std::chrono::steady_clock::now();
-  std::fprintf(stderr, "pensieve: loading %s ...\n", a.model.c_str());
+  http::log_message(stderr, log_format, "loading " + a.model + " ...");
   std::unique_ptr<backend::Backend> be;
   std::unique_ptr<model::Model> model;
   std::unique_ptr<tokenizer::Tokenizer> tok;
   std::unique_ptr<engine::Engine> eng;
   std::unique_ptr<api::ServedModel> served;
   try {
-    be = open_backend(a.device, a.threads);
+    be = open_backend(a.device, a.threads, log_format);
     model = model::Model::load(a.model, *be);
     tok = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::from_gguf(model->file()));
     require_kv_type_fits(kv_type, model->config());
@@ -187,31 +232,34 @@ int run_serve(const ServeArgs& a) {
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const engine::EngineStats stats = eng->stats();
-  std::fprintf(stderr,
-               "pensieve: ready in %.1fs: model '%s', context %d tokens, %d parallel, KV pool %d blocks, %s%s\n",
-               seconds, served->id().c_str(), eng->context_length(), eng->max_parallel(), stats.kv_blocks_total,
-               describe_device(*be).c_str(),
-               served->template_is_fallback() ? " (no chat template in the file: using ChatML)" : "");
+  http::log_message(stderr, log_format,
+                    fmt::format("ready in {:.1f}s: model '{}', context {} tokens, {} parallel, KV pool {} blocks, {}{}",
+                                seconds, served->id(), eng->context_length(), eng->max_parallel(),
+                                stats.kv_blocks_total, describe_device(*be),
+                                served->template_is_fallback() ? " (no chat template in the file: using ChatML)" : ""));
   // The pool's real size (the engine chose its blocks), in the terms `pensieve plan` predicts.
   const uint64_t kv_bytes = kv_bytes_per_token(model->config(), kv_type) * kv::kBlockTokens *
                             static_cast<uint64_t>(stats.kv_blocks_total);
   const uint64_t weights = file_weight_bytes(model->file());
   const uint64_t scratch = scratch_bytes(model->config(), eng->max_parallel());
-  std::fprintf(stderr, "pensieve: memory: weights %llu B, KV pool %llu B, scratch %llu B, total %llu B (KV %s)\n",
-               static_cast<unsigned long long>(weights), static_cast<unsigned long long>(kv_bytes),
-               static_cast<unsigned long long>(scratch), static_cast<unsigned long long>(weights + kv_bytes + scratch),
-               kv::kv_type_name(kv_type));
+  http::log_message(stderr, log_format,
+                    fmt::format("memory: weights {} B, KV pool {} B, scratch {} B, total {} B (KV {})", weights,
+                                kv_bytes, scratch, weights + kv_bytes + scratch, kv::kv_type_name(kv_type)));
   server->serve_models({served.get()});
   loop.join();  // returns after SIGINT / SIGTERM and the graceful drain
   eng->shutdown();
-  std::fprintf(stderr, "pensieve: stopped\n");
+  http::log_message(stderr, log_format, "stopped");
   return 0;
 }
 
 const RegisterCommand kServe{
     "serve", "Serve a model over HTTP (OpenAI and Anthropic APIs)", [](CLI::App& sub) -> Action {
       auto a = std::make_shared<ServeArgs>();
-      sub.add_option("--model", a->model, "GGUF model file")->required();
+      sub.add_option("--config", a->config,
+                     "JSON file of settings: keys are these flags without '--' (e.g. {\"model\": \"m.gguf\", "
+                     "\"port\": 8080}); flags on the command line override it");
+      sub.add_flag("--check", a->check, "Check the settings and the model file, then exit without serving");
+      sub.add_option("--model", a->model, "GGUF model file (required here or in --config)");
       sub.add_option("--alias", a->aliases,
                      "Model name clients use (default: the file name without .gguf); repeat it for more names");
       sub.add_option("--chat-template", a->chat_template,
@@ -220,15 +268,20 @@ const RegisterCommand kServe{
       sub.add_option("--port", a->port, "Port (default 8080; 0 picks a free one)");
       sub.add_option("--parallel", a->parallel, "Sequences generated at once (default 20)");
       sub.add_option("--ctx-size", a->ctx_size, "Longest prompt + completion per sequence (default: the model's)");
-      sub.add_option("--kv-memory", a->kv_memory, "KV cache pool size, e.g. 2G (default: parallel x context)");
+      sub.add_option("--kv-memory", a->kv_memory,
+                     "KV cache pool size, e.g. 2G (default: CPU parallel x min(context, 8192) tokens; GPU its free "
+                     "memory)");
       sub.add_option("--kv-type", a->kv_type, "KV cache precision: f16 (default), q8_0 (head size a multiple of 32) or f32");
       sub.add_option("--threads", a->threads, "Compute threads (default: physical cores)");
       add_device_option(sub, a->device);
       sub.add_option("--api-key", a->api_keys,
-                     "Require a key (Authorization: Bearer KEY or x-api-key: KEY); repeat for several keys");
+                     "Require a key (Authorization: Bearer KEY or x-api-key: KEY); repeat for several keys. Also "
+                     "from PENSIEVE_API_KEY (keys separated by commas), which the config file's api-key yields to");
       sub.add_option("--queue", a->queue, "Requests that may wait for a slot before 429 (default 256)");
       sub.add_option("--shutdown-grace", a->shutdown_grace, "Seconds in-flight requests get on shutdown (default 10)");
       sub.add_flag("--quiet", a->quiet, "No per-request log lines");
+      sub.add_option("--log-format", a->log_format,
+                     "Log lines as text (default) or json (one object a line, one per request with its timings)");
       sub.add_option("--max-connections", a->max_connections, "Open connections at most; 0: no cap (default 1024)");
       sub.add_option("--max-connections-per-address", a->max_connections_per_address,
                      "Open connections from one client address at most; 0: no cap (default 512)");
@@ -248,7 +301,12 @@ const RegisterCommand kServe{
       sub.add_option("--http-workers", a->http_workers, "Threads that parse, render and tokenize requests (default 2)");
       sub.add_flag("--special-tokens-in-messages", a->special_tokens_in_messages,
                    "Let control-token spellings in message text become control tokens (default: plain text)");
-      return [a] { return run_serve(*a); };
+      return [a, &sub] {
+        // Precedence: the command line, then PENSIEVE_API_KEY, then the config file (each fills what is unset).
+        apply_env_list(sub, "--api-key", "PENSIEVE_API_KEY");
+        if (!a->config.empty()) apply_json_config(sub, a->config, {"config", "check", "help"});
+        return a->check ? check_serve(*a) : run_serve(*a);
+      };
     }};
 
 }  // namespace

@@ -1,6 +1,7 @@
 #pragma once
-// A small hand-written SVG: for each metric a panel plotting its series against the concurrency levels.
-// No charting library: a few lines and labels are all a benchmark report needs.
+// A small hand-written SVG: a title, then a grid of panels, each plotting its series against the same x positions
+// (the concurrency levels) on its own y axis. No charting library: a few lines and labels are all a benchmark
+// report needs.
 #include <string>
 #include <vector>
 
@@ -8,7 +9,7 @@ namespace pensieve::cli {
 
 struct ChartSeries {
   std::string label;
-  std::string color;        // any SVG colour, e.g. "#1f77b4"
+  std::string color;           // any SVG colour, e.g. "#1f77b4"
   std::vector<double> values;  // one per x position
 };
 
@@ -18,8 +19,15 @@ struct ChartPanel {
   std::vector<ChartSeries> series;
 };
 
-// `x_labels` names the x positions (the concurrency levels), evenly spaced.
-std::string render_svg_chart(const std::string& title, const std::vector<std::string>& x_labels,
-                             const std::vector<ChartPanel>& panels);
+struct Chart {
+  std::string title;                  // bold, on top
+  std::string subtitle;               // a smaller line under it (may be empty)
+  std::string x_title = "concurrent streams";
+  std::vector<std::string> x_labels;  // names the x positions, evenly spaced
+  std::vector<ChartPanel> panels;
+  int columns = 2;                    // panels per row
+};
+
+std::string render_svg_chart(const Chart& chart);
 
 }  // namespace pensieve::cli

@@ -86,7 +86,7 @@ const RegisterCommand kTemplate{
       auto* model_opt = sub.add_option("--model", *model, "GGUF file whose tokenizer.chat_template is used");
       auto* template_opt = sub.add_option("--template", *template_file, "Jinja template file");
       model_opt->excludes(template_opt);
-      sub.add_option("--context", *context, "JSON object of template variables (messages, tools, ...)")->required();
+      sub.add_option("--context", *context, "JSON file holding an object of template variables (messages, tools, ...)")->required();
       sub.add_option("--now", *now, "Pin strftime_now's clock: 'YYYY-MM-DD HH:MM:SS'");
       sub.add_flag("--flatten-content", *flatten, "Join text content parts into one string per message first");
       return [=] {

@@ -14,15 +14,15 @@ namespace pensieve::http {
 namespace {
 
 // Completion of a detached connection coroutine: an exception that escaped it ends that connection only.
-auto log_escaped_exception(std::FILE* log, const char* what) {
-  return [log, what](const std::exception_ptr& e) {
+auto log_escaped_exception(std::FILE* log, LogFormat format, const char* what) {
+  return [log, format, what](const std::exception_ptr& e) {
     if (!e || !log) return;
     try {
       std::rethrow_exception(e);
     } catch (const std::exception& ex) {
-      std::fprintf(log, "pensieve: %s ended by an exception: %s\n", what, ex.what());
+      log_message(log, format, std::string(what) + " ended by an exception: " + ex.what(), "error");
     } catch (...) {
-      std::fprintf(log, "pensieve: %s ended by an unknown exception\n", what);
+      log_message(log, format, std::string(what) + " ended by an unknown exception", "error");
     }
   };
 }
@@ -83,7 +83,8 @@ void Server::run() {
       if (!ec) impl->begin_shutdown();
     });
   }
-  asio::co_spawn(impl->ioc, impl->accept_loop(), log_escaped_exception(impl->options.log, "accept loop"));
+  asio::co_spawn(impl->ioc, impl->accept_loop(),
+                 log_escaped_exception(impl->options.log, impl->options.log_format, "accept loop"));
   impl->ioc.run();
   impl->workers.join();
 }
@@ -115,7 +116,7 @@ asio::awaitable<void> Server::Impl::accept_loop() {
     auto session = std::make_shared<Session>(*this, std::move(socket), address);
     sessions.insert(session.get());
     ++per_address[address];
-    asio::co_spawn(ioc, session->run(session), log_escaped_exception(options.log, "connection"));
+    asio::co_spawn(ioc, session->run(session), log_escaped_exception(options.log, options.log_format, "connection"));
   }
 }
 

@@ -12,6 +12,7 @@
 
 #include "api/json_limits.h"
 #include "api/served_model.h"
+#include "http/log_format.h"
 
 namespace pensieve::http {
 
@@ -34,6 +35,7 @@ struct ServerOptions {
   std::chrono::milliseconds shutdown_grace{std::chrono::seconds(10)}; // in-flight requests may finish within it
   bool handle_signals = false;               // SIGINT / SIGTERM start a graceful shutdown
   std::FILE* log = stderr;                   // one line per request; nullptr: quiet
+  LogFormat log_format = LogFormat::Text;
 };
 
 class Server {

@@ -2,8 +2,6 @@
 
 #include <cctype>
 
-#include <fmt/format.h>
-
 #include "api/anthropic.h"
 #include "api/api_error.h"
 #include "api/openai.h"
@@ -92,7 +90,7 @@ asio::awaitable<void> Session::run(std::shared_ptr<Session> self) {
     co_await serve(self);
   } catch (const std::exception& e) {
     // A bug, not a client's doing: this connection ends, the server goes on.
-    if (server_.options.log) std::fprintf(server_.options.log, "pensieve: %s: connection failed: %s\n", peer_.c_str(), e.what());
+    log_message(server_.options.log, server_.options.log_format, peer_ + ": connection failed: " + e.what(), "error");
   }
   abandon_generation();
   close_socket();
@@ -299,11 +297,9 @@ void Session::log(const Exchange& x) {
   const double seconds = seconds_since(x.start);
   server_.metrics.observe_duration(seconds);
   if (!server_.options.log) return;
-  std::string line = fmt::format("{} {} {} {} {:.1f}ms", peer_, x.method, x.target.substr(0, 200), x.status, seconds * 1e3);
-  if (x.prompt_tokens || x.generated_tokens) line += fmt::format(" prompt={} gen={}", x.prompt_tokens, x.generated_tokens);
-  if (x.cancelled) line += " cancelled";
-  std::fprintf(server_.options.log, "%s\n", line.c_str());
-  std::fflush(server_.options.log);
+  const RequestLog entry{peer_,           x.method,           x.target,  x.model,       x.status,
+                         x.prompt_tokens, x.generated_tokens, x.ttft_ms, seconds * 1e3, x.cancelled};
+  write_log_line(server_.options.log, request_log_line(entry, server_.options.log_format));
 }
 
 }  // namespace pensieve::http

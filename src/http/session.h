@@ -52,6 +52,8 @@ class Session : public std::enable_shared_from_this<Session> {
     int status = 0;
     int prompt_tokens = 0;
     int generated_tokens = 0;
+    std::string model;              // of a generation
+    std::optional<double> ttft_ms;  // of a generation that produced a token
     bool cancelled = false;
   };
 
@@ -66,7 +68,7 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::awaitable<void> send_error(const api::ApiError& e, bool anthropic, Exchange& x);
   asio::awaitable<void> serve_generation(api::Generation& gen, Exchange& x);
   asio::awaitable<bool> write_chunk(const std::string& bytes);
-  void observe_token_times(std::span<const engine::GenerationEvent> events, const Exchange& x,
+  void observe_token_times(std::span<const engine::GenerationEvent> events, Exchange& x,
                            std::optional<std::chrono::steady_clock::time_point>& last_token);
   void abandon_generation();  // a generation that failed half-way: cancel it and forget it
   void log(const Exchange& x);

@@ -70,13 +70,15 @@ asio::awaitable<bool> Session::write_chunk(const std::string& bytes) {
   co_return !ec;
 }
 
-void Session::observe_token_times(std::span<const engine::GenerationEvent> events, const Exchange& x,
+void Session::observe_token_times(std::span<const engine::GenerationEvent> events, Exchange& x,
                                   std::optional<Clock::time_point>& last_token) {
   for (const auto& e : events) {
     if (e.tokens.empty()) continue;
     const auto now = Clock::now();
     if (!last_token) {
-      server_.metrics.observe_ttft(std::chrono::duration<double>(now - x.start).count());
+      const double ttft = std::chrono::duration<double>(now - x.start).count();
+      server_.metrics.observe_ttft(ttft);
+      x.ttft_ms = ttft * 1e3;
     } else {
       const double gap = std::chrono::duration<double>(now - *last_token).count() / double(e.tokens.size());
       for (size_t i = 0; i < e.tokens.size(); ++i) server_.metrics.observe_inter_token(gap);
@@ -99,6 +101,7 @@ asio::awaitable<void> Session::send_interim() {
 
 asio::awaitable<void> Session::serve_generation(api::Generation& gen, Exchange& x) {
   ++server_.active_requests;
+  x.model = gen.model_id();
   handle_ = gen.shared_handle();
   auto wake = std::make_shared<Wake>(socket_.get_executor());
   wake_ = wake;

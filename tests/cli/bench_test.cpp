@@ -105,6 +105,9 @@ TEST(Bench, ReportsEveryRequestAndTokenAgainstPensieveServe) {
     EXPECT_LE(level["mean_prompt_tokens"].get<double>(), 20 * 7 + 1);
     EXPECT_GT(level["aggregate_output_tok_s"].get<double>(), 0);
     EXPECT_GT(level["per_stream_output_tok_s"].get<double>(), 0);
+    // The 5th percentile of the streams' speeds is no faster than their median.
+    EXPECT_GT(level["per_stream_output_tok_s_p5"].get<double>(), 0);
+    EXPECT_LE(level["per_stream_output_tok_s_p5"].get<double>(), level["per_stream_output_tok_s"].get<double>() * 1.0001);
     for (const char* metric : {"ttft_ms", "itl_ms", "e2e_ms"}) {
       const auto& p = level[metric];
       EXPECT_GE(p["p50"].get<double>(), 0) << metric;
@@ -121,6 +124,16 @@ TEST(Bench, ReportsEveryRequestAndTokenAgainstPensieveServe) {
   EXPECT_NE(svg.find("</svg>"), std::string::npos);
   EXPECT_NE(svg.find("<polyline"), std::string::npos);
   EXPECT_EQ(svg.find("nan"), std::string::npos);
+  // Four panels, each with its own axis: aggregate tok/s, per-stream tok/s, inter-token latency, TTFT; one line
+  // per series (1 + 2 + 2 + 2), and a title naming the server.
+  for (const char* panel : {"Aggregate output throughput", "Per-stream output speed", "Inter-token latency",
+                            "Time to first token"}) {
+    EXPECT_NE(svg.find(std::string(">") + panel + "<"), std::string::npos) << panel;
+  }
+  size_t polylines = 0;
+  for (size_t at = svg.find("<polyline"); at != std::string::npos; at = svg.find("<polyline", at + 1)) ++polylines;
+  EXPECT_EQ(polylines, 7u);
+  EXPECT_NE(svg.find(server.url()), std::string::npos) << "the title names the server";
   std::filesystem::remove(json_path);
   std::filesystem::remove(svg_path);
 }

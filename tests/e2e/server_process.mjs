@@ -3,8 +3,9 @@
 import { spawn } from 'node:child_process';
 
 // Spawns `bin args...` and resolves with { proc, url } once it listens and its /health answers 200.
-export async function startListening(bin, args) {
-  const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+// `stderr: 'pipe'` leaves the server's log on proc.stderr for the caller to read.
+export async function startListening(bin, args, { stderr = 'inherit' } = {}) {
+  const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', stderr] });
   const url = await new Promise((resolve, reject) => {
     let out = '';
     proc.stdout.on('data', (d) => {
