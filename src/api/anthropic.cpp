@@ -67,7 +67,7 @@ class AnthropicGeneration final : public Generation {
  public:
   AnthropicGeneration(std::shared_ptr<engine::RequestHandle> handle, const ServedModel& model, bool stream,
                       const Conversation& c, const chat::OutputOptions& output)
-      : Generation(std::move(handle), stream),
+      : Generation(std::move(handle), stream, model.id()),
         model_ref_(model),
         id_(make_response_id("msg_")),
         model_(model.id()),

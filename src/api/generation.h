@@ -25,13 +25,15 @@ struct Reply {
 
 class Generation {
  public:
-  Generation(std::shared_ptr<engine::RequestHandle> handle, bool streaming)
-      : handle_(std::move(handle)), streaming_(streaming) {}
+  Generation(std::shared_ptr<engine::RequestHandle> handle, bool streaming, std::string model_id = {})
+      : handle_(std::move(handle)), streaming_(streaming), model_id_(std::move(model_id)) {}
   virtual ~Generation() = default;
 
   engine::RequestHandle& handle() const { return *handle_; }
   const std::shared_ptr<engine::RequestHandle>& shared_handle() const { return handle_; }
   bool streaming() const { return streaming_; }
+  // The served model's id (its first name), for per-model statistics.
+  const std::string& model_id() const { return model_id_; }
 
   // Streaming: the bytes to send before any event, for each batch of events, and after the last one.
   virtual std::string stream_open() = 0;
@@ -45,6 +47,7 @@ class Generation {
  private:
   std::shared_ptr<engine::RequestHandle> handle_;
   bool streaming_;
+  std::string model_id_;
 };
 
 using Outcome = std::variant<Reply, std::unique_ptr<Generation>>;

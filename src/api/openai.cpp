@@ -109,7 +109,7 @@ class OpenAiGeneration final : public Generation {
   };
 
   OpenAiGeneration(std::shared_ptr<engine::RequestHandle> handle, const ServedModel& model, Options o)
-      : Generation(std::move(handle), o.stream),
+      : Generation(std::move(handle), o.stream, model.id()),
         o_(o),
         model_ref_(model),
         tokenizer_(model.tokenizer()),
