@@ -28,7 +28,7 @@ constexpr const char* kContentSecurityPolicy =
 std::optional<api::Reply> web_page_reply(std::string_view path, std::string_view if_none_match) {
   constexpr std::string_view kAssets = "/assets/";
   std::string_view name;
-  if (path == "/" || path == "/index.html") {
+  if (path == "/") {
     name = "index.html";
   } else if (path.substr(0, kAssets.size()) == kAssets) {
     name = path.substr(kAssets.size());

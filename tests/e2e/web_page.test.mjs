@@ -72,6 +72,31 @@ test('chat: the page loads, picks the model and streams an answer with token cou
   assert.ok(await page.isVisible('#send'));
   await page.screenshot({ path: `${LOGS}/chat.png` });
 
+  // Stop: with the download throttled the answer trickles in; the stop button aborts it and the server frees
+  // the sequence (the page's fetch is cancelled, the server sees the disconnect).
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Network.enable');
+  await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: 3000, uploadThroughput: -1 });
+  await page.fill('#max-tokens', '400');
+  await page.fill('#prompt', 'Tell me a long story.');
+  await page.press('#prompt', 'Enter');
+  const stopped = page.locator('.message.assistant').last();
+  await page.waitForFunction(() => {
+    const all = document.querySelectorAll('.message.assistant .body');
+    return all.length === 2 && all[1].textContent.length > 0;
+  });
+  await page.click('#stop');
+  await stopped.and(page.locator('[data-done="true"]')).waitFor({ timeout: 10000 });
+  assert.match(await stopped.locator('.meta').textContent(), /finish: stopped/);
+  assert.ok(await page.isVisible('#send'));
+  await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+  let running = -1;
+  for (let i = 0; i < 50 && running !== 0; i++) {
+    running = (await (await fetch(`${url}/v1/stats`)).json()).models[0].streams.running;
+    if (running) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(running, 0, 'nothing is left running on the server');
+
   // The renderer the answers go through: markup in model text stays text; code blocks and emphasis render.
   const html = await page.evaluate(async () => {
     const { renderMarkdown } = await import('/assets/markdown.js');

@@ -127,7 +127,9 @@ async function send(text) {
     paint();
     answer.el.classList.remove('streaming');
     answer.el.dataset.done = 'true';
-    conversation.push({ role: 'assistant', content });
+    // A turn that produced nothing (an error before any text) is dropped, so the next one is not sent twice.
+    if (content) conversation.push({ role: 'assistant', content });
+    else conversation.pop();
     setRunning(null);
   }
 }
