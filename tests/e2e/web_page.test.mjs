@@ -106,6 +106,18 @@ test('chat: the page loads, picks the model and streams an answer with token cou
   assert.match(html, /<code class="lang-js">let a = &quot;&lt;b&gt;&quot;;<\/code>/);
   assert.match(html, /<li><code>x&lt;y<\/code><\/li>/);
   assert.doesNotMatch(html, /<img|<b>/);
+  // How rendered Markdown looks, for the screenshot: a sample answer placed as the page places answers.
+  await page.evaluate(async () => {
+    const { renderMarkdown } = await import('/assets/markdown.js');
+    const el = document.createElement('article');
+    el.className = 'message assistant';
+    el.innerHTML = '<div class="who">Assistant</div><div class="body"></div>';
+    el.querySelector('.body').innerHTML = renderMarkdown('### Reversing a list\nUse **slicing** or `reversed()`:\n' +
+      '```python\nitems = [1, 2, 3]\nprint(items[::-1])\n```\n1. slicing copies\n2. `reversed` is lazy\n> both are *O(n)*');
+    document.querySelector('#messages').append(el);
+    el.scrollIntoView();
+  });
+  await page.screenshot({ path: `${LOGS}/chat-markdown.png` });
   assert.deepEqual(problems, []);
   await context.close();
   t.diagnostic(`screenshots in ${LOGS}`);

@@ -51,7 +51,8 @@ function formatStats(s) {
   if (s.usage) parts.push(`${s.usage.prompt_tokens} prompt + ${s.usage.completion_tokens} completion tokens`);
   if (s.ttft !== null) parts.push(`TTFT ${(s.ttft * 1000).toFixed(0)} ms`);
   const n = s.usage?.completion_tokens ?? s.chunks;
-  if (s.last !== null && s.first !== null && n > 1 && s.last > s.first) {
+  // Deltas that arrived in one burst (a buffered or throttled connection) span no time worth a rate.
+  if (s.last !== null && s.first !== null && n > 1 && s.last - s.first >= 20) {
     parts.push(`${((n - 1) / ((s.last - s.first) / 1000)).toFixed(1)} tok/s`);
   }
   if (s.finish && s.finish !== 'stop') parts.push(`finish: ${s.finish}`);
