@@ -12,6 +12,7 @@ debian_packages=(
   nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev libpcre2-dev libicu-dev
   libboost-dev libboost-system-dev
   curl
+  chromium                            # the web page's browser test (tests/e2e/web_page.test.mjs)
 )
 # A machine may already carry its own Node.js (with npm inside); Debian's npm would conflict with it.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

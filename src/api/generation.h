@@ -32,7 +32,8 @@ class Generation {
   engine::RequestHandle& handle() const { return *handle_; }
   const std::shared_ptr<engine::RequestHandle>& shared_handle() const { return handle_; }
   bool streaming() const { return streaming_; }
-  const std::string& model_id() const { return model_id_; }  // the served model's name, for the request log
+  // The served model's id (its first name), for the request log and per-model statistics.
+  const std::string& model_id() const { return model_id_; }
 
   // Streaming: the bytes to send before any event, for each batch of events, and after the last one.
   virtual std::string stream_open() = 0;

@@ -49,8 +49,8 @@ std::string unsupported_framing(const boost::beast::http::fields& headers) {
 }
 
 std::string route_label(std::string_view path) {
-  static constexpr std::array<std::string_view, 9> kRoutes = {
-      "/health", "/metrics", "/v1/status", "/v1/models", "/v1/chat/completions", "/v1/completions",
+  static constexpr std::array<std::string_view, 10> kRoutes = {
+      "/health", "/metrics", "/v1/status", "/v1/stats", "/v1/models", "/v1/chat/completions", "/v1/completions",
       "/v1/messages", "/v1/messages/count_tokens", "invalid"};
   for (std::string_view r : kRoutes) {
     if (r == path) return std::string(r);

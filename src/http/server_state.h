@@ -12,6 +12,7 @@
 #include <boost/asio.hpp>
 
 #include "api/served_model.h"
+#include "http/live_stats.h"
 #include "http/metrics.h"
 #include "http/server.h"
 
@@ -31,6 +32,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   std::unordered_map<std::string, size_t> per_address;  // open connections by client address
   int active_requests = 0;
   Metrics metrics;
+  LiveStats live;  // windows for the dashboard (GET /v1/stats)
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 
   // Declared after the state above so that handlers it still holds at destruction find that state alive.
@@ -50,6 +52,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 
   std::string metrics_text() const;
   std::string status_json() const;
+  std::string stats_json();  // stats_json.cpp
 };
 
 }  // namespace pensieve::http

@@ -6,6 +6,7 @@
 #include "api/api_error.h"
 #include "api/openai.h"
 #include "http/request_checks.h"
+#include "http/web_page.h"
 
 namespace pensieve::http {
 
@@ -203,12 +204,26 @@ asio::awaitable<void> Session::handle(bhttp::request<bhttp::string_body>& req, E
       co_await send(api::Reply{200, server_.metrics_text(), "text/plain; version=0.0.4; charset=utf-8"}, x);
       co_return;
     }
+    const auto if_none_match = req[bhttp::field::if_none_match];
+    if (auto page = web_page_reply(path, std::string_view(if_none_match.data(), if_none_match.size()))) {
+      if (!is_get) throw ApiError(ErrorKind::MethodNotAllowed, "use GET " + path);
+      x.route = path == "/" ? "/" : "/assets/{file}";
+      co_await send(*page, x);
+      co_return;
+    }
     if (path.rfind("/v1/", 0) != 0) throw ApiError(ErrorKind::NotFound, "no route for " + x.method + " " + path);
     // Everything under /v1/ needs a key when any is set: "Authorization: Bearer KEY" or "x-api-key: KEY".
     if (!authorized(req, server_.options.api_keys)) throw ApiError(ErrorKind::Authentication, "invalid or missing API key");
     if (path == "/v1/status") {
       if (!is_get) throw ApiError(ErrorKind::MethodNotAllowed, "use GET " + path);
       co_await send(api::Reply{200, server_.status_json()}, x);
+      co_return;
+    }
+    if (path == "/v1/stats") {
+      if (!is_get) throw ApiError(ErrorKind::MethodNotAllowed, "use GET " + path);
+      api::Reply stats{200, server_.stats_json()};
+      stats.headers.emplace_back("Cache-Control", "no-store");
+      co_await send(stats, x);
       co_return;
     }
     if (!server_.ready) {

@@ -68,7 +68,7 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::awaitable<void> send_error(const api::ApiError& e, bool anthropic, Exchange& x);
   asio::awaitable<void> serve_generation(api::Generation& gen, Exchange& x);
   asio::awaitable<bool> write_chunk(const std::string& bytes);
-  void observe_token_times(std::span<const engine::GenerationEvent> events, Exchange& x,
+  void observe_token_times(std::span<const engine::GenerationEvent> events, Exchange& x, const std::string& model,
                            std::optional<std::chrono::steady_clock::time_point>& last_token);
   void abandon_generation();  // a generation that failed half-way: cancel it and forget it
   void log(const Exchange& x);

@@ -1,6 +1,9 @@
 // The part of a connection that serves one engine request: streamed as SSE over chunked transfer encoding, or
 // collected into one body. Engine events arrive through the handle's notify (posted onto the loop); a watcher
 // reading the socket turns a client's disconnect into a cancel.
+#include <algorithm>
+#include <map>
+
 #include <fmt/format.h>
 
 #include "api/api_error.h"
@@ -70,21 +73,32 @@ asio::awaitable<bool> Session::write_chunk(const std::string& bytes) {
   co_return !ec;
 }
 
+// Timed per drained batch, not per event: the events of one batch arrive together, so timing them one by one
+// would count gaps of a few microseconds. The batch's gap is shared by the engine steps it spans (the most
+// tokens any one choice got in it).
 void Session::observe_token_times(std::span<const engine::GenerationEvent> events, Exchange& x,
-                                  std::optional<Clock::time_point>& last_token) {
+                                  const std::string& model, std::optional<Clock::time_point>& last_token) {
+  std::map<int, size_t> per_choice;
+  size_t tokens = 0;
   for (const auto& e : events) {
-    if (e.tokens.empty()) continue;
-    const auto now = Clock::now();
-    if (!last_token) {
-      const double ttft = std::chrono::duration<double>(now - x.start).count();
-      server_.metrics.observe_ttft(ttft);
-      x.ttft_ms = ttft * 1e3;
-    } else {
-      const double gap = std::chrono::duration<double>(now - *last_token).count() / double(e.tokens.size());
-      for (size_t i = 0; i < e.tokens.size(); ++i) server_.metrics.observe_inter_token(gap);
-    }
-    last_token = now;
+    per_choice[e.choice] += e.tokens.size();
+    tokens += e.tokens.size();
   }
+  if (tokens == 0) return;
+  size_t steps = 0;
+  for (const auto& [choice, n] : per_choice) steps = std::max(steps, n);
+  const auto now = Clock::now();
+  if (!last_token) {
+    const double ttft = std::chrono::duration<double>(now - x.start).count();
+    server_.metrics.observe_ttft(ttft);
+    x.ttft_ms = ttft * 1e3;
+    server_.live.observe_first(model, tokens, ttft, now);
+  } else {
+    const double gap = std::chrono::duration<double>(now - *last_token).count() / double(steps);
+    for (size_t i = 0; i < steps; ++i) server_.metrics.observe_inter_token(gap);
+    server_.live.observe_next(model, tokens, steps, gap, now);
+  }
+  last_token = now;
 }
 
 // After the client half-closed, a write is the only way to learn whether it still reads (a closed peer answers
@@ -145,7 +159,7 @@ asio::awaitable<void> Session::serve_generation(api::Generation& gen, Exchange& 
     events.clear();
     const bool more = gen.handle().drain(events);
     if (!events.empty()) {
-      observe_token_times(events, x, last_token);
+      observe_token_times(events, x, gen.model_id(), last_token);
       if (gen.streaming()) {
         ok = co_await write_chunk(gen.stream_events(events));
       } else if (!failure) {

@@ -91,11 +91,19 @@ function checkStatus(out) {
   assert.equal(j.models[0].slots.max_parallel, 4);
 }
 
+function checkStats(out) {
+  const j = JSON.parse(out);
+  assert.equal(j.status, 'ok');
+  assert.equal(j.models[0].id, 'demo');
+  assert.equal(j.models[0].streams.max_parallel, 4);
+  assert.equal(typeof j.totals.tokens_per_second, 'number');
+}
+
 const commands = readmeCurlCommands();
 
 test('the README has curl examples for every endpoint it promises', () => {
   const paths = commands.map((c) => c.match(/8080(\/\S*)/)?.[1]);
-  for (const p of ['/v1/chat/completions', '/v1/messages', '/health', '/metrics', '/v1/status']) {
+  for (const p of ['/v1/chat/completions', '/v1/messages', '/health', '/metrics', '/v1/status', '/v1/stats']) {
     assert.ok(paths.includes(p), `no README curl example for ${p}`);
   }
   assert.ok(commands.some((c) => c.includes('"stream": true')), 'no streaming example');
@@ -112,6 +120,7 @@ for (const command of commands) {
     else if (path === '/health') assert.deepEqual(JSON.parse(stdout), { status: 'ok' });
     else if (path === '/metrics') checkMetrics(stdout);
     else if (path === '/v1/status') checkStatus(stdout);
+    else if (path === '/v1/stats') checkStats(stdout);
     else assert.fail(`no expected shape for ${path}: add one to this test`);
   });
 }

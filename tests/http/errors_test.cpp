@@ -97,7 +97,10 @@ TEST(Errors, UnknownRouteAndWrongMethod) {
   ServerHarness h;
   EXPECT_EQ(h.request("GET", "/v1/nothing").status, 404);
   EXPECT_EQ(h.request("GET", "/v1/chat/completions").status, 405);
-  EXPECT_EQ(h.request("GET", "/").status, 404);
+  EXPECT_EQ(h.request("GET", "/nothing").status, 404);
+  EXPECT_EQ(h.request("GET", "/assets/nothing.js").status, 404);
+  EXPECT_EQ(h.request("GET", "/").status, 200);  // the web page
+  EXPECT_EQ(h.request("DELETE", "/").status, 405);
 }
 
 TEST(Errors, ApiKeyIsRequiredWhenSet) {
