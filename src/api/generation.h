@@ -33,7 +33,9 @@ class Generation {
   const std::shared_ptr<engine::RequestHandle>& shared_handle() const { return handle_; }
   bool streaming() const { return streaming_; }
 
-  // Streaming: the bytes to send before any event, for each batch of events, and after the last one.
+  // Streaming: the media type (SSE unless the API streams otherwise, e.g. Ollama's NDJSON), the bytes to send
+  // before any event, for each batch of events, and after the last one.
+  virtual std::string stream_content_type() const { return "text/event-stream"; }
   virtual std::string stream_open() = 0;
   virtual std::string stream_events(std::span<const engine::GenerationEvent> events) = 0;
   virtual std::string stream_close() = 0;
