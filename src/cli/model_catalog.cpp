@@ -179,6 +179,7 @@ registry::LoadFunction make_model_loader(LoadSettings settings) {
                    static_cast<unsigned long long>(weights), static_cast<unsigned long long>(kv),
                    static_cast<unsigned long long>(scratch), static_cast<unsigned long long>(weights + kv + scratch),
                    kv::kv_type_name(eo.kv_type));
+      std::fprintf(stderr, "pensieve: '%s' runs on %s\n", spec.name.c_str(), describe_device(*m->backend).c_str());
       if (spec.name == settings.default_model) m->served_model->answer_every_name();
     } catch (const CommandError& e) {
       throw std::runtime_error(e.message);
