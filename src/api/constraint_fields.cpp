@@ -236,4 +236,17 @@ std::shared_ptr<grammar::TokenConstraint> anthropic_output_constraint(const Fiel
   return compile(model, c);
 }
 
+std::shared_ptr<grammar::TokenConstraint> ollama_output_constraint(const Fields& body, const ServedModel& model) {
+  Constraint c;
+  if (const Json* format = body.get("format")) {
+    if (format->is_string()) {
+      if (*format == "json") set_once(c, grammar::json_object_gbnf(), "format");
+      else if (*format != "") throw invalid_field("format", "must be \"json\" or a JSON Schema object");
+    } else {
+      set_once(c, schema_gbnf(*format, "format"), "format");
+    }
+  }
+  return compile(model, c);
+}
+
 }  // namespace pensieve::api

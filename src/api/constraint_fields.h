@@ -17,5 +17,7 @@ namespace pensieve::api {
 // nullptr when the request leaves the output free.
 std::shared_ptr<grammar::TokenConstraint> openai_output_constraint(const Fields& body, const ServedModel& model);
 std::shared_ptr<grammar::TokenConstraint> anthropic_output_constraint(const Fields& body, const ServedModel& model);
+// Ollama's `format`: "json" (any object) or a JSON Schema object.
+std::shared_ptr<grammar::TokenConstraint> ollama_output_constraint(const Fields& body, const ServedModel& model);
 
 }  // namespace pensieve::api

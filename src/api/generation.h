@@ -35,7 +35,9 @@ class Generation {
   // The served model's id (its first name), for the request log and per-model statistics.
   const std::string& model_id() const { return model_id_; }
 
-  // Streaming: the bytes to send before any event, for each batch of events, and after the last one.
+  // Streaming: the media type (SSE unless the API streams otherwise, e.g. Ollama's NDJSON), the bytes to send
+  // before any event, for each batch of events, and after the last one.
+  virtual std::string stream_content_type() const { return "text/event-stream"; }
   virtual std::string stream_open() = 0;
   virtual std::string stream_events(std::span<const engine::GenerationEvent> events) = 0;
   virtual std::string stream_close() = 0;

@@ -118,4 +118,26 @@ const Json& Fields::required_array(std::string_view name) const {
   return *a;
 }
 
+std::string requested_model(std::string_view body) {
+  std::string name;
+  bool model_key = false;  // the last top-level key was "model"
+  // Keep only the outer object, so that its values reach this callback; each is looked at once, then dropped
+  // (nested containers are skipped whole).
+  const auto look = [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json& parsed) {
+    if (depth == 1 && event == nlohmann::json::parse_event_t::key) {
+      model_key = parsed == "model";
+    } else if (depth == 1 && event == nlohmann::json::parse_event_t::value && model_key && parsed.is_string()) {
+      name = parsed.get<std::string>();
+    }
+    return (depth == 0 && event == nlohmann::json::parse_event_t::object_start) ||
+           (depth == 1 && event == nlohmann::json::parse_event_t::key && model_key);
+  };
+  try {
+    [[maybe_unused]] const nlohmann::json dropped = nlohmann::json::parse(body.begin(), body.end(), look, true);
+  } catch (const nlohmann::json::exception&) {
+    return {};
+  }
+  return name;
+}
+
 }  // namespace pensieve::api

@@ -41,6 +41,10 @@ class Fields {
   std::string path_;
 };
 
-std::string type_name(const Json& j);  // "string", "number", ... for messages
+std::string type_name(const Json& j);
+
+// The top-level "model" string of a request body without building the rest of it (the router needs the name
+// before the model is loaded); empty when the body is not JSON or names no model as a string.
+std::string requested_model(std::string_view body);  // "string", "number", ... for messages
 
 }  // namespace pensieve::api

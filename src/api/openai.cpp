@@ -433,7 +433,38 @@ namespace {
 Json model_json(const ServedModel& m, const std::string& name) {
   return {{"id", name}, {"object", "model"}, {"created", m.created()}, {"owned_by", "pensieve"}};
 }
+
+[[noreturn]] void throw_no_such_model(std::string_view id) {
+  throw ApiError(ErrorKind::NotFound, "model '" + std::string(id) + "' does not exist; GET /v1/models lists the served ones",
+                 "model");
+}
+
+Json listed_json(const ListedModel& m, const std::string& name) {
+  return {{"id", name},
+          {"object", "model"},
+          {"created", m.facts.modified_unix},
+          {"owned_by", "pensieve"},
+          {"state", m.loaded ? "loaded" : m.loading ? "loading" : "available"}};
+}
 }  // namespace
+
+Reply openai_models(std::span<const ListedModel> models) {
+  Json data = Json::array();
+  for (const ListedModel& m : models) {
+    data.push_back(listed_json(m, m.name));
+    for (const std::string& alias : m.aliases) data.push_back(listed_json(m, alias));
+  }
+  return Reply{200, dump_json(Json{{"object", "list"}, {"data", std::move(data)}}), "application/json", {}};
+}
+
+Reply openai_model(std::span<const ListedModel> models, std::string_view id) {
+  for (const ListedModel& m : models) {
+    if (m.name == id || std::find(m.aliases.begin(), m.aliases.end(), id) != m.aliases.end()) {
+      return Reply{200, dump_json(listed_json(m, std::string(id))), "application/json", {}};
+    }
+  }
+  throw_no_such_model(id);
+}
 
 Reply openai_models(std::span<const ServedModel* const> models) {
   Json data = Json::array();
@@ -447,8 +478,7 @@ Reply openai_model(std::span<const ServedModel* const> models, std::string_view 
   for (const ServedModel* m : models) {
     if (m->answers_to(id)) return Reply{200, dump_json(model_json(*m, std::string(id))), "application/json", {}};
   }
-  throw ApiError(ErrorKind::NotFound, "model '" + std::string(id) + "' does not exist; GET /v1/models lists the served ones",
-                 "model");
+  throw_no_such_model(id);
 }
 
 }  // namespace pensieve::api

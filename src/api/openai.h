@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "api/generation.h"
+#include "api/model_listing.h"
 #include "api/served_model.h"
 
 namespace pensieve::api {
@@ -15,5 +16,8 @@ Outcome openai_completions(std::span<const ServedModel* const> models, std::stri
 Reply openai_models(std::span<const ServedModel* const> models);
 // GET /v1/models/{id}: one model (any of its names), or a 404.
 Reply openai_model(std::span<const ServedModel* const> models, std::string_view id);
+// The same over every model the server can load, resident or not (each entry says its "state").
+Reply openai_models(std::span<const ListedModel> models);
+Reply openai_model(std::span<const ListedModel> models, std::string_view id);
 
 }  // namespace pensieve::api

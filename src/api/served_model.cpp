@@ -39,9 +39,13 @@ void ServedModel::add_alias(std::string name) {
 }
 
 bool ServedModel::answers_to(std::string_view name) const {
+  if (answers_every_name_) return true;
   for (const std::string& n : names_) {
     if (n == name) return true;
   }
+  // Ollama clients add the default tag to a name ("llama3:latest"); it means the untagged name.
+  constexpr std::string_view kLatest = ":latest";
+  if (name.size() > kLatest.size() && name.ends_with(kLatest)) return answers_to(name.substr(0, name.size() - kLatest.size()));
   return false;
 }
 

@@ -39,6 +39,8 @@ class ServedModel {
   void add_alias(std::string name);
   const std::vector<std::string>& names() const { return names_; }
   bool answers_to(std::string_view name) const;
+  // serve --default-model: this model answers requests that name a model the server does not have.
+  void answer_every_name() { answers_every_name_ = true; }
   int64_t created() const { return created_; }
   engine::Engine& engine() const { return engine_; }
   const tokenizer::Tokenizer& tokenizer() const { return tokenizer_; }
@@ -71,6 +73,7 @@ class ServedModel {
  private:
   std::string id_;
   std::vector<std::string> names_;
+  bool answers_every_name_ = false;
   int64_t created_;
   engine::Engine& engine_;
   const tokenizer::Tokenizer& tokenizer_;

@@ -50,6 +50,8 @@ void require_kv_type_fits(kv::KvType type, const model::ModelConfig& config);
 
 // "512M", "2G", "1.5GiB", "1000000" -> bytes; throws CommandError naming `flag`.
 uint64_t parse_size(const std::string& text, const std::string& flag);
-std::string format_bytes(uint64_t bytes);  // "1.50 GiB", "12.0 MiB", "900 B"
+std::string format_bytes(uint64_t bytes);
+// MemAvailable from /proc/meminfo: what can be allocated without swapping. Throws CommandError when unreadable.
+uint64_t available_memory();  // "1.50 GiB", "12.0 MiB", "900 B"
 
 }  // namespace pensieve::cli

@@ -7,12 +7,14 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/command_registry.h"
 #include "cli/device_option.h"
 #include "cli/memory_plan.h"
+#include "cli/model_catalog.h"
 #include "gguf/gguf_file.h"
 #include "model/model_config.h"
 
@@ -20,7 +22,7 @@ namespace pensieve::cli {
 namespace {
 
 struct PlanArgs {
-  std::string model;
+  std::vector<std::string> models;
   int parallel = 20;
   int ctx_size = 0;
   std::string kv_type = "f16";
@@ -29,19 +31,6 @@ struct PlanArgs {
   std::string device = "cpu";
   bool json = false;
 };
-
-// MemAvailable from /proc/meminfo: what can be allocated without swapping.
-uint64_t available_memory() {
-  std::ifstream in("/proc/meminfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream fields(line);
-    std::string key;
-    uint64_t kib = 0;
-    if (fields >> key >> kib && key == "MemAvailable:") return kib * 1024;
-  }
-  throw CommandError{"cannot read MemAvailable from /proc/meminfo; pass --budget"};
-}
 
 // The largest parallel whose plan fits, 0 when not even one sequence does. Totals grow with parallel.
 int largest_parallel(const gguf::GgufFile& file, const model::ModelConfig& config, PlanInputs in, uint64_t budget) {
@@ -58,6 +47,58 @@ int largest_parallel(const gguf::GgufFile& file, const model::ModelConfig& confi
     (fits(mid) ? lo : hi) = mid;
   }
   return lo;
+}
+
+// Several models as `serve --model A --model B --memory-budget X` would hold them: each one's total, all of them
+// together, and which of them (in the order given) are resident at once within the budget.
+int plan_together(const PlanArgs& a, const PlanInputs& in, uint64_t budget, const std::string& budget_source) {
+  std::vector<registry::ModelSpec> specs = collect_models(CatalogFlags{a.models, "", {}}, in);
+  uint64_t all = 0, resident = 0;
+  std::vector<std::string> together, waiting;
+  for (const registry::ModelSpec& s : specs) {
+    all += s.facts.memory_bytes;
+    if (resident + s.facts.memory_bytes <= budget) {
+      resident += s.facts.memory_bytes;
+      together.push_back(s.name);
+    } else {
+      waiting.push_back(s.name);
+    }
+  }
+  const auto names = [](const std::vector<std::string>& v) {
+    std::string out;
+    for (const std::string& n : v) out += (out.empty() ? "" : ", ") + n;
+    return out.empty() ? std::string("none") : out;
+  };
+  if (a.json) {
+    nlohmann::ordered_json j;
+    j["models"] = nlohmann::ordered_json::array();
+    for (const registry::ModelSpec& s : specs) {
+      j["models"].push_back({{"name", s.name}, {"path", s.path}, {"total_bytes", s.facts.memory_bytes},
+                             {"fits_alone", s.facts.memory_bytes <= budget}});
+    }
+    j["total_bytes"] = all;
+    j["budget_bytes"] = budget;
+    j["budget_source"] = budget_source;
+    j["fits"] = all <= budget;
+    j["resident_together"] = together;
+    j["loaded_on_demand"] = waiting;
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  for (const registry::ModelSpec& s : specs) {
+    std::printf("model        %s (%s): %s%s\n", s.name.c_str(), s.path.c_str(), format_bytes(s.facts.memory_bytes).c_str(),
+                s.facts.memory_bytes > budget ? " - more than the whole budget: it can never load" : "");
+  }
+  std::printf("together     %s\n", format_bytes(all).c_str());
+  std::printf("budget       %s (%s)\n", format_bytes(budget).c_str(), budget_source.c_str());
+  if (all <= budget) {
+    std::printf("fits         yes: all %zu models resident at once\n", specs.size());
+  } else {
+    std::printf("fits         NO: %s over; resident together: %s; the rest load on demand, unloading the least "
+                "recently used: %s\n",
+                format_bytes(all - budget).c_str(), names(together).c_str(), names(waiting).c_str());
+  }
+  return 0;
 }
 
 int run_plan(const PlanArgs& a) {
@@ -81,11 +122,13 @@ int run_plan(const PlanArgs& a) {
     }
   }
   if (budget == 0) budget = available_memory();
-  if (!std::filesystem::exists(a.model)) throw CommandError{"--model: no such file: " + a.model};
+  if (a.models.size() > 1) return plan_together(a, in, budget, budget_source);
+  const std::string& model_path = a.models.front();
+  if (!std::filesystem::exists(model_path)) throw CommandError{"--model: no such file: " + model_path};
 
   gguf::GgufFile file = [&] {
     try {
-      return gguf::GgufFile::open(a.model);
+      return gguf::GgufFile::open(model_path);
     } catch (const std::exception& e) {
       throw CommandError{e.what()};
     }
@@ -107,7 +150,7 @@ int run_plan(const PlanArgs& a) {
 
   if (a.json) {
     nlohmann::ordered_json j;
-    j["model"] = a.model;
+    j["model"] = model_path;
     j["parallel"] = a.parallel;
     j["context"] = p.context;
     j["kv_type"] = a.kv_type;
@@ -125,7 +168,7 @@ int run_plan(const PlanArgs& a) {
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
-  std::printf("model        %s (%s, %d layers, %d KV heads x %d)\n", a.model.c_str(), config.arch_name.c_str(),
+  std::printf("model        %s (%s, %d layers, %d KV heads x %d)\n", model_path.c_str(), config.arch_name.c_str(),
               config.n_layers, config.n_kv_heads, config.head_dim);
   std::printf("weights      %s (mapped from the file)\n", format_bytes(p.weight_bytes).c_str());
   std::printf("KV cache     %s per token (%s); pool %d blocks of %d tokens = %s\n",
@@ -151,12 +194,12 @@ int run_plan(const PlanArgs& a) {
 const RegisterCommand kPlan{
     "plan", "Show the memory `serve` will need and the most parallel sequences that fit", [](CLI::App& sub) -> Action {
       auto a = std::make_shared<PlanArgs>();
-      sub.add_option("--model", a->model, "GGUF model file")->required();
+      sub.add_option("--model", a->models, "GGUF model file (NAME=FILE too); several: what fits together")->required();
       sub.add_option("--parallel", a->parallel, "Sequences generated at once (default 20, as serve)");
       sub.add_option("--ctx-size", a->ctx_size, "Longest prompt + completion per sequence (default: the model's)");
       sub.add_option("--kv-type", a->kv_type, "KV cache precision, as serve --kv-type: f16 (default), q8_0 or f32");
       sub.add_option("--kv-memory", a->kv_memory, "KV pool size as serve --kv-memory (default as serve: CPU parallel x min(context, 8192) tokens)");
-      sub.add_option("--budget", a->budget, "Memory to fit in, e.g. 16G (default: MemAvailable, or the GPU's free memory)");
+      sub.add_option("--budget,--memory-budget", a->budget, "Memory to fit in, e.g. 16G (default: MemAvailable, or the GPU's free memory)");
       sub.add_option("--device", a->device, "Plan for cpu (default) or for cuda / cuda:N as serve --device would use it");
       sub.add_flag("--json", a->json, "Print one JSON object");
       return [a] { return run_plan(*a); };

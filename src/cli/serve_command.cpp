@@ -1,6 +1,7 @@
-// `pensieve serve --model F.gguf [...]`: the HTTP server with the OpenAI and Anthropic APIs in front of the
-// serving engine. It listens at once (/health says 503 while the model loads) and shuts down gracefully on
+// `pensieve serve --model F.gguf [...]`: the HTTP server with the OpenAI, Anthropic and Ollama APIs in front of
+// the model registry (one serving engine per loaded model). It listens at once (/health says 503 while the model loads) and shuts down gracefully on
 // SIGINT / SIGTERM.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -23,6 +24,7 @@
 #include "cli/config_file.h"
 #include "cli/device_option.h"
 #include "cli/memory_plan.h"
+#include "cli/model_catalog.h"
 #include "engine/serving_engine.h"
 #include "gguf/gguf_file.h"
 #include "http/log_format.h"
@@ -35,8 +37,9 @@ namespace pensieve::cli {
 namespace {
 
 struct ServeArgs {
-  std::string model;
-  std::vector<std::string> aliases;
+  CatalogFlags catalog;  // --model (repeatable), --models-dir, --alias
+  std::string memory_budget;
+  std::string default_model;
   std::string chat_template;
   std::string host = "127.0.0.1";
   int port = 8080;
@@ -89,6 +92,61 @@ std::optional<std::string> read_chat_template(const std::string& value) {
   return text.str();
 }
 
+// The registry over `specs` under --memory-budget, with the first model loaded (so that /health turns ready as
+// it did with one model); the others load on the first request naming them.
+std::unique_ptr<registry::ModelRegistry> start_registry(const ServeArgs& a, const std::vector<registry::ModelSpec>& specs,
+                                                        const PlanInputs& plan,
+                                                        const std::optional<std::string>& chat_template,
+                                                        http::LogFormat log_format) {
+  LoadSettings load;
+  load.device = a.device;
+  load.threads = a.threads;
+  load.plan = plan;
+  load.queue = a.queue;
+  load.max_queued_events = a.max_queued_events;
+  load.chat_template = chat_template;
+  load.policy.default_max_tokens = a.default_max_tokens;
+  load.policy.max_tokens_limit = a.max_tokens_limit;
+  load.policy.special_tokens_in_messages = a.special_tokens_in_messages;
+  load.log_format = log_format;
+  // One model without a budget takes the GPU's free memory for its KV pool, as it always has.
+  load.size_kv_to_plan = specs.size() > 1 || !a.memory_budget.empty();
+  registry::RegistryOptions ro;
+  ro.memory_budget = a.memory_budget.empty() ? machine_memory(a.device, 1) : parse_size(a.memory_budget, "--memory-budget");
+  if (!a.default_model.empty()) {
+    for (const registry::ModelSpec& s : specs) {
+      if (s.name == a.default_model || std::find(s.aliases.begin(), s.aliases.end(), a.default_model) != s.aliases.end()) {
+        ro.default_model = load.default_model = s.name;
+      }
+    }
+    if (ro.default_model.empty()) throw CommandError{"--default-model '" + a.default_model + "' is none of the served models"};
+  }
+  ro.log = [log_format](const std::string& line) { http::log_message(stderr, log_format, line); };
+  uint64_t all = 0;
+  for (const registry::ModelSpec& s : specs) all += s.facts.memory_bytes;
+  http::log_message(stderr, log_format,
+                    fmt::format("{} model(s), {} together; memory budget {}{}", specs.size(), format_bytes(all),
+                                format_bytes(ro.memory_budget),
+                                a.memory_budget.empty() ? " (what the machine has free)" : ""));
+  auto models = std::make_unique<registry::ModelRegistry>(specs, make_model_loader(load), ro);
+  const auto t0 = std::chrono::steady_clock::now();
+  std::shared_ptr<registry::Lease> first;
+  try {
+    first = models->preload(specs.front().name);
+  } catch (const std::exception& e) {
+    throw CommandError{std::string("cannot load the model: ") + e.what()};
+  }
+  const api::ServedModel& served = first->served();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const engine::EngineStats stats = served.engine().stats();
+  http::log_message(stderr, log_format,
+                    fmt::format("ready in {:.1f}s: model '{}', context {} tokens, {} parallel, KV pool {} blocks, {}{}",
+                                seconds, served.id(), served.engine().context_length(), served.engine().max_parallel(),
+                                stats.kv_blocks_total, stats.device,
+                                served.template_is_fallback() ? " (no chat template in the file: using ChatML)" : ""));
+  return models;
+}
+
 // Room for the connection cap plus the files the server itself holds, as far as the hard limit allows, so that
 // the cap (answered with a 503) is reached before accept() runs out of descriptors.
 void raise_open_file_limit(size_t max_connections) {
@@ -103,12 +161,10 @@ void raise_open_file_limit(size_t max_connections) {
 
 // Checks every setting that can be checked without loading the model, and turns them into the server's options.
 http::ServerOptions checked_server_options(const ServeArgs& a) {
-  if (a.model.empty()) throw CommandError{"--model is required (on the command line or in the --config file)"};
   if (a.port < 0 || a.port > 65535) throw CommandError{"--port must be between 0 and 65535"};
   if (a.parallel < 1) throw CommandError{"--parallel must be at least 1"};
   if (a.queue < 0) throw CommandError{"--queue must not be negative"};
   parse_kv_type_flag(a.kv_type, "--kv-type");
-  if (!std::filesystem::exists(a.model)) throw CommandError{"--model: no such file: " + a.model};
 
   if (a.json_max_depth < 1 || a.json_max_depth > api::JsonLimits::kCeilingDepth) {
     throw CommandError{"--json-max-depth must be between 1 and " + std::to_string(api::JsonLimits::kCeilingDepth)};
@@ -124,6 +180,7 @@ http::ServerOptions checked_server_options(const ServeArgs& a) {
     if (key.empty()) throw CommandError{"--api-key must not be empty"};
   }
   if (!a.kv_memory.empty()) parse_size(a.kv_memory, "--kv-memory");
+  if (!a.memory_budget.empty()) parse_size(a.memory_budget, "--memory-budget");
   http::ServerOptions so;
   so.host = a.host;
   so.port = static_cast<uint16_t>(a.port);
@@ -145,31 +202,53 @@ http::ServerOptions checked_server_options(const ServeArgs& a) {
   return so;
 }
 
-// --check: the settings are valid and the model file is a GGUF of a known architecture; nothing is loaded.
+// What plan computes each model's memory from, and the models named by --model / --models-dir / --alias
+// with the facts read from their files (nothing is loaded).
+struct ModelsToServe {
+  PlanInputs plan;
+  std::vector<registry::ModelSpec> specs;
+};
+
+ModelsToServe models_to_serve(const ServeArgs& a, const std::optional<std::string>& chat_template) {
+  ModelsToServe m;
+  m.plan.parallel = a.parallel;
+  m.plan.ctx_size = a.ctx_size;
+  m.plan.kv_type = parse_kv_type_flag(a.kv_type, "--kv-type");
+  if (!a.kv_memory.empty()) m.plan.kv_memory = parse_size(a.kv_memory, "--kv-memory");
+  m.plan.gpu = a.device != "cpu" && open_backend(a.device, 1)->host_memory() == false;
+  m.specs = collect_models(a.catalog, m.plan);
+  if (chat_template) {
+    for (registry::ModelSpec& s : m.specs) s.facts.chat_template = *chat_template;
+  }
+  return m;
+}
+
+// --check: the settings are valid and each model file is a GGUF of a known architecture; nothing is loaded.
 int check_serve(const ServeArgs& a) {
   const http::ServerOptions so = checked_server_options(a);
-  read_chat_template(a.chat_template);
-  std::string architecture;
-  try {
-    const gguf::GgufFile file = gguf::GgufFile::open(a.model);
-    const model::ModelConfig config = model::read_model_config(file);
-    require_kv_type_fits(parse_kv_type_flag(a.kv_type, "--kv-type"), config);
-    architecture = file.get_string("general.architecture").value_or("?");
-  } catch (const CommandError&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw CommandError{"--model " + a.model + ": " + e.what()};
+  const ModelsToServe models = models_to_serve(a, read_chat_template(a.chat_template));
+  std::string described;
+  for (const registry::ModelSpec& spec : models.specs) {
+    try {
+      const gguf::GgufFile file = gguf::GgufFile::open(spec.path);
+      require_kv_type_fits(models.plan.kv_type, model::read_model_config(file));
+      described += fmt::format("{}model {} ({})", described.empty() ? "" : ", ", spec.path,
+                               file.get_string("general.architecture").value_or("?"));
+    } catch (const CommandError&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw CommandError{"--model " + spec.path + ": " + e.what()};
+    }
   }
-  std::printf("pensieve: configuration OK: model %s (%s), http://%s:%u, %d parallel, %zu API key(s), log %s\n",
-              a.model.c_str(), architecture.c_str(), so.host.c_str(), so.port, a.parallel, so.api_keys.size(),
-              a.log_format.c_str());
+  std::printf("pensieve: configuration OK: %s, http://%s:%u, %d parallel, %zu API key(s), log %s\n", described.c_str(),
+              so.host.c_str(), so.port, a.parallel, so.api_keys.size(), a.log_format.c_str());
   return 0;
 }
 
 int run_serve(const ServeArgs& a) {
   const http::ServerOptions so = checked_server_options(a);
-  const kv::KvType kv_type = parse_kv_type_flag(a.kv_type, "--kv-type");
   const std::optional<std::string> chat_template = read_chat_template(a.chat_template);
+  const ModelsToServe models_to = models_to_serve(a, chat_template);
   raise_open_file_limit(a.max_connections);
   std::unique_ptr<http::Server> server;
   try {
@@ -185,83 +264,40 @@ int run_serve(const ServeArgs& a) {
   if (log_format == http::LogFormat::Json) http::log_message(stderr, log_format, listening);
   std::thread loop([&] { server->run(); });
 
-  const auto t0 = std::chrono::steady_clock::now();
-  http::log_message(stderr, log_format, "loading " + a.model + " ...");
-  std::unique_ptr<backend::Backend> be;
-  std::unique_ptr<model::Model> model;
-  std::unique_ptr<tokenizer::Tokenizer> tok;
-  std::unique_ptr<engine::Engine> eng;
-  std::unique_ptr<api::ServedModel> served;
+  std::unique_ptr<registry::ModelRegistry> models;
   try {
-    be = open_backend(a.device, a.threads, log_format);
-    model = model::Model::load(a.model, *be);
-    tok = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::from_gguf(model->file()));
-    require_kv_type_fits(kv_type, model->config());
-    engine::EngineOptions eo;
-    eo.kv_type = kv_type;
-    eo.parallel = a.parallel;
-    eo.context_length = a.ctx_size;
-    eo.queue_limit = a.queue;
-    eo.max_queued_events = a.max_queued_events;
-    if (!a.kv_memory.empty()) eo.kv_bytes = parse_size(a.kv_memory, "--kv-memory");
-    if (!be->host_memory()) {
-      // On a GPU the pool is sized from the card's free memory, now that the weights are on it.
-      PlanInputs in;
-      in.parallel = a.parallel;
-      in.ctx_size = a.ctx_size;
-      in.kv_type = kv_type;
-      eo.kv_bytes = gpu_kv_bytes(be->device_info().free_bytes, model->config(), in, eo.kv_bytes);
-      if (eo.kv_bytes == 0) throw CommandError{"the GPU has no memory left for a KV cache after loading the model"};
-    }
-    eng = engine::make_serving_engine(*model, *tok, eo);
-    const std::string alias = a.aliases.empty() ? std::filesystem::path(a.model).stem().string() : a.aliases.front();
-    api::RequestPolicy policy;
-    policy.default_max_tokens = a.default_max_tokens;
-    policy.max_tokens_limit = a.max_tokens_limit;
-    policy.special_tokens_in_messages = a.special_tokens_in_messages;
-    served = std::make_unique<api::ServedModel>(alias, *eng, *tok, chat_template, policy);
-    for (size_t i = 1; i < a.aliases.size(); ++i) served->add_alias(a.aliases[i]);
-  } catch (const std::exception& e) {
-    server->stop();
-    loop.join();
-    throw CommandError{std::string("cannot load the model: ") + (dynamic_cast<const CommandError*>(&e) ? "" : e.what())};
-  } catch (const CommandError&) {
+    models = start_registry(a, models_to.specs, models_to.plan, chat_template, log_format);
+  } catch (...) {
     server->stop();
     loop.join();
     throw;
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const engine::EngineStats stats = eng->stats();
-  http::log_message(stderr, log_format,
-                    fmt::format("ready in {:.1f}s: model '{}', context {} tokens, {} parallel, KV pool {} blocks, {}{}",
-                                seconds, served->id(), eng->context_length(), eng->max_parallel(),
-                                stats.kv_blocks_total, describe_device(*be),
-                                served->template_is_fallback() ? " (no chat template in the file: using ChatML)" : ""));
-  // The pool's real size (the engine chose its blocks), in the terms `pensieve plan` predicts.
-  const uint64_t kv_bytes = kv_bytes_per_token(model->config(), kv_type) * kv::kBlockTokens *
-                            static_cast<uint64_t>(stats.kv_blocks_total);
-  const uint64_t weights = file_weight_bytes(model->file());
-  const uint64_t scratch = scratch_bytes(model->config(), eng->max_parallel());
-  http::log_message(stderr, log_format,
-                    fmt::format("memory: weights {} B, KV pool {} B, scratch {} B, total {} B (KV {})", weights,
-                                kv_bytes, scratch, weights + kv_bytes + scratch, kv::kv_type_name(kv_type)));
-  server->serve_models({served.get()});
+  server->serve_registry(*models);
   loop.join();  // returns after SIGINT / SIGTERM and the graceful drain
-  eng->shutdown();
+  server.reset();  // with whatever the loop still held (a lease among them)
+  models.reset();  // every engine shuts down, every model unloads
   http::log_message(stderr, log_format, "stopped");
   return 0;
 }
 
 const RegisterCommand kServe{
-    "serve", "Serve a model over HTTP (OpenAI and Anthropic APIs)", [](CLI::App& sub) -> Action {
+    "serve", "Serve models over HTTP (OpenAI, Anthropic and Ollama APIs)", [](CLI::App& sub) -> Action {
       auto a = std::make_shared<ServeArgs>();
       sub.add_option("--config", a->config,
                      "JSON file of settings: keys are these flags without '--' (e.g. {\"model\": \"m.gguf\", "
                      "\"port\": 8080}); flags on the command line override it");
       sub.add_flag("--check", a->check, "Check the settings and the model file, then exit without serving");
-      sub.add_option("--model", a->model, "GGUF model file (required here or in --config)");
-      sub.add_option("--alias", a->aliases,
-                     "Model name clients use (default: the file name without .gguf); repeat it for more names");
+      sub.add_option("--model", a->catalog.models,
+                     "GGUF model file, or NAME=FILE; repeat it for more models (the first loads at startup; "
+                     "required here, in --config, or as --models-dir)");
+      sub.add_option("--models-dir", a->catalog.models_dir,
+                     "Serve every .gguf file in DIR, each named by its file name without .gguf");
+      sub.add_option("--alias", a->catalog.aliases,
+                     "More names: MODEL=NAME, or NAME for the first --model (the first such replaces its file name)");
+      sub.add_option("--memory-budget", a->memory_budget,
+                     "Resident models at most, e.g. 24G; least recently used ones unload (default: free memory)");
+      sub.add_option("--default-model", a->default_model,
+                     "The model that answers requests naming a model not served (default: none, a 404)");
       sub.add_option("--chat-template", a->chat_template,
                      "Chat template: a Jinja file, or built-in chatml, llama3, gemma (default: the model's own)");
       sub.add_option("--host", a->host, "Address to bind (default 127.0.0.1)");

@@ -34,6 +34,12 @@ std::vector<double> latency_bounds() {
   return {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 }
 
+void gauge_header(std::string& out, const char* name, const char* type, const char* help) {
+  out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+}  // namespace
+
 std::string escape_label(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -46,12 +52,6 @@ std::string escape_label(const std::string& s) {
   }
   return out;
 }
-
-void gauge_header(std::string& out, const char* name, const char* type, const char* help) {
-  out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
-}
-
-}  // namespace
 
 Metrics::Metrics()
     : ttft_(latency_bounds()),

@@ -12,6 +12,9 @@
 
 namespace pensieve::http {
 
+// A Prometheus label value: backslashes, quotes and newlines escaped.
+std::string escape_label(const std::string& s);
+
 class Histogram {
  public:
   explicit Histogram(std::vector<double> upper_bounds);

@@ -55,6 +55,11 @@ std::string route_label(std::string_view path) {
   for (std::string_view r : kRoutes) {
     if (r == path) return std::string(r);
   }
+  static constexpr std::array<std::string_view, 6> kOllamaRoutes = {"/api/chat", "/api/generate", "/api/tags",
+                                                                    "/api/show", "/api/ps", "/api/version"};
+  for (std::string_view r : kOllamaRoutes) {
+    if (r == path) return std::string(r);
+  }
   return "other";
 }
 

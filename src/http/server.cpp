@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "http/server_state.h"
+#include "http/model_status.h"
 #include "http/session.h"
 
 namespace pensieve::http {
@@ -68,8 +69,16 @@ Server::~Server() = default;
 uint16_t Server::port() const { return impl_->acceptor.local_endpoint().port(); }
 
 void Server::serve_models(std::vector<const api::ServedModel*> models) {
-  asio::post(impl_->ioc, [impl = impl_, models = std::move(models)]() mutable {
-    impl->models = std::move(models);
+  asio::post(impl_->ioc, [impl = impl_, owned = registry::ModelRegistry::of_resident(std::move(models))]() mutable {
+    impl->owned_registry = std::move(owned);
+    impl->registry = impl->owned_registry.get();
+    impl->ready = !impl->stopping;
+  });
+}
+
+void Server::serve_registry(registry::ModelRegistry& registry) {
+  asio::post(impl_->ioc, [impl = impl_, r = &registry] {
+    impl->registry = r;
     impl->ready = !impl->stopping;
   });
 }
@@ -142,7 +151,7 @@ void Server::Impl::begin_shutdown() {
   boost::system::error_code ignored;
   acceptor.close(ignored);
   signals.cancel(ignored);
-  for (const api::ServedModel* m : models) m->engine().stop_admitting();
+  if (registry) registry->stop_admitting();
   for (Session* s : std::vector<Session*>(sessions.begin(), sessions.end())) s->on_shutdown();
   if (sessions.empty()) return;
   grace_timer.expires_after(options.shutdown_grace);
@@ -159,38 +168,26 @@ void Server::Impl::session_ended(Session* s) {
 }
 
 std::string Server::Impl::metrics_text() const {
+  const std::vector<registry::ModelStatus> status = registry ? registry->status() : std::vector<registry::ModelStatus>{};
   std::vector<ModelGauges> gauges;
-  for (const api::ServedModel* m : models) {
-    gauges.push_back({m->id(), m->engine().stats(), m->engine().max_parallel()});
+  for (const registry::ModelStatus& m : status) {
+    if (m.engine) gauges.push_back({m.listing.name, *m.engine, m.max_parallel});
   }
-  return metrics.render(gauges, static_cast<int>(sessions.size()), active_requests);
+  return metrics.render(gauges, static_cast<int>(sessions.size()), active_requests) + registry_metrics(status);
 }
 
 std::string Server::Impl::status_json() const {
   using nlohmann::json;
   const double uptime =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const std::vector<registry::ModelStatus> status = registry ? registry->status() : std::vector<registry::ModelStatus>{};
   json models_json = json::array();
-  for (const api::ServedModel* m : models) {
-    const engine::EngineStats s = m->engine().stats();
-    models_json.push_back(
-        {{"id", m->id()},
-         {"context_length", m->engine().context_length()},
-         {"slots", {{"max_parallel", m->engine().max_parallel()}, {"running", s.running}}},
-         {"queue", {{"waiting", s.waiting}}},
-         {"kv", {{"blocks_total", s.kv_blocks_total}, {"blocks_used", s.kv_blocks_used}}},
-         {"prefix_cache", {{"queries", s.prefix_cache_queries}, {"hits", s.prefix_cache_hits}}},
-         {"tokens", {{"prompt", s.prompt_tokens}, {"prompt_cached", s.prompt_tokens_cached}, {"generated", s.generated_tokens}}},
-         {"device", {{"name", s.device},
-                     {"memory_allocated_bytes", s.device_memory_allocated},
-                     {"memory_total_bytes", s.device_memory_total},
-                     {"memory_free_bytes", s.device_memory_free}}},
-         {"steps", s.steps},
-         {"preemptions", s.preemptions}});
-  }
+  for (const registry::ModelStatus& m : status) models_json.push_back(model_status_json(m));
   json j = {{"status", ready ? "ok" : (stopping ? "stopping" : "loading")},
-            {"model", models.empty() ? json(nullptr) : json(models.front()->id())},
+            {"model", status.empty() ? json(nullptr) : json(status.front().listing.name)},
             {"models", std::move(models_json)},
+            {"memory", {{"budget_bytes", registry ? registry->memory_budget() : 0},
+                        {"resident_bytes", registry ? registry->resident_bytes() : 0}}},
             {"uptime_seconds", uptime},
             {"http", {{"open_connections", sessions.size()}, {"active_requests", active_requests},
                       {"requests_total", metrics.requests()}}}};

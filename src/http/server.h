@@ -13,6 +13,7 @@
 #include "api/json_limits.h"
 #include "api/served_model.h"
 #include "http/log_format.h"
+#include "registry/model_registry.h"
 
 namespace pensieve::http {
 
@@ -50,6 +51,8 @@ class Server {
 
   // Attach the served models (thread-safe; they must outlive the server) and report ready on /health.
   void serve_models(std::vector<const api::ServedModel*> models);
+  // Or a registry that loads models on demand (serve --model A --model B, --models-dir); it must outlive the server.
+  void serve_registry(registry::ModelRegistry& registry);
 
   // Runs the event loop on the calling thread until shut down.
   void run();

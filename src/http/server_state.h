@@ -14,6 +14,7 @@
 #include "api/served_model.h"
 #include "http/live_stats.h"
 #include "http/metrics.h"
+#include "registry/model_registry.h"
 #include "http/server.h"
 
 namespace pensieve::http {
@@ -25,7 +26,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   explicit Impl(ServerOptions o);
 
   ServerOptions options;
-  std::vector<const api::ServedModel*> models;
+  registry::ModelRegistry* registry = nullptr;             // set with the models; every route asks it
+  std::unique_ptr<registry::ModelRegistry> owned_registry;  // serve_models' resident models
   bool ready = false;
   bool stopping = false;
   std::unordered_set<Session*> sessions;

@@ -4,6 +4,7 @@
 
 #include "api/anthropic.h"
 #include "api/api_error.h"
+#include "api/ollama.h"
 #include "api/openai.h"
 #include "http/request_checks.h"
 #include "http/web_page.h"
@@ -122,6 +123,7 @@ asio::awaitable<void> Session::serve(std::shared_ptr<Session> self) {
     bhttp::request<bhttp::string_body> req = parser.release();
     if (!req.keep_alive()) keep_alive_ = false;
     co_await handle(req, x);
+    lease_.reset();  // the request is answered: its model may be unloaded now
     ++served_;
     log(x);
   }
@@ -192,6 +194,11 @@ asio::awaitable<void> Session::handle(bhttp::request<bhttp::string_body>& req, E
   const bool is_post = req.method() == bhttp::verb::post;
   x.route = route_label(path);
   std::optional<ApiError> error;
+  ollama_ = is_ollama_route(path, req.method());
+  if (ollama_) {
+    co_await handle_ollama(req, x, path);
+    co_return;
+  }
   try {
     if (path == "/health") {
       if (!is_get) throw ApiError(ErrorKind::MethodNotAllowed, "use GET " + path);
@@ -232,11 +239,11 @@ asio::awaitable<void> Session::handle(bhttp::request<bhttp::string_body>& req, E
     api::Outcome outcome;
     if (path == "/v1/models") {
       if (!is_get) throw ApiError(ErrorKind::MethodNotAllowed, "use GET " + path);
-      outcome = api::openai_models(server_.models);
+      outcome = api::openai_models(server_.registry->listing());
     } else if (path.rfind("/v1/models/", 0) == 0 && path.size() > 11) {
       if (!is_get) throw ApiError(ErrorKind::MethodNotAllowed, "use GET " + path);
       x.route = "/v1/models/{id}";
-      outcome = api::openai_model(server_.models, percent_decoded(path.substr(11)));
+      outcome = api::openai_model(server_.registry->listing(), percent_decoded(path.substr(11)));
     } else if (path == "/v1/chat/completions" || path == "/v1/completions" || path == "/v1/messages" ||
                path == "/v1/messages/count_tokens") {
       if (!is_post) throw ApiError(ErrorKind::MethodNotAllowed, "use POST " + path);
@@ -244,17 +251,25 @@ asio::awaitable<void> Session::handle(bhttp::request<bhttp::string_body>& req, E
     } else {
       throw ApiError(ErrorKind::NotFound, "no route for " + x.method + " " + path);
     }
-    if (auto* reply = std::get_if<api::Reply>(&outcome)) {
-      co_await send(*reply, x);
-    } else {
-      co_await serve_generation(*std::get<std::unique_ptr<api::Generation>>(outcome), x);
-    }
+    co_await deliver(outcome, x);
     co_return;
   } catch (const ApiError& e) {
     error = e;
   } catch (const std::exception& e) {
     error = ApiError(ErrorKind::Internal, std::string("internal error: ") + e.what());
   }
+  co_await fail(*error, anthropic, x);
+}
+
+asio::awaitable<void> Session::deliver(api::Outcome& outcome, Exchange& x) {
+  if (auto* reply = std::get_if<api::Reply>(&outcome)) {
+    co_await send(*reply, x);
+  } else {
+    co_await serve_generation(*std::get<std::unique_ptr<api::Generation>>(outcome), x);
+  }
+}
+
+asio::awaitable<void> Session::fail(const ApiError& error, bool anthropic, Exchange& x) {
   if (handle_) {
     // Failed in the middle of a generation: part of a response may be out, so no error can follow it. Free the
     // sequence and end the connection.
@@ -263,15 +278,18 @@ asio::awaitable<void> Session::handle(bhttp::request<bhttp::string_body>& req, E
     x.status = 500;
     co_return;
   }
-  co_await send_error(*error, anthropic, x);
+  co_await send_error(error, anthropic, x);
 }
 
 // The adapter runs on a worker thread: parsing, template rendering and tokenizing cost time in proportion to
 // the body, and the event loop must stay free for every other connection (and /health).
 asio::awaitable<api::Outcome> Session::run_adapter(const std::string& path, const std::string& body) {
-  auto work = [models = server_.models, limits = server_.options.json_limits, &path,
-               &body]() -> asio::awaitable<api::Outcome> {
-    api::check_json_limits(body, limits);  // before the parser or any recursive walk sees the body
+  std::vector<const api::ServedModel*> models;
+  if (const std::string name = co_await requested_model(body); !name.empty()) {
+    lease_ = co_await acquire_model(name);
+    models.push_back(&lease_->served());
+  }  // else the adapter says what is wrong with the body
+  auto work = [&models, &path, &body]() -> asio::awaitable<api::Outcome> {
     const std::span<const api::ServedModel* const> m(models);
     if (path == "/v1/chat/completions") co_return api::openai_chat_completions(m, body);
     if (path == "/v1/completions") co_return api::openai_completions(m, body);
@@ -301,7 +319,8 @@ asio::awaitable<void> Session::send(const api::Reply& reply, Exchange& x) {
 }
 
 asio::awaitable<void> Session::send_error(const ApiError& e, bool anthropic, Exchange& x) {
-  api::Reply r{api::http_status(e.kind()), anthropic ? api::anthropic_error_body(e) : api::openai_error_body(e)};
+  api::Reply r{api::http_status(e.kind()), ollama_ ? api::ollama_error_body(e)
+                                           : anthropic ? api::anthropic_error_body(e) : api::openai_error_body(e)};
   if (e.kind() == ErrorKind::Overloaded) r.headers.emplace_back("Retry-After", std::to_string(api::kRetryAfterSeconds));
   if (e.kind() == ErrorKind::Authentication) r.headers.emplace_back("WWW-Authenticate", "Bearer");
   co_await send(r, x);

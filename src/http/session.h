@@ -62,10 +62,22 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::awaitable<void> serve(std::shared_ptr<Session> self);
   asio::awaitable<bool> read_request(bhttp::request_parser<bhttp::string_body>& parser, Exchange& x);
   asio::awaitable<void> handle(bhttp::request<bhttp::string_body>& req, Exchange& x);
+  // /api/* and HEAD /: the Ollama API, with its own error shape (session_ollama.cpp).
+  static bool is_ollama_route(const std::string& path, bhttp::verb method);
+  asio::awaitable<void> handle_ollama(bhttp::request<bhttp::string_body>& req, Exchange& x, const std::string& path);
   asio::awaitable<api::Outcome> run_adapter(const std::string& path, const std::string& body);
+  // The body's "model" (checked against the JSON limits first, on a worker), then a lease on that model, loaded
+  // if need be (session_models.cpp).
+  asio::awaitable<std::string> requested_model(const std::string& body);
+  asio::awaitable<std::shared_ptr<registry::Lease>> acquire_model(const std::string& name);
   asio::awaitable<void> send_interim();
   asio::awaitable<void> send(const api::Reply& reply, Exchange& x);
   asio::awaitable<void> send_error(const api::ApiError& e, bool anthropic, Exchange& x);
+  // A route's answer: the reply, or the generation served to its end.
+  asio::awaitable<void> deliver(api::Outcome& outcome, Exchange& x);
+  // A route's error: its body in the API's shape, or, once a generation has started, the connection's end.
+  asio::awaitable<void> fail(const api::ApiError& error, bool anthropic, Exchange& x);
+  bool ollama_ = false;  // the current request is an Ollama one: its errors are {"error": "..."}
   asio::awaitable<void> serve_generation(api::Generation& gen, Exchange& x);
   asio::awaitable<bool> write_chunk(const std::string& bytes);
   void observe_token_times(std::span<const engine::GenerationEvent> events, Exchange& x, const std::string& model,
@@ -95,6 +107,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool stop_watching_ = false;
   bool half_closed_ = false;  // the client shut its sending side: answer, then close
   std::string stash_;  // bytes the watcher read that belong to the next request
+  std::shared_ptr<registry::Lease> lease_;  // the model the current request uses stays resident
 };
 
 }  // namespace pensieve::http

@@ -132,7 +132,7 @@ asio::awaitable<void> Session::serve_generation(api::Generation& gen, Exchange& 
   if (gen.streaming()) {
     bhttp::response<bhttp::empty_body> res{bhttp::status::ok, 11};
     res.set(bhttp::field::server, "pensieve");
-    res.set(bhttp::field::content_type, "text/event-stream");
+    res.set(bhttp::field::content_type, gen.stream_content_type());
     res.set(bhttp::field::cache_control, "no-cache");
     res.keep_alive(keep_alive_ && !server_.stopping);
     res.chunked(true);

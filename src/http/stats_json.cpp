@@ -25,19 +25,22 @@ std::string Server::Impl::stats_json() {
   json models_json = json::array();
   double tokens_per_second = 0;
   int running = 0, waiting = 0, max_parallel = 0;
-  for (const api::ServedModel* m : models) {
-    const engine::EngineStats s = m->engine().stats();
-    ModelLiveStats& l = live.model(m->id());
+  const std::vector<registry::ModelStatus> statuses = registry ? registry->status() : std::vector<registry::ModelStatus>{};
+  for (const registry::ModelStatus& m : statuses) {
+    // A model not loaded now still has its windows (they drain to zero) but no engine figures.
+    const engine::EngineStats s = m.engine.value_or(engine::EngineStats{});
+    ModelLiveStats& l = live.model(m.listing.name);
     const double rate = l.generated.per_second(now);
     tokens_per_second += rate;
     running += s.running;
     waiting += s.waiting;
-    max_parallel += m->engine().max_parallel();
+    max_parallel += m.engine ? m.max_parallel : 0;
     models_json.push_back(
-        {{"id", m->id()},
-         {"context_length", m->engine().context_length()},
+        {{"id", m.listing.name},
+         {"state", m.listing.loaded ? "loaded" : (m.listing.loading ? "loading" : "available")},
+         {"context_length", m.context_length},
          {"tokens_per_second", rate},
-         {"streams", {{"running", s.running}, {"waiting", s.waiting}, {"max_parallel", m->engine().max_parallel()}}},
+         {"streams", {{"running", s.running}, {"waiting", s.waiting}, {"max_parallel", m.max_parallel}}},
          {"ttft_seconds", percentiles(l.ttft, now)},
          {"inter_token_seconds", percentiles(l.inter_token, now)},
          {"kv", {{"blocks_used", s.kv_blocks_used}, {"blocks_total", s.kv_blocks_total},

@@ -188,3 +188,38 @@ TEST(Plan, RefusesWhatItCannotPlanWithOneLine) {
 
 }  // namespace
 }  // namespace pensieve::cli_test
+
+namespace pensieve::cli_test {
+namespace {
+
+// `plan --model A --model B --memory-budget X`: the sum of what each model alone takes, and which fit together.
+TEST(PlanTogether, SaysWhatFitsTogetherUnderTheBudget) {
+  const auto alone = [](const fs::path& m) {
+    const RunResult r = run({"plan", "--model", m.string(), "--parallel", "4", "--ctx-size", "256", "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return json::parse(r.out)["total_bytes"].get<uint64_t>();
+  };
+  const uint64_t a = alone(kModel), b = alone(kQwen3);
+  const auto together = [&](uint64_t budget) {
+    const RunResult r = run({"plan", "--model", "llama=" + kModel.string(), "--model", kQwen3.string(), "--parallel",
+                             "4", "--ctx-size", "256", "--memory-budget", std::to_string(budget), "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return json::parse(r.out);
+  };
+  const json roomy = together(a + b);
+  EXPECT_EQ(roomy["total_bytes"].get<uint64_t>(), a + b);
+  EXPECT_EQ(roomy["fits"], true);
+  EXPECT_EQ(roomy["resident_together"], json::array({"llama", "qwen3-tiny-f32"}));
+  const json tight = together(a + b - 1);
+  EXPECT_EQ(tight["fits"], false);
+  EXPECT_EQ(tight["resident_together"], json::array({"llama"}));
+  EXPECT_EQ(tight["loaded_on_demand"], json::array({"qwen3-tiny-f32"}));
+  EXPECT_EQ(tight["models"][1]["fits_alone"], true);
+  const RunResult text = run({"plan", "--model", kModel.string(), "--model", kQwen3.string(), "--memory-budget", "1K"});
+  EXPECT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("can never load"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("fits         NO"), std::string::npos) << text.out;
+}
+
+}  // namespace
+}  // namespace pensieve::cli_test

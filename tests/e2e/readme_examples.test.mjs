@@ -99,6 +99,15 @@ function checkStats(out) {
   assert.equal(typeof j.totals.tokens_per_second, 'number');
 }
 
+function checkOllamaChat(out) {
+  const j = JSON.parse(out);
+  assert.equal(j.model, 'demo');
+  assert.equal(j.message.role, 'assistant');
+  assert.equal(typeof j.message.content, 'string');
+  assert.equal(j.done, true);
+  assert.ok(j.eval_count <= 16);
+}
+
 const commands = readmeCurlCommands();
 
 test('the README has curl examples for every endpoint it promises', () => {
@@ -121,6 +130,7 @@ for (const command of commands) {
     else if (path === '/metrics') checkMetrics(stdout);
     else if (path === '/v1/status') checkStatus(stdout);
     else if (path === '/v1/stats') checkStats(stdout);
+    else if (path === '/api/chat') checkOllamaChat(stdout);
     else assert.fail(`no expected shape for ${path}: add one to this test`);
   });
 }
