@@ -32,6 +32,17 @@ std::unique_ptr<backend::Backend> open_backend(const std::string& device, int th
   }
 }
 
+bool device_is_gpu(const std::string& device) {
+  backend::DeviceChoice choice;
+  try {
+    choice = backend::parse_device(device);
+  } catch (const std::invalid_argument& e) {
+    throw CommandError{e.what()};
+  }
+  if (choice.kind == backend::DeviceChoice::Kind::Cpu) return false;
+  return choice.kind == backend::DeviceChoice::Kind::Cuda || backend::cuda_unavailable_reason(choice.index).empty();
+}
+
 std::string describe_device(const backend::Backend& be) {
   const backend::DeviceInfo d = be.device_info();
   if (d.kind == "cuda") {

@@ -11,6 +11,9 @@
 namespace pensieve::cli {
 
 void add_device_option(CLI::App& sub, std::string& device);
+// Whether `device` (a --device value) means a GPU here: cuda[:N], or auto where one can be used. Opens nothing
+// and prints nothing (a throw for a value --device does not take).
+bool device_is_gpu(const std::string& device);
 // Makes the backend --device names (auto: CUDA when built in and a GPU is present). When auto falls back to
 // the CPU, one line on stderr says why. A bad value or an explicit cuda that cannot be served throws a
 // one-line CommandError.

@@ -191,8 +191,9 @@ registry::LoadFunction make_model_loader(LoadSettings settings) {
 }
 
 uint64_t machine_memory(const std::string& device, int threads) {
-  if (device != "cpu") {
-    std::unique_ptr<backend::Backend> be = open_backend(device, threads);
+  if (device_is_gpu(device)) {
+    // Quietly: the loader says why a GPU is not used, once.
+    std::unique_ptr<backend::Backend> be = backend::make_backend(backend::parse_device(device), threads);
     if (!be->host_memory()) return be->device_info().free_bytes;
   }
   return available_memory();

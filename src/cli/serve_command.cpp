@@ -215,7 +215,7 @@ ModelsToServe models_to_serve(const ServeArgs& a, const std::optional<std::strin
   m.plan.ctx_size = a.ctx_size;
   m.plan.kv_type = parse_kv_type_flag(a.kv_type, "--kv-type");
   if (!a.kv_memory.empty()) m.plan.kv_memory = parse_size(a.kv_memory, "--kv-memory");
-  m.plan.gpu = a.device != "cpu" && open_backend(a.device, 1)->host_memory() == false;
+  m.plan.gpu = device_is_gpu(a.device);
   m.specs = collect_models(a.catalog, m.plan);
   if (chat_template) {
     for (registry::ModelSpec& s : m.specs) s.facts.chat_template = *chat_template;
