@@ -22,6 +22,10 @@ build="${PENSIEVE_FUZZ_BUILD_DIR:-$root/build-fuzz}"
 fixtures="${PENSIEVE_FIXTURES_DIR:-$root/../shared/fixtures}"
 export PENSIEVE_FIXTURES_DIR="$fixtures"
 
+# clang 16 when there (scripts/install-deps.sh installs it): clang 14 cannot build the HTTP harness.
+if [[ -z "${CXX:-}" ]] && command -v clang++-16 >/dev/null; then
+  export CC=clang-16 CXX=clang++-16
+fi
 CC="${CC:-clang}" CXX="${CXX:-clang++}" cmake -S "$root/fuzz" -B "$build" -G Ninja \
   -DPENSIEVE_FIXTURES_DIR="$fixtures" >/dev/null
 available=()
