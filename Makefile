@@ -5,7 +5,7 @@ CMAKE_FLAGS ?=
 PENSIEVE := $(BUILD_DIR)/bin/pensieve
 DEFAULT_MODEL := models/demo.gguf
 
-.PHONY: all deps build test test-arm64 serve bench fuzz clean install
+.PHONY: all deps build test test-unit test-arm64 test-asan test-tsan fuzz-smoke soak serve bench fuzz clean install
 
 all: build
 
@@ -18,8 +18,40 @@ $(BUILD_DIR)/build.ninja: CMakeLists.txt | deps
 build: deps $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-test: build test-arm64
+# CI runs this on a clean checkout. Order: the plain tests (e2e_soak among them: a one-minute soak, run alone),
+# the ARM kernels, a short run of every fuzzer. test-asan belongs here too once it has passed in full once (see
+# below).
+test: test-unit test-arm64 fuzz-smoke
+
+test-unit: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+
+# The unit and e2e tests again, built with AddressSanitizer + UndefinedBehaviorSanitizer (CUDA off, -O1 -g).
+# Not yet in `make test`: its first full run did not fit the session that wrote it (a starved shared machine);
+# estimated cost on 2 cores from the CPU time measured: build about 10 min, tests about 5 min.
+# Left out, and why: e2e_soak, whose RSS bound means nothing under ASan's quarantine and shadow memory
+# (test-unit runs it on the plain build).
+ASAN_DIR ?= $(BUILD_DIR)-asan
+ASAN_EXCLUDE ?= ^e2e_soak$$
+test-asan: deps
+	JOBS=$(JOBS) bash scripts/test-sanitizers.sh asan $(ASAN_DIR) '$(ASAN_EXCLUDE)'
+
+# ThreadSanitizer over the engine/HTTP hand-off (engine and HTTP unit tests, e2e suites); not part of `make test`.
+test-tsan: deps
+	JOBS=$(JOBS) bash scripts/test-sanitizers.sh tsan $(BUILD_DIR)-tsan
+
+# Every fuzzer for FUZZ_SMOKE_SECONDS each over its checked-in seeds: catches a harness that no longer builds or
+# an input that crashes again.
+FUZZ_SMOKE_SECONDS ?= 10
+fuzz-smoke: deps
+	bash scripts/fuzz.sh $(FUZZ_SMOKE_SECONDS)
+
+# A few hundred clients of every kind, well-behaved and not, against `pensieve serve` (tests/e2e/soak.mjs).
+SOAK_SECONDS ?= 300
+SOAK_CLIENTS ?= 300
+soak: build
+	cd tests/e2e && PENSIEVE_BIN=$(abspath $(PENSIEVE)) PENSIEVE_FIXTURES_DIR=$(abspath ../shared/fixtures) \
+	  node soak.mjs --seconds $(SOAK_SECONDS) --clients $(SOAK_CLIENTS)
 
 # The NEON kernel tables, cross-built for AArch64 and run under qemu-user against the scalar reference.
 test-arm64: deps
@@ -63,4 +95,4 @@ install:
 	  install -m 600 packaging/pensieve.env.example $(DESTDIR)$(SYSCONFDIR)/pensieve/pensieve.env
 
 clean:
-	rm -rf $(BUILD_DIR) $(BUILD_DIR)-arm64 build-fuzz
+	rm -rf $(BUILD_DIR) $(BUILD_DIR)-arm64 $(BUILD_DIR)-asan $(BUILD_DIR)-tsan build-fuzz

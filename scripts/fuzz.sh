@@ -22,6 +22,10 @@ build="${PENSIEVE_FUZZ_BUILD_DIR:-$root/build-fuzz}"
 fixtures="${PENSIEVE_FIXTURES_DIR:-$root/../shared/fixtures}"
 export PENSIEVE_FIXTURES_DIR="$fixtures"
 
+# clang 16 when there (scripts/install-deps.sh installs it): clang 14 cannot build the HTTP harness.
+if [[ -z "${CXX:-}" ]] && command -v clang++-16 >/dev/null; then
+  export CC=clang-16 CXX=clang++-16
+fi
 CC="${CC:-clang}" CXX="${CXX:-clang++}" cmake -S "$root/fuzz" -B "$build" -G Ninja \
   -DPENSIEVE_FIXTURES_DIR="$fixtures" >/dev/null
 available=()
@@ -36,6 +40,8 @@ targets=("${available[@]}")
 cmake --build "$build" -j2 --target "${targets[@]}" gguf_make_seed_corpus
 
 mkdir -p "$build/artifacts"
+# clang 16's runtime does not find Debian's llvm-symbolizer by itself: without it, crash stacks are bare addresses.
+export ASAN_SYMBOLIZER_PATH="${ASAN_SYMBOLIZER_PATH:-$(command -v llvm-symbolizer || true)}"
 for target in "${targets[@]}"; do
   name="${target%_fuzz}"
   seeds="$build/seeds/$name"
@@ -56,6 +62,6 @@ for target in "${targets[@]}"; do
   echo "== $target: ${seconds}s, $(ls "$seeds" | wc -l) seeds, corpus $(ls "$build/corpus/$name" | wc -l)"
   # One in-process worker: a single core, and the stats print here rather than into a fuzz-N.log.
   (cd "$build" && "./$target" "corpus/$name" "$seeds" \
-    -max_total_time="$seconds" -max_len="$max_len" -rss_limit_mb=2048 -timeout=10 \
+    -max_total_time="$seconds" -max_len="$max_len" -rss_limit_mb=2048 -timeout=30 \
     -print_final_stats=1 -artifact_prefix="$build/artifacts/$name-")
 done

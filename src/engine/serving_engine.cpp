@@ -285,6 +285,9 @@ class ServingEngine final : public Engine {
     RequestState& r = *s.request;
     if (s.choice == 0) release_later_choices(r);
     count_admitted(r);
+    // Usage before the event: a caller may drain it before close() and read usage then (Anthropic's
+    // message_start carries the prompt's count), and a one-token answer has set none yet.
+    r.channel->set_usage(r.usage);
     r.channel->push(std::move(last));
     if (--r.unfinished == 0) r.channel->close(r.usage);
   }
