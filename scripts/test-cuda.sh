@@ -65,7 +65,14 @@ elif command -v node >/dev/null && [[ -d "$root/tests/e2e/node_modules" ]]; then
     export PENSIEVE_SCRIPTED_BIN="$tests_dir/e2e/pensieve_scripted_serve"
   fi
   export PENSIEVE_EXPECT_DEVICE=cuda  # serve.test.mjs checks /v1/status names the GPU
-  for t in "$root"/tests/e2e/*.test.mjs; do run node --test "$t"; done
+  for t in "$root"/tests/e2e/*.test.mjs; do
+    # The browser test drives Debian's chromium; a GPU machine without it says so (the page is device-agnostic).
+    if [[ "$(basename "$t")" == web_page.test.mjs ]] && ! command -v chromium >/dev/null; then
+      echo "== SKIPPED $t: no chromium on this machine (make test runs it)"
+      continue
+    fi
+    run node --test "$t"
+  done
 else
   echo "FAILED: node or tests/e2e/node_modules missing: the e2e suite did not run"
   failed=1
