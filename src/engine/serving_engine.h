@@ -95,7 +95,7 @@ struct EngineOptions {
   int max_queued_events = 64;
   // Tests only: called on the engine thread before every step; an exception it throws is how the tests check
   // that a failure outside the model ends the requests cleanly and leaves the engine serving.
-  std::function<void()> fault_injector;
+  std::function<void()> fault_injector = {};
   int context_length = 0;        // 0: the model's; capped by the pool's capacity
   bool prefix_caching = true;
 };
