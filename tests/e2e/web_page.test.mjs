@@ -57,6 +57,11 @@ test('chat: the page loads, picks the model and streams an answer with token cou
   await page.waitForFunction(() => document.querySelector('#server-state').textContent === 'ok');
   await page.fill('#system', 'You are terse.');
   await page.fill('#max-tokens', '48');
+  // The tiny model writes 48 tokens faster than the page times a rate (it shows none for one burst), so the
+  // download is slowed to make the answer arrive over a few hundred milliseconds, as a real model's would.
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Network.enable');
+  await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: 20000, uploadThroughput: -1 });
   await page.fill('#prompt', 'Write a haiku about memory.');
   await page.press('#prompt', 'Enter');
   // While it streams the stop button replaces send; at the end the meta line carries the usage.
@@ -74,8 +79,6 @@ test('chat: the page loads, picks the model and streams an answer with token cou
 
   // Stop: with the download throttled the answer trickles in; the stop button aborts it and the server frees
   // the sequence (the page's fetch is cancelled, the server sees the disconnect).
-  const cdp = await context.newCDPSession(page);
-  await cdp.send('Network.enable');
   await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 0, downloadThroughput: 3000, uploadThroughput: -1 });
   await page.fill('#max-tokens', '400');
   await page.fill('#prompt', 'Tell me a long story.');
