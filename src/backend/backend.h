@@ -69,6 +69,19 @@ struct KvLayerView {
   size_t row_bytes() const { return static_cast<size_t>(n_kv_heads) * head_bytes(); }
 };
 
+// What a step's op sequence and every op's arguments depend on, besides the contents of the step tables (which
+// upload_step copies into the same place each time): whose ops (a process-unique id of the model), which of
+// its buffers (a generation it bumps when they move), and the step's sizes.
+struct StepShape {
+  uint64_t owner = 0;
+  uint64_t generation = 0;
+  int n_rows = 0;
+  int n_tokens = 0;
+  int n_logit_rows = 0;
+  int n_sequences = 0;
+  friend bool operator==(const StepShape&, const StepShape&) = default;
+};
+
 // A backend's own copy of a step's tables (defined by the backends that need one).
 struct StepUpload;
 
@@ -110,6 +123,8 @@ struct DeviceInfo {
   uint64_t total_bytes = 0; // device memory (0 for the CPU: host memory is the operating system's)
   uint64_t free_bytes = 0;
   uint64_t allocated_bytes = 0;  // by this backend, now
+  uint64_t recorded_steps = 0;   // steps recorded to be launched again as one unit (see replay_step)
+  uint64_t replayed_steps = 0;   // steps launched from a recording
 };
 
 class Backend {
@@ -137,6 +152,15 @@ class Backend {
   virtual void prepare(Weight& w, WeightUse use) { (void)w, (void)use; }
   // Makes the backend's copy of the step's tables (once per forward, before the ops that read them).
   virtual void upload_step(StepTables& step) { (void)step; }
+  // A backend may record a step's ops once and launch them again as one unit when a step of the same shape
+  // comes back (the CUDA backend: a graph, which saves a launch per op). After upload_step: true when the ops
+  // of this shape were recorded and have now been enqueued again, so the caller skips issuing them; false when
+  // the caller issues them and then calls end_step (completed = false when an exception cut the ops short).
+  virtual bool replay_step(const StepShape& shape) {
+    (void)shape;
+    return false;
+  }
+  virtual void end_step(bool completed) { (void)completed; }
 
   // y[n][w.rows] = x[n][w.cols] * W^T.
   virtual void matmul(const Weight& w, const float* x, int n, float* y) = 0;

@@ -1,5 +1,6 @@
 #include "model/model.h"
 
+#include <atomic>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -143,6 +144,7 @@ void Model::reserve_rows(int n_rows, int n_logit_rows, bool keep_logits) {
   const ModelConfig& c = config_;
   const auto floats = [this](size_t n) { return backend_.allocate(n * sizeof(float)); };
   if (n_rows > capacity_rows_) {
+    ++buffers_generation_;
     const size_t n = static_cast<size_t>(n_rows);
     x_ = floats(n * static_cast<size_t>(c.dim));
     h_ = floats(n * static_cast<size_t>(std::max(c.dim, c.q_dim())));
@@ -156,6 +158,7 @@ void Model::reserve_rows(int n_rows, int n_logit_rows, bool keep_logits) {
     capacity_rows_ = n_rows;
   }
   if (n_logit_rows > capacity_logit_rows_) {
+    ++buffers_generation_;
     selected_ = floats(static_cast<size_t>(n_logit_rows) * static_cast<size_t>(c.dim));
     capacity_logit_rows_ = n_logit_rows;
     logits_ = {};
@@ -163,6 +166,7 @@ void Model::reserve_rows(int n_rows, int n_logit_rows, bool keep_logits) {
   }
   // Where the backend's memory is the host's and the caller gave a span, the logits go straight into it.
   if (keep_logits && !logits_.memory) {
+    ++buffers_generation_;
     logits_ = floats(static_cast<size_t>(capacity_logit_rows_) * static_cast<size_t>(c.vocab));
   }
 }
@@ -221,6 +225,13 @@ void Model::compute(const Batch& batch, kv::KvBlockPool& kv, float* host_logits)
   for (int32_t r : batch.logit_rows) {
     if (r < 0 || r >= n) throw std::invalid_argument("batch: logit row out of range");
   }
+  // Checked here, not only by the backend's embedding op: a replayed step does not call it.
+  for (int32_t t : batch.tokens) {
+    if (t < 0 || t >= token_embd_.rows) {
+      throw std::out_of_range("token id " + std::to_string(t) + " is outside the vocabulary of " +
+                              std::to_string(token_embd_.rows));
+    }
+  }
   if (kv.shape().n_layers != c.n_layers || kv.shape().n_kv_heads != c.n_kv_heads || kv.shape().head_dim != c.head_dim) {
     throw std::invalid_argument("forward: KV pool shape does not match the model");
   }
@@ -235,7 +246,33 @@ void Model::compute(const Batch& batch, kv::KvBlockPool& kv, float* host_logits)
   step.logit_rows = batch.logit_rows;
   step.rope = std::span<const float>(rope_).first(static_cast<size_t>(n) * static_cast<size_t>(c.n_rot));
   be.upload_step(step);
+  // A recorded step reads the KV pool where it was when recorded.
+  const KvPlace kv_place{kv.k_base(0), kv.v_base(0), kv.block_bytes(), kv.type()};
+  if (kv_place != last_kv_) {
+    last_kv_ = kv_place;
+    ++buffers_generation_;
+  }
+  const backend::StepShape shape{id_, buffers_generation_, n, static_cast<int>(batch.tokens.size()),
+                                 static_cast<int>(n_out), static_cast<int>(batch.block_tables.size())};
+  if (host_logits == nullptr && be.replay_step(shape)) {
+    n_logit_rows_ = static_cast<int>(n_out);
+    return;
+  }
+  try {
+    issue_ops(step, kv, host_logits);
+  } catch (...) {
+    be.end_step(false);
+    throw;
+  }
+  be.end_step(true);
+  n_logit_rows_ = static_cast<int>(n_out);
+}
 
+void Model::issue_ops(const backend::StepTables& step, kv::KvBlockPool& kv, float* host_logits) {
+  const ModelConfig& c = config_;
+  backend::Backend& be = backend_;
+  const int n = step.n_rows();
+  const size_t n_out = step.logit_rows.size();
   float* const x = x_.floats();
   float* const h = h_.floats();
   float* const q = q_.floats();
@@ -295,7 +332,11 @@ void Model::compute(const Batch& batch, kv::KvBlockPool& kv, float* host_logits)
   be.gather_rows(x, c.dim, step, selected);
   be.rmsnorm(selected, output_norm_.floats(), static_cast<int>(n_out), c.dim, c.rms_eps, selected);
   be.matmul(output_, selected, static_cast<int>(n_out), host_logits ? host_logits : logits_.floats());
-  n_logit_rows_ = static_cast<int>(n_out);
+}
+
+uint64_t Model::next_model_id() {
+  static std::atomic<uint64_t> next{1};
+  return next++;
 }
 
 }  // namespace pensieve::model

@@ -49,6 +49,7 @@ class Model {
   void prepare(backend::Weight& w, backend::Backend::WeightUse use);  // the backend's layout or memory for w
   backend::Buffer vector_in_backend(const std::string& name, int64_t n);
   void compute(const Batch& batch, kv::KvBlockPool& kv, float* host_logits);  // null: into logits_
+  void issue_ops(const backend::StepTables& step, kv::KvBlockPool& kv, float* host_logits);
   void reserve_rows(int n_rows, int n_logit_rows, bool keep_logits);
 
   gguf::GgufFile file_;
@@ -64,6 +65,19 @@ class Model {
   int capacity_logit_rows_ = 0;
   int n_logit_rows_ = 0;  // of the last run
   backend::Buffer x_, h_, q_, k_, v_, attn_, gate_, up_, selected_, logits_, top_;
+  // What a backend's recorded steps (StepShape) depend on: this model, and where its buffers and KV pool are.
+  const uint64_t id_ = next_model_id();
+  uint64_t buffers_generation_ = 0;
+  // (A pool made where a freed one was, but of another size, puts its V halves elsewhere.)
+  struct KvPlace {
+    const std::byte* k = nullptr;
+    const std::byte* v = nullptr;
+    size_t block_bytes = 0;
+    kv::KvType type = kv::KvType::F32;
+    friend bool operator==(const KvPlace&, const KvPlace&) = default;
+  };
+  KvPlace last_kv_;
+  static uint64_t next_model_id();
   std::vector<float> rope_;  // host, uploaded with the step's tables
 };
 

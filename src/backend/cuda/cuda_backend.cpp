@@ -34,13 +34,11 @@ void check(cublasStatus_t s, const char* what) {
   }
 }
 
-// Activation rows up to which a quantized product reads the weights in place (one pass per 8 rows); above
-// it, one tensor-core GEMM over the f16 copy (or a per-product decode when there is none) costs less.
-// PENSIEVE_CUDA_MATVEC_ROWS overrides it, for tuning.
-// On an H200 (8B Q4_K_M) cuBLAS over the f16 copy is faster than the in-place kernels from 2 rows on (256 vs
-// 189 tok/s at 2 rows, 930 vs 350 at 8), but the two sum in different orders and the fixture models' greedy
-// runs then change with their company (a near tie flips). Small batches stay on one path for batch
-// invariance until the in-place kernels catch up (their f16 rounding of each weight costs more than the read).
+// Activation rows up to which a quantized product reads the weights in place (the tensor-core tile kernels,
+// sixteen rows per pass over the weights); above it, one tensor-core GEMM over the f16 copy (or a per-product
+// decode when there is none) costs less. PENSIEVE_CUDA_MATVEC_ROWS overrides it, for tuning. Both paths
+// multiply the same f16 weights and sum exactly-rounded products in f32, so a sequence's logits move only by
+// the order of the sums when its batch crosses the line.
 constexpr int kMatvecMaxRows = 16;
 
 // Page-locked host memory, so that the step's tables and the logits move by DMA without a staging copy.
@@ -83,11 +81,20 @@ class CudaBackend final : public Backend {
     if (const char* rows = std::getenv("PENSIEVE_CUDA_MATVEC_ROWS")) matvec_rows_ = std::atoi(rows);
     const char* profile = std::getenv("PENSIEVE_CUDA_PROFILE");
     profile_.enable(profile != nullptr && std::string(profile) == "1", stream_);
+    // Steps are recorded as graphs unless PENSIEVE_CUDA_GRAPHS=0 (or while timing each op, whose events a
+    // graph would not keep apart).
+    const char* graphs = std::getenv("PENSIEVE_CUDA_GRAPHS");
+    graphs_enabled_ = !(graphs != nullptr && std::string(graphs) == "0") && !(profile && std::string(profile) == "1");
+    // cuBLAS's own workspace, set once, so that a recorded step allocates nothing.
+    blas_workspace_ = allocate(kBlasWorkspaceBytes);
+    check(cublasSetWorkspace(blas_, blas_workspace_.data(), kBlasWorkspaceBytes), "set workspace");
   }
 
   ~CudaBackend() override {
     cudaSetDevice(index_);
+    if (recording_) end_step(false);
     cudaStreamSynchronize(stream_);
+    forget_graphs();
     profile_.print(stderr);
     cublasDestroy(blas_);
     cudaEventDestroy(upload_done_);
@@ -110,6 +117,8 @@ class CudaBackend final : public Backend {
       d.total_bytes = total;
     }
     d.allocated_bytes = allocated_->load();
+    d.recorded_steps = recorded_steps_;
+    d.replayed_steps = replayed_steps_;
     return d;
   }
 
@@ -150,6 +159,7 @@ class CudaBackend final : public Backend {
     }
     check(cudaMemsetAsync(p, 0, rounded, stream_), "clear allocation");
     *allocated_ += rounded;
+    ++allocations_;
     std::shared_ptr<std::atomic<uint64_t>> counter = allocated_;
     const int index = index_;
     return Buffer{std::shared_ptr<std::byte>(static_cast<std::byte*>(p),
@@ -165,6 +175,7 @@ class CudaBackend final : public Backend {
     if (offset > dst.bytes || src.size() > dst.bytes - offset) throw std::out_of_range("write past the end of a buffer");
     if (src.empty()) return;
     activate();
+    flush_pending_add();
     f16_input_ = nullptr;
     check(cudaMemcpyAsync(dst.data() + offset, src.data(), src.size(), cudaMemcpyHostToDevice, stream_), "upload");
     check(cudaStreamSynchronize(stream_), "upload");
@@ -172,6 +183,7 @@ class CudaBackend final : public Backend {
 
   void read(std::span<std::byte> dst, const std::byte* src) override {
     activate();
+    flush_pending_add();
     if (dst.empty()) {
       check(cudaStreamSynchronize(stream_), "wait");
       return;
@@ -213,6 +225,7 @@ class CudaBackend final : public Backend {
 
   void upload_step(StepTables& step) override {
     activate();
+    flush_pending_add();
     f16_input_ = nullptr;
     const size_t n = step.positions.size();
     if (step.seq_of_row.size() != n) throw std::invalid_argument("step: positions and sequence ids differ in length");
@@ -231,16 +244,21 @@ class CudaBackend final : public Backend {
     size_t total_blocks = 0;
     for (const auto& t : step.tables) total_blocks += t.size();
 
-    // One pinned staging area, one copy: [tokens][positions][seq_of_row][logit_rows][table_start][blocks][rope].
+    // One pinned staging area, one copy: [rope][tokens][positions][seq_of_row][logit_rows][table_start][blocks].
+    // Only the block tables' length varies between steps of one shape, and they come last: a recorded step's
+    // pointers into this area stay right.
     const size_t ints = step.tokens.size() + 2 * n + step.logit_rows.size() + step.tables.size() + total_blocks;
-    const size_t int_bytes = (ints * sizeof(int32_t) + 15) / 16 * 16;
-    const size_t bytes = int_bytes + step.rope.size_bytes();
+    const size_t rope_bytes = (step.rope.size_bytes() + 15) / 16 * 16;
+    const size_t bytes = rope_bytes + ints * sizeof(int32_t);
     check(cudaEventSynchronize(upload_done_), "previous upload");  // the staging area is free again
     upload_staging_.reserve(bytes);
-    if (upload_device_.bytes < bytes) upload_device_ = allocate(std::max(bytes, 2 * upload_device_.bytes));
+    if (upload_device_.bytes < bytes) {
+      upload_device_ = allocate(std::max(bytes, 2 * upload_device_.bytes));
+      forget_graphs();
+    }
 
-    auto* host = reinterpret_cast<int32_t*>(upload_staging_.data);
-    const auto* dev = reinterpret_cast<const int32_t*>(upload_device_.data());
+    auto* host = reinterpret_cast<int32_t*>(upload_staging_.data + rope_bytes);
+    const auto* dev = reinterpret_cast<const int32_t*>(upload_device_.data() + rope_bytes);
     size_t at = 0;
     auto put = [&](std::span<const int32_t> values) {
       const int32_t* where = dev + at;
@@ -263,14 +281,77 @@ class CudaBackend final : public Backend {
     }
     upload_.blocks = dev + at;
     for (const auto& t : step.tables) put(t);
-    if (!step.rope.empty()) std::memcpy(upload_staging_.data + int_bytes, step.rope.data(), step.rope.size_bytes());
-    upload_.rope = reinterpret_cast<const float*>(upload_device_.data() + int_bytes);
+    if (!step.rope.empty()) std::memcpy(upload_staging_.data, step.rope.data(), step.rope.size_bytes());
+    upload_.rope = reinterpret_cast<const float*>(upload_device_.data());
     upload_.n_rows = static_cast<int>(n);
-    upload_.max_context = max_context;
+    upload_.max_context = (max_context + kContextBucket - 1) / kContextBucket * kContextBucket;
     check(cudaMemcpyAsync(upload_device_.data(), upload_staging_.data, bytes, cudaMemcpyHostToDevice, stream_),
           "step upload");
     check(cudaEventRecord(upload_done_, stream_), "step upload");
     step.uploaded = &upload_;
+  }
+
+  bool replay_step(const StepShape& shape) override {
+    if (!graphs_enabled_ || shape.n_rows > kGraphMaxRows) return false;
+    activate();
+    const GraphKey key{shape, upload_.max_context};
+    for (RecordedStep& r : recorded_) {
+      if (r.key == key) {
+        check(cudaGraphLaunch(r.exec, stream_), "graph launch");
+        r.last_use = ++graph_clock_;
+        ++replayed_steps_;
+        return true;
+      }
+    }
+    // A shape seen once may be a one-off (a prefill); the second time it is recorded while it runs.
+    if (std::find(seen_once_.begin(), seen_once_.end(), key) == seen_once_.end()) {
+      if (seen_once_.size() >= kSeenOnceLimit) seen_once_.erase(seen_once_.begin());
+      seen_once_.push_back(key);
+      return false;
+    }
+    check(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed), "begin step recording");
+    recording_ = true;
+    recording_key_ = key;
+    allocations_at_recording_ = allocations_;
+    return false;
+  }
+
+  void end_step(bool completed) override {
+    if (completed) flush_pending_add();
+    else pending_add_ = {};
+    if (!recording_) return;
+    recording_ = false;
+    cudaGraph_t graph = nullptr;
+    const cudaError_t ended = cudaStreamEndCapture(stream_, &graph);
+    if (ended != cudaSuccess || !completed) {
+      if (graph) cudaGraphDestroy(graph);
+      cudaGetLastError();
+      if (completed) check(ended, "end step recording");
+      return;
+    }
+    // The recorded ops have not run yet: they run now, as the first launch of the graph.
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t made = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    check(made, "instantiate step graph");
+    const cudaError_t launched = cudaGraphLaunch(exec, stream_);
+    // A buffer allocated while recording put its clearing into the graph, and the step may have used
+    // scratch that has since moved: such a recording serves this step only.
+    if (launched != cudaSuccess || allocations_ != allocations_at_recording_) {
+      cudaStreamSynchronize(stream_);
+      cudaGraphExecDestroy(exec);
+      check(launched, "graph launch");
+      return;
+    }
+    if (recorded_.size() >= kMaxGraphs) {
+      auto oldest = std::min_element(recorded_.begin(), recorded_.end(),
+                                     [](const RecordedStep& a, const RecordedStep& b) { return a.last_use < b.last_use; });
+      cudaStreamSynchronize(stream_);
+      cudaGraphExecDestroy(oldest->exec);
+      recorded_.erase(oldest);
+    }
+    recorded_.push_back({recording_key_, exec, ++graph_clock_});
+    ++recorded_steps_;
   }
 
   void matmul(const Weight& w, const float* x, int n, float* y) override {
@@ -328,10 +409,21 @@ class CudaBackend final : public Backend {
     check_launch("embed");
   }
 
+  // The residual add the model issued just before, when it feeds this norm, is done by the norm's kernel; the
+  // normalized rows are also written in f16 for the products that read them next.
   void rmsnorm(const float* x, const float* gamma, int n_rows, int dim, float eps, float* out) override {
+    PendingAdd fused;
+    if (pending_add_.x == x && pending_add_.n == static_cast<size_t>(n_rows) * static_cast<size_t>(dim)) {
+      fused = pending_add_;
+      pending_add_ = {};
+    }
     const ProfileScope scope(*this, "rmsnorm");
-    cuda::rmsnorm(x, gamma, n_rows, dim, eps, out, stream_);
+    const size_t elems = static_cast<size_t>(n_rows) * static_cast<size_t>(dim);
+    uint16_t* half = scratch(act_half_, elems * 2);
+    cuda::rmsnorm(fused.x ? fused.x : const_cast<float*>(x), fused.y, gamma, n_rows, dim, eps, out, half, stream_);
     check_launch("rmsnorm");
+    f16_input_ = out;
+    f16_input_elems_ = elems;
   }
 
   void rope(float* x, int n_heads, int head_dim, int n_rot, bool neox, const StepTables& step) override {
@@ -355,6 +447,8 @@ class CudaBackend final : public Backend {
     if (n_heads / kv.n_kv_heads > 32) throw std::invalid_argument("attention: more than 32 query heads per KV head");
     const StepUpload& up = uploaded(step);
     const int splits = cuda::attention_splits(up.n_rows, kv.n_kv_heads, up.max_context, props_.multiProcessorCount);
+    // (max_context is rounded up by upload_step, so that steps a few tokens apart share a recording; a split
+    // past a row's own context contributes nothing.)
     const size_t floats = cuda::attention_split_floats(up.n_rows, n_heads, kv.head_dim, splits);
     float* scratch_floats = floats ? reinterpret_cast<float*>(scratch(attention_split_, floats * sizeof(float))) : nullptr;
     cuda::attention(q, n_heads, kv, up, scale, out, splits, scratch_floats, stream_);
@@ -363,13 +457,16 @@ class CudaBackend final : public Backend {
 
   void silu_mul(float* gate, const float* up, size_t n) override {
     const ProfileScope scope(*this, "silu_mul");
-    cuda::silu_mul(gate, up, n, stream_);
+    uint16_t* half = scratch(act_half_, n * 2);
+    cuda::silu_mul(gate, up, n, half, stream_);
     check_launch("silu_mul");
+    f16_input_ = gate;
+    f16_input_elems_ = n;
   }
+  // Held back one op: when the next op is the norm of x, the norm's kernel adds it (see rmsnorm).
   void add(float* x, const float* y, size_t n) override {
     const ProfileScope scope(*this, "add");
-    cuda::add(x, y, n, stream_);
-    check_launch("add");
+    pending_add_ = {x, y, n};
   }
   void add_rows(float* x, const float* bias, int n_rows, int dim) override {
     const ProfileScope scope(*this, "add_rows");
@@ -384,7 +481,8 @@ class CudaBackend final : public Backend {
 
   void top_logits(const float* logits, int n_rows, int vocab, TopLogits* out) override {
     const ProfileScope scope(*this, "top_logits");
-    cuda::top_logits(logits, n_rows, vocab, out, stream_);
+    void* heads = scratch(top_logits_scratch_, cuda::top_logits_scratch_bytes(n_rows, vocab));
+    cuda::top_logits(logits, n_rows, vocab, out, heads, stream_);
     check_launch("top_logits");
   }
 
@@ -414,9 +512,11 @@ class CudaBackend final : public Backend {
           "gemm");
   }
 
-  // A scratch buffer of at least `bytes`, grown (never shrunk) as batches grow.
+  // A scratch buffer of at least `bytes`, grown (never shrunk) as batches grow. Recorded steps name the old
+  // buffer: they go with it.
   uint16_t* scratch(Buffer& buf, size_t bytes) {
     if (buf.bytes < bytes) {
+      forget_graphs();
       buf = allocate(bytes);
       if (&buf == &act_half_) f16_input_ = nullptr;
     }
@@ -427,13 +527,61 @@ class CudaBackend final : public Backend {
     cuda::OpProfile& profile;
     // Every op but matmul writes activations, so the f16 copy of the last product's input may be stale after it.
     ProfileScope(CudaBackend& b, const char* name) : profile(b.profile_) {
+      b.flush_pending_add();
       if (std::string_view(name) != "matmul") b.f16_input_ = nullptr;
       profile.begin(name);
     }
     ~ProfileScope() { profile.end(); }
   };
 
+  // Recorded steps (CUDA graphs), looked up by shape and rounded context; the least recently used goes first.
+  struct GraphKey {
+    StepShape shape;
+    int context = 0;
+    friend bool operator==(const GraphKey&, const GraphKey&) = default;
+  };
+  struct RecordedStep {
+    GraphKey key;
+    cudaGraphExec_t exec = nullptr;
+    uint64_t last_use = 0;
+  };
+  // (Never while recording in practice: a shape is recorded the second time it runs, when the first has grown
+  // every buffer it needs; a stream that is recording cannot be waited on.)
+  void forget_graphs() {
+    if (recorded_.empty()) return;
+    if (!recording_) cudaStreamSynchronize(stream_);
+    for (RecordedStep& r : recorded_) cudaGraphExecDestroy(r.exec);
+    recorded_.clear();
+    seen_once_.clear();
+  }
+  static constexpr int kGraphMaxRows = 64;
+  static constexpr size_t kMaxGraphs = 128;
+  static constexpr size_t kSeenOnceLimit = 1024;
+  static constexpr int kContextBucket = 256;
+  bool graphs_enabled_ = true;
+  bool recording_ = false;
+  GraphKey recording_key_;
+  uint64_t allocations_ = 0, allocations_at_recording_ = 0, graph_clock_ = 0, recorded_steps_ = 0, replayed_steps_ = 0;
+  std::vector<RecordedStep> recorded_;
+  std::vector<GraphKey> seen_once_;
+  Buffer blas_workspace_;
+
+  struct PendingAdd {
+    float* x = nullptr;
+    const float* y = nullptr;
+    size_t n = 0;
+  };
+  void flush_pending_add() {
+    if (pending_add_.x == nullptr) return;
+    const PendingAdd a = pending_add_;
+    pending_add_ = {};
+    cuda::add(a.x, a.y, a.n, stream_);
+    check_launch("add");
+  }
+  PendingAdd pending_add_;
+
   static constexpr int kv_block_tokens_ = 16;
+  static constexpr size_t kBlasWorkspaceBytes = size_t{32} << 20;
   static constexpr size_t kDenseShareOfFreeMemory = 40;  // percent  // kv::kBlockTokens; the backend room does not see kv/
   int index_;
   size_t dense_budget_ = 0;
@@ -445,7 +593,7 @@ class CudaBackend final : public Backend {
   cublasHandle_t blas_ = nullptr;
   std::shared_ptr<std::atomic<uint64_t>> allocated_ = std::make_shared<std::atomic<uint64_t>>(0);
   PinnedBuffer upload_staging_, read_staging_;
-  Buffer upload_device_, act_half_, weight_half_, attention_split_;
+  Buffer upload_device_, act_half_, weight_half_, attention_split_, top_logits_scratch_;
   const float* f16_input_ = nullptr;  // act_half_ holds this activation matrix in f16 (null: nothing valid)
   size_t f16_input_elems_ = 0;
   StepUpload upload_;

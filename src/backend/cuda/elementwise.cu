@@ -21,12 +21,25 @@ __global__ void to_bf16_kernel(const float* __restrict__ x, size_t n, __nv_bfloa
 }
 
 // One block per row; the sum of squares in float (the CPU sums in double: both well inside the tests' bounds).
-__global__ void rmsnorm_kernel(const float* __restrict__ x, const float* __restrict__ gamma, int dim, float eps,
-                               float* __restrict__ out) {
-  const float* xr = x + static_cast<size_t>(blockIdx.x) * dim;
-  float* o = out + static_cast<size_t>(blockIdx.x) * dim;
+// With `residual`, x += residual first (written back: the residual stream's add, fused here to save a pass);
+// with `out_f16`, the result also in f16 for the product that reads it next. out may alias x or residual:
+// each thread reads its own elements before it writes them.
+__global__ void rmsnorm_kernel(float* x, const float* residual, const float* __restrict__ gamma, int dim, float eps,
+                               float* out, __half* __restrict__ out_f16) {
+  const size_t base = static_cast<size_t>(blockIdx.x) * dim;
+  float* xr = x + base;
+  float* o = out + base;
   float ss = 0.0f;
-  for (int i = threadIdx.x; i < dim; i += blockDim.x) ss = fmaf(xr[i], xr[i], ss);
+  if (residual != nullptr) {
+    const float* rr = residual + base;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+      const float v = xr[i] + rr[i];
+      xr[i] = v;
+      ss = fmaf(v, v, ss);
+    }
+  } else {
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) ss = fmaf(xr[i], xr[i], ss);
+  }
   __shared__ float partial[32];
   for (int off = 16; off > 0; off /= 2) ss += __shfl_xor_sync(0xffffffffu, ss, off);
   if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = ss;
@@ -38,8 +51,11 @@ __global__ void rmsnorm_kernel(const float* __restrict__ x, const float* __restr
   }
   __syncthreads();
   const float inv = rsqrtf(partial[0] / static_cast<float>(dim) + eps);
-  // out may alias x: every thread reads its own elements before writing them.
-  for (int i = threadIdx.x; i < dim; i += blockDim.x) o[i] = xr[i] * inv * gamma[i];
+  for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+    const float v = xr[i] * inv * gamma[i];
+    o[i] = v;
+    if (out_f16 != nullptr) out_f16[base + i] = __float2half_rn(v);
+  }
 }
 
 __global__ void rope_kernel(float* __restrict__ x, int n_rows, int n_heads, int head_dim, int n_rot, bool neox,
@@ -59,11 +75,14 @@ __global__ void rope_kernel(float* __restrict__ x, int n_rows, int n_heads, int 
   xh[b] = x0 * s + x1 * c;
 }
 
-__global__ void silu_mul_kernel(float* __restrict__ gate, const float* __restrict__ up, size_t n) {
+__global__ void silu_mul_kernel(float* __restrict__ gate, const float* __restrict__ up, size_t n,
+                                __half* __restrict__ out_f16) {
   const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n) return;
   const float g = gate[i];
-  gate[i] = g / (1.0f + __expf(-g)) * up[i];
+  const float v = g / (1.0f + __expf(-g)) * up[i];
+  gate[i] = v;
+  if (out_f16 != nullptr) out_f16[i] = __float2half_rn(v);
 }
 
 __global__ void add_kernel(float* __restrict__ x, const float* __restrict__ y, size_t n) {
@@ -94,9 +113,12 @@ void to_bf16(const float* x, size_t n, uint16_t* out, cudaStream_t stream) {
   if (n) to_bf16_kernel<<<grid_for(n, 256), 256, 0, stream>>>(x, n, reinterpret_cast<__nv_bfloat16*>(out));
 }
 
-void rmsnorm(const float* x, const float* gamma, int n_rows, int dim, float eps, float* out, cudaStream_t stream) {
+void rmsnorm(float* x, const float* residual, const float* gamma, int n_rows, int dim, float eps, float* out,
+             uint16_t* out_f16, cudaStream_t stream) {
   const int threads = dim >= 1024 ? 1024 : (dim + 31) / 32 * 32;
-  if (n_rows > 0) rmsnorm_kernel<<<n_rows, threads, 0, stream>>>(x, gamma, dim, eps, out);
+  if (n_rows > 0) {
+    rmsnorm_kernel<<<n_rows, threads, 0, stream>>>(x, residual, gamma, dim, eps, out, reinterpret_cast<__half*>(out_f16));
+  }
 }
 
 void rope(float* x, int n_rows, int n_heads, int head_dim, int n_rot, bool neox, const float* cos_sin,
@@ -105,8 +127,8 @@ void rope(float* x, int n_rows, int n_heads, int head_dim, int n_rot, bool neox,
   if (pairs) rope_kernel<<<grid_for(pairs, 256), 256, 0, stream>>>(x, n_rows, n_heads, head_dim, n_rot, neox, cos_sin);
 }
 
-void silu_mul(float* gate, const float* up, size_t n, cudaStream_t stream) {
-  if (n) silu_mul_kernel<<<grid_for(n, 256), 256, 0, stream>>>(gate, up, n);
+void silu_mul(float* gate, const float* up, size_t n, uint16_t* out_f16, cudaStream_t stream) {
+  if (n) silu_mul_kernel<<<grid_for(n, 256), 256, 0, stream>>>(gate, up, n, reinterpret_cast<__half*>(out_f16));
 }
 
 void add(float* x, const float* y, size_t n, cudaStream_t stream) {

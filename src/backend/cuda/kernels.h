@@ -53,16 +53,20 @@ void embed(uint32_t type, const void* table, size_t row_bytes, int64_t cols, con
 // Elementwise and row ops (elementwise.cu).
 void to_f16(const float* x, size_t n, uint16_t* out, cudaStream_t stream);
 void to_bf16(const float* x, size_t n, uint16_t* out, cudaStream_t stream);
-void rmsnorm(const float* x, const float* gamma, int n_rows, int dim, float eps, float* out, cudaStream_t stream);
+// out = rmsnorm(x (+= residual, when given)) * gamma; also into out_f16 when given. out may alias x or residual.
+void rmsnorm(float* x, const float* residual, const float* gamma, int n_rows, int dim, float eps, float* out,
+             uint16_t* out_f16, cudaStream_t stream);
 void rope(float* x, int n_rows, int n_heads, int head_dim, int n_rot, bool neox, const float* cos_sin,
           cudaStream_t stream);
-void silu_mul(float* gate, const float* up, size_t n, cudaStream_t stream);
+void silu_mul(float* gate, const float* up, size_t n, uint16_t* out_f16, cudaStream_t stream);  // out_f16 optional
 void add(float* x, const float* y, size_t n, cudaStream_t stream);
 void add_rows(float* x, const float* bias, int n_rows, int dim, cudaStream_t stream);
 void gather_rows(const float* x, int dim, const int32_t* rows, int n, float* out, cudaStream_t stream);
 
-// out[r] = the head of row r of logits[n_rows][vocab] (top_logits.cu).
-void top_logits(const float* logits, int n_rows, int vocab, TopLogits* out, cudaStream_t stream);
+// out[r] = the head of row r of logits[n_rows][vocab] (top_logits.cu), with device scratch of
+// top_logits_scratch_bytes.
+size_t top_logits_scratch_bytes(int n_rows, int vocab);
+void top_logits(const float* logits, int n_rows, int vocab, TopLogits* out, void* scratch, cudaStream_t stream);
 
 // The paged KV cache (attention.cu).
 void store_kv(const KvLayerView& kv, const float* k, const float* v, const StepUpload& step, cudaStream_t stream);
