@@ -6,10 +6,11 @@
 # Usage, in the repository root:
 #   scripts/test-cuda.sh [BUILD_DIR]        binaries built here (make build) on a machine with the toolkit
 #   scripts/test-cuda.sh --bundle FILE.tar  binaries packed elsewhere by scripts/cuda-bundle.sh
-# PENSIEVE_CUDA_PARTS="ops model e2e" runs only some parts (default: all three; a bundle too large to carry
-# whole can be run in two calls).
+# PENSIEVE_CUDA_PARTS="ops model parallel e2e" runs only some parts (default: all four; a bundle too large to
+# carry whole can be run in two calls). `parallel`: tensor parallelism over 2, 4 and 8 GPUs (NCCL), each world
+# size run where the machine has that many GPUs and skipped with the reason printed where it has not.
 set -euo pipefail
-parts="${PENSIEVE_CUDA_PARTS:-ops model e2e}"
+parts="${PENSIEVE_CUDA_PARTS:-ops model parallel e2e}"
 want() { [[ " $parts " == *" $1 "* ]]; }
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin_dir=""
@@ -55,6 +56,25 @@ if want model; then
   unset PENSIEVE_TEST_DEVICE
 fi
 
+# Tensor parallel: test_parallel's ranks become GPUs 0..N-1 over NCCL; a world size this machine cannot lend
+# skips inside the test (GTEST_SKIP names the reason), and the lines below say which ran.
+gpus="$(nvidia-smi -L | grep -c '^GPU ' || true)"
+if want parallel; then
+  if [[ ! -x "$tests_dir/test_parallel" ]]; then
+    echo "FAILED: $tests_dir/test_parallel missing"
+    failed=1
+  elif [[ "$gpus" -lt 2 ]]; then
+    echo "== SKIPPED tensor parallel: $gpus GPU(s) here, 2 needed (2, 4 and 8 ranks are owed on a larger machine)"
+  else
+    for n in 2 4 8; do
+      if [[ "$gpus" -lt "$n" ]]; then echo "== SKIPPED tensor parallel over $n GPUs: only $gpus here"; fi
+    done
+    export PENSIEVE_TEST_DEVICE=cuda
+    run "$tests_dir/test_parallel"
+    unset PENSIEVE_TEST_DEVICE
+  fi
+fi
+
 if ! want e2e; then
   :
 elif command -v node >/dev/null && [[ -d "$root/tests/e2e/node_modules" ]]; then
@@ -65,6 +85,8 @@ elif command -v node >/dev/null && [[ -d "$root/tests/e2e/node_modules" ]]; then
     export PENSIEVE_SCRIPTED_BIN="$tests_dir/e2e/pensieve_scripted_serve"
   fi
   export PENSIEVE_EXPECT_DEVICE=cuda  # serve.test.mjs checks /v1/status names the GPU
+  # tensor_parallel.test.mjs splits over two GPUs where there are two (over CPU ranks otherwise).
+  if [[ "$gpus" -ge 2 ]]; then export PENSIEVE_TP_DEVICE=cuda; fi
   for t in "$root"/tests/e2e/*.test.mjs; do
     # The browser test drives Debian's chromium; a GPU machine without it says so (the page is device-agnostic).
     if [[ "$(basename "$t")" == web_page.test.mjs ]] && ! command -v chromium >/dev/null; then
