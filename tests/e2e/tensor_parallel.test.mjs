@@ -44,8 +44,13 @@ after(async () => {
 const user = (content) => [{ role: 'user', content }];
 const prompts = ['Hello', 'Tell me a story about a lighthouse', 'What is 2 + 2?', 'List three colours'];
 
-test('the split server says it runs on two ranks', () => {
-  assert.match(servers.two.log(), /2 ranks, tensor parallel/);
+test('the split server says it runs on two ranks', async () => {
+  // The log was written before the test read the pipe: give the reads a moment to arrive.
+  for (let i = 0; i < 100 && !(/runs on/.test(servers.two.log()) && /runs on/.test(servers.one.log())); i++) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.match(servers.two.log(), /runs on 2 ranks, tensor parallel/);
+  assert.match(servers.one.log(), /runs on /);
   assert.doesNotMatch(servers.one.log(), /tensor parallel/);
 });
 
