@@ -228,20 +228,35 @@ ModelsToServe models_to_serve(const ServeArgs& a, const std::optional<std::strin
   return m;
 }
 
+// Throws a one-line CommandError when --tensor-parallel does not divide a model's heads, KV heads or FFN width
+// (before the server listens: each model's header is all it takes).
+void require_models_split(const std::vector<registry::ModelSpec>& specs, int ranks) {
+  if (ranks <= 1) return;
+  for (const registry::ModelSpec& spec : specs) {
+    model::ModelConfig config;
+    try {
+      const gguf::GgufFile file = gguf::GgufFile::open(spec.path);
+      config = model::read_model_config(file);
+      if (const gguf::TensorInfo* embd = file.find_tensor("token_embd.weight"); embd && embd->shape.size() == 2) {
+        config.vocab = static_cast<int>(embd->shape[1]);
+      }
+    } catch (const std::exception& e) {
+      throw CommandError{"--model " + spec.path + ": " + e.what()};
+    }
+    rank_config(config, ranks);
+  }
+}
+
 // --check: the settings are valid and each model file is a GGUF of a known architecture; nothing is loaded.
 int check_serve(const ServeArgs& a) {
   const http::ServerOptions so = checked_server_options(a);
   const ModelsToServe models = models_to_serve(a, read_chat_template(a.chat_template));
+  require_models_split(models.specs, a.parallel_flags.tensor_parallel);
   std::string described;
   for (const registry::ModelSpec& spec : models.specs) {
     try {
       const gguf::GgufFile file = gguf::GgufFile::open(spec.path);
-      model::ModelConfig config = model::read_model_config(file);
-      require_kv_type_fits(models.plan.kv_type, config);
-      if (const gguf::TensorInfo* embd = file.find_tensor("token_embd.weight"); embd && embd->shape.size() == 2) {
-        config.vocab = static_cast<int>(embd->shape[1]);
-      }
-      rank_config(config, a.parallel_flags.tensor_parallel);
+      require_kv_type_fits(models.plan.kv_type, model::read_model_config(file));
       described += fmt::format("{}model {} ({})", described.empty() ? "" : ", ", spec.path,
                                file.get_string("general.architecture").value_or("?"));
     } catch (const CommandError&) {
@@ -259,6 +274,7 @@ int run_serve(const ServeArgs& a) {
   const http::ServerOptions so = checked_server_options(a);
   const std::optional<std::string> chat_template = read_chat_template(a.chat_template);
   const ModelsToServe models_to = models_to_serve(a, chat_template);
+  require_models_split(models_to.specs, a.parallel_flags.tensor_parallel);
   raise_open_file_limit(a.max_connections);
   std::unique_ptr<http::Server> server;
   try {
