@@ -13,7 +13,7 @@ namespace pensieve::backend {
 
 std::string nccl_unavailable_reason() {
 #if PENSIEVE_HAVE_NCCL
-  return {};
+  return nccl_library_unavailable_reason();
 #else
   return "this build of pensieve has no NCCL (it was not found when the build was configured)";
 #endif
