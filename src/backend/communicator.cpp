@@ -2,6 +2,7 @@
 #include "backend/communicator.h"
 
 #include <algorithm>
+#include <set>
 #include <stdexcept>
 #include <string>
 
@@ -26,6 +27,9 @@ std::vector<std::unique_ptr<Communicator>> make_communicators(std::span<Backend*
   if (std::any_of(ranks.begin(), ranks.end(), on_host)) {
     throw std::runtime_error("tensor parallel: the ranks mix CPU and GPU backends");
   }
+  std::set<int> devices;
+  for (const Backend* b : ranks) devices.insert(b->device_info().index);
+  if (devices.size() < ranks.size()) return make_staged_communicators(ranks);  // NCCL takes one rank per GPU
 #if PENSIEVE_HAVE_NCCL
   return make_nccl_communicators(ranks);
 #else

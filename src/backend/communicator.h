@@ -32,9 +32,14 @@ class Communicator {
 // fewer than one rank.
 std::vector<std::unique_ptr<Communicator>> make_thread_communicators(int world_size);
 
-// The group for `ranks` (rank r runs on ranks[r]): over threads when every backend's memory is the host's,
-// over NCCL when every backend is a CUDA device (distinct devices) and this build has NCCL. Throws
-// std::runtime_error (one line) otherwise.
+// One communicator per rank for backends whose memory the host cannot read (GPUs): every collective goes
+// through host copies (Backend::read / write) and the threads' rendezvous. Slow; for ranks sharing one GPU,
+// which NCCL cannot join (tests of the split on a machine with fewer GPUs than ranks).
+std::vector<std::unique_ptr<Communicator>> make_staged_communicators(std::span<Backend* const> ranks);
+
+// The group for `ranks` (rank r runs on ranks[r]): over threads when every backend's memory is the host's;
+// over NCCL when every backend is a CUDA device, no two on one device, and this build has NCCL; host-staged
+// when GPU ranks share a device. Throws std::runtime_error (one line) otherwise.
 std::vector<std::unique_ptr<Communicator>> make_communicators(std::span<Backend* const> ranks);
 
 // Why NCCL cannot be used by this build (empty when it can).

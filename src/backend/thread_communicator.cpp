@@ -9,6 +9,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "backend/communicator.h"
 
@@ -108,7 +109,56 @@ class ThreadCommunicator final : public Communicator {
   int rank_;
 };
 
+// Ranks whose memory the host cannot read directly but that NCCL cannot join either (several ranks on one
+// GPU): each collective copies the rank's buffer to the host, meets the other ranks there as above, and copies
+// the result back. Slow (two synchronous copies per collective); it lets the sharded forward of a GPU backend
+// be tested on a machine with fewer GPUs than ranks.
+class StagedCommunicator final : public Communicator {
+ public:
+  StagedCommunicator(std::shared_ptr<ThreadGroup> group, int rank, Backend& backend)
+      : group_(std::move(group)), rank_(rank), backend_(backend) {}
+  int rank() const override { return rank_; }
+  int world_size() const override { return group_->world(); }
+  std::string name() const override { return "host-staged"; }
+
+  void all_reduce_sum(float* data, size_t n) override {
+    send_.resize(n * sizeof(float));
+    backend_.read(std::span(send_), reinterpret_cast<const std::byte*>(data));
+    group_->all_reduce_sum(rank_, reinterpret_cast<float*>(send_.data()), n);
+    backend_.write(device_view(data, send_.size()), 0, send_);
+  }
+
+  void all_gather(const void* send, size_t bytes, void* recv) override {
+    send_.resize(bytes);
+    recv_.resize(bytes * static_cast<size_t>(group_->world()));
+    backend_.read(std::span(send_), static_cast<const std::byte*>(send));
+    group_->all_gather(rank_, send_.data(), bytes, recv_.data());
+    backend_.write(device_view(recv, recv_.size()), 0, recv_);
+  }
+
+  void abort() override { group_->abort(); }
+
+ private:
+  // A Buffer naming memory the backend owns elsewhere (no ownership taken), for Backend::write.
+  static Buffer device_view(void* p, size_t bytes) {
+    return Buffer{std::shared_ptr<std::byte>(std::shared_ptr<std::byte>(), static_cast<std::byte*>(p)), bytes};
+  }
+
+  std::shared_ptr<ThreadGroup> group_;
+  int rank_;
+  Backend& backend_;
+  std::vector<std::byte> send_, recv_;  // host staging; float-aligned (operator new)
+};
+
 }  // namespace
+
+std::vector<std::unique_ptr<Communicator>> make_staged_communicators(std::span<Backend* const> ranks) {
+  if (ranks.empty()) throw std::invalid_argument("a communicator group needs at least one rank");
+  auto group = std::make_shared<ThreadGroup>(static_cast<int>(ranks.size()));
+  std::vector<std::unique_ptr<Communicator>> out;
+  for (size_t r = 0; r < ranks.size(); ++r) out.push_back(std::make_unique<StagedCommunicator>(group, static_cast<int>(r), *ranks[r]));
+  return out;
+}
 
 std::vector<std::unique_ptr<Communicator>> make_thread_communicators(int world_size) {
   if (world_size < 1) throw std::invalid_argument("a communicator group needs at least one rank");

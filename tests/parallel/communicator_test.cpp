@@ -90,6 +90,38 @@ TEST(ThreadCommunicator, AbortReleasesRanksWaitingForAFailedOne) {
 
 TEST(ThreadCommunicator, RejectsAnEmptyGroup) { EXPECT_THROW(make_thread_communicators(0), std::invalid_argument); }
 
+// The host-staged group (ranks sharing a GPU) copies through Backend::read / write; over CPU backends the same
+// sums and gathers come out.
+TEST(StagedCommunicator, CollectivesGoThroughTheBackendsCopies) {
+  const int world = 3;
+  std::vector<std::unique_ptr<Backend>> backends;
+  std::vector<Backend*> ranks;
+  for (int r = 0; r < world; ++r) {
+    backends.push_back(make_cpu_backend(1));
+    ranks.push_back(backends.back().get());
+  }
+  auto comms = make_staged_communicators(ranks);
+  EXPECT_EQ(comms[0]->name(), "host-staged");
+  std::vector<Buffer> sums, gathered;
+  for (int r = 0; r < world; ++r) {
+    std::vector<float> v(100);
+    for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i + 1000 * r);
+    sums.push_back(ranks[static_cast<size_t>(r)]->upload(v));
+    gathered.push_back(ranks[static_cast<size_t>(r)]->allocate(world * sizeof(float)));
+  }
+  on_threads(world, [&](int r) {
+    comms[static_cast<size_t>(r)]->all_reduce_sum(sums[static_cast<size_t>(r)].floats(), 100);
+    const float mine = static_cast<float>(r + 1);
+    std::vector<float> one(1, mine);
+    Buffer send = ranks[static_cast<size_t>(r)]->upload(one);
+    comms[static_cast<size_t>(r)]->all_gather(send.data(), sizeof(float), gathered[static_cast<size_t>(r)].data());
+  });
+  for (int r = 0; r < world; ++r) {
+    for (size_t i = 0; i < 100; ++i) ASSERT_EQ(sums[static_cast<size_t>(r)].floats()[i], static_cast<float>(3 * i + 3000));
+    for (int q = 0; q < world; ++q) EXPECT_EQ(gathered[static_cast<size_t>(r)].floats()[q], static_cast<float>(q + 1));
+  }
+}
+
 TEST(Communicators, HostBackendsGetTheThreadGroup) {
   auto a = make_cpu_backend(1), b = make_cpu_backend(1);
   Backend* const ranks[] = {a.get(), b.get()};
