@@ -33,7 +33,7 @@ for t in pensieve; do cp "$build/bin/$t" "$stage/bin/"; done
 # The e2e suite's scripted server (fixed replies through the real HTTP and API code).
 [[ -x "$build/tests/e2e/pensieve_scripted_serve" ]] && cp "$build/tests/e2e/pensieve_scripted_serve" "$stage/bin/"
 if [[ $with_tests -eq 1 ]]; then
-  for t in test_cuda test_model test_engine; do
+  for t in test_cuda test_model test_engine test_parallel; do
     [[ -x "$build/tests/$t" ]] && cp "$build/tests/$t" "$stage/bin/"
   done
 fi

@@ -6,10 +6,11 @@
 # Usage, in the repository root:
 #   scripts/test-cuda.sh [BUILD_DIR]        binaries built here (make build) on a machine with the toolkit
 #   scripts/test-cuda.sh --bundle FILE.tar  binaries packed elsewhere by scripts/cuda-bundle.sh
-# PENSIEVE_CUDA_PARTS="ops model e2e" runs only some parts (default: all three; a bundle too large to carry
-# whole can be run in two calls).
+# PENSIEVE_CUDA_PARTS="ops model parallel e2e" runs only some parts (default: all four; a bundle too large to
+# carry whole can be run in two calls). `parallel`: tensor parallelism over 2, 4 and 8 ranks, over NCCL where
+# the machine has that many GPUs, through host copies between ranks sharing a GPU where it has not (said so).
 set -euo pipefail
-parts="${PENSIEVE_CUDA_PARTS:-ops model e2e}"
+parts="${PENSIEVE_CUDA_PARTS:-ops model parallel e2e}"
 want() { [[ " $parts " == *" $1 "* ]]; }
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin_dir=""
@@ -55,6 +56,25 @@ if want model; then
   unset PENSIEVE_TEST_DEVICE
 fi
 
+# Tensor parallel: test_parallel's ranks become GPUs. With N GPUs or more, rank r is cuda:r over NCCL; with
+# fewer, ranks share GPUs and talk through host copies (the split forward on the GPU is tested, NCCL is not).
+# The lines below say which world sizes ran over NCCL.
+gpus="$(nvidia-smi -L | grep -c '^GPU ' || true)"
+if want parallel; then
+  if [[ ! -x "$tests_dir/test_parallel" ]]; then
+    echo "FAILED: $tests_dir/test_parallel missing"
+    failed=1
+  else
+    for n in 2 4 8; do
+      if [[ "$gpus" -ge "$n" ]]; then echo "== tensor parallel over $n GPUs: NCCL"
+      else echo "== tensor parallel over $n ranks: only $gpus GPU(s) here, ranks share them through host copies (NCCL over $n GPUs not run)"; fi
+    done
+    export PENSIEVE_TEST_DEVICE=cuda
+    run "$tests_dir/test_parallel"
+    unset PENSIEVE_TEST_DEVICE
+  fi
+fi
+
 if ! want e2e; then
   :
 elif command -v node >/dev/null && [[ -d "$root/tests/e2e/node_modules" ]]; then
@@ -65,6 +85,8 @@ elif command -v node >/dev/null && [[ -d "$root/tests/e2e/node_modules" ]]; then
     export PENSIEVE_SCRIPTED_BIN="$tests_dir/e2e/pensieve_scripted_serve"
   fi
   export PENSIEVE_EXPECT_DEVICE=cuda  # serve.test.mjs checks /v1/status names the GPU
+  # tensor_parallel.test.mjs splits over two GPUs where there are two (over CPU ranks otherwise).
+  if [[ "$gpus" -ge 2 ]]; then export PENSIEVE_TP_DEVICE=cuda; fi
   for t in "$root"/tests/e2e/*.test.mjs; do
     # The browser test drives Debian's chromium; a GPU machine without it says so (the page is device-agnostic).
     if [[ "$(basename "$t")" == web_page.test.mjs ]] && ! command -v chromium >/dev/null; then

@@ -138,6 +138,9 @@ class Backend {
   virtual double measure_bandwidth() = 0;
   // True when Buffers are plain host memory the caller may read and write (the CPU backend).
   virtual bool host_memory() const = 0;
+  // The queue this backend's ops run on, for a collective library to enqueue on between them (the CUDA
+  // backend: its cudaStream_t); null where ops complete before they return (the CPU).
+  virtual void* native_stream() const { return nullptr; }
 
   // Memory: zero-filled, aligned for any element type. Throws std::runtime_error when the device is full.
   virtual Buffer allocate(size_t bytes) = 0;

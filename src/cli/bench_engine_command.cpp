@@ -124,13 +124,17 @@ int run_bench(const BenchArgs& a) {
   auto m = model::Model::load(a.model, *be);
   require_kv_type_fits(kv_type, m->config());
   const double bandwidth = be->measure_bandwidth();
-  {  // Fault the mapped weights in before timing anything.
-    auto pool = m->make_kv_pool(kv_type, 1);
+  {  // Fault the mapped weights in, and let a GPU load its kernels and libraries, before timing anything: a
+     // 32-token prefill takes the large-batch product path, its logits the output product.
+    constexpr int kWarmTokens = 32;
+    auto pool = m->make_kv_pool(kv_type, kWarmTokens / kv::kBlockTokens + 1);
     kv::BlockTable t;
-    t.reserve(pool, 1);
+    t.reserve(pool, kWarmTokens);
     model::Batch b;
-    b.add_token(0, 0, b.add_sequence(t.blocks()), false);
-    m->forward(b, pool, {});
+    const int seq = b.add_sequence(t.blocks());
+    for (int i = 0; i < kWarmTokens; ++i) b.add_token(i % m->config().vocab, i, seq, i + 1 == kWarmTokens);
+    std::vector<float> warm_logits(static_cast<size_t>(m->config().vocab));
+    m->forward(b, pool, warm_logits);
   }
   std::vector<BenchResult> results;
   for (int batch : batches) results.push_back(bench_one(*m, kv_type, batch, a.prompt, a.gen, bandwidth));

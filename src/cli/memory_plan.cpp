@@ -8,6 +8,7 @@
 
 #include "cli/command_registry.h"
 #include "engine/serving_engine.h"
+#include "model/tensor_split.h"
 
 namespace pensieve::cli {
 namespace {
@@ -29,6 +30,30 @@ uint64_t file_weight_bytes(const gguf::GgufFile& file) {
   uint64_t total = 0;
   for (const gguf::TensorInfo& t : file.tensors()) total += t.n_bytes;
   return total;
+}
+
+uint64_t rank_weight_bytes(const gguf::GgufFile& file, int ranks) {
+  if (ranks <= 1) return file_weight_bytes(file);
+  const auto n = static_cast<uint64_t>(ranks);
+  uint64_t total = 0;
+  for (const gguf::TensorInfo& t : file.tensors()) {
+    bool split = t.name == "output.weight";
+    for (const char* part : {".attn_q.", ".attn_k.", ".attn_v.", ".attn_output.", ".ffn_gate.", ".ffn_up.", ".ffn_down."}) {
+      split = split || t.name.find(part) != std::string::npos;
+    }
+    total += split ? (t.n_bytes + n - 1) / n : t.n_bytes;
+    if (t.name == "token_embd.weight" && file.find_tensor("output.weight") == nullptr) total += (t.n_bytes + n - 1) / n;
+  }
+  return total;
+}
+
+model::ModelConfig rank_config(const model::ModelConfig& config, int ranks) {
+  if (ranks <= 1) return config;
+  try {
+    return model::plan_shard(config, 0, ranks).local;
+  } catch (const std::exception& e) {
+    throw CommandError{e.what()};
+  }
 }
 
 uint64_t kv_bytes_per_token(const model::ModelConfig& c, kv::KvType type) {
@@ -74,14 +99,17 @@ void require_kv_type_fits(kv::KvType type, const model::ModelConfig& config) {
   }
 }
 
-MemoryPlan plan_memory(const gguf::GgufFile& file, const model::ModelConfig& c, const PlanInputs& in) {
-  require_kv_type_fits(in.kv_type, c);
+MemoryPlan plan_memory(const gguf::GgufFile& file, const model::ModelConfig& whole, const PlanInputs& in) {
+  require_kv_type_fits(in.kv_type, whole);
+  const model::ModelConfig c = rank_config(whole, in.tensor_parallel);
   MemoryPlan p;
   const int context = requested_context(c, in.ctx_size);
   const uint64_t per_token = kv_bytes_per_token(c, in.kv_type);
   const uint64_t block_bytes = per_token * kv::kBlockTokens;
   if (in.kv_memory > 0) {
-    p.kv_blocks = static_cast<int>(std::max<uint64_t>(1, in.kv_memory / block_bytes));
+    // --kv-memory sizes the whole pool; each rank holds its share of every block.
+    const uint64_t whole_block = kv_bytes_per_token(whole, in.kv_type) * kv::kBlockTokens;
+    p.kv_blocks = static_cast<int>(std::max<uint64_t>(1, in.kv_memory / whole_block));
   } else {
     // serve on a GPU gives every sequence its whole context when the card can hold it (gpu_kv_bytes).
     const int per_seq_context = in.gpu ? context : std::min(context, kDefaultContextCap);
@@ -89,7 +117,7 @@ MemoryPlan plan_memory(const gguf::GgufFile& file, const model::ModelConfig& c, 
     p.kv_blocks = std::max(1, in.parallel) * per_seq;
   }
   p.context = std::min(context, p.kv_blocks * kv::kBlockTokens);
-  p.weight_bytes = file_weight_bytes(file);
+  p.weight_bytes = rank_weight_bytes(file, in.tensor_parallel);
   p.kv_bytes_per_token = per_token;
   p.kv_pool_bytes = block_bytes * static_cast<uint64_t>(p.kv_blocks);
   p.scratch_bytes = scratch_bytes(c, in.parallel) + (in.gpu ? gpu_extra_scratch_bytes(c) + kGpuReserve : 0);

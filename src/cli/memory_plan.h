@@ -17,8 +17,11 @@ struct PlanInputs {
   uint64_t kv_memory = 0;    // 0: parallel x min(context, the engine's default cap)
   kv::KvType kv_type = kv::KvType::F16;
   bool gpu = false;          // the CUDA backend's scratch and reserve count too
+  int tensor_parallel = 1;   // > 1: the plan is per rank (GPU); kv_memory stays the whole pool's
 };
 
+// Figures per rank when the model is split over several (MemoryPlan and the functions below take the rank's
+// config where they size activations or the KV cache).
 struct MemoryPlan {
   int context = 0;               // tokens per sequence the engine will allow
   int kv_blocks = 0;
@@ -30,6 +33,13 @@ struct MemoryPlan {
 };
 
 uint64_t file_weight_bytes(const gguf::GgufFile& file);
+// What one of `ranks` ranks holds of the file's weights (src/model/tensor_split.h): the attention, FFN and
+// output matrices split, the rest (norms, the embedding every rank looks up) whole, and with a tied
+// embedding the rank's slice of the output product beside it.
+uint64_t rank_weight_bytes(const gguf::GgufFile& file, int ranks);
+// The shape one rank computes with (heads, KV heads, FFN width and vocabulary divided); a one-line
+// CommandError when `ranks` does not divide the model.
+model::ModelConfig rank_config(const model::ModelConfig& config, int ranks);
 uint64_t kv_bytes_per_token(const model::ModelConfig& config, kv::KvType type);
 // Activation and logits buffers of the engine and model at `parallel` sequences (the engine's token budget).
 uint64_t scratch_bytes(const model::ModelConfig& config, int parallel);

@@ -33,7 +33,7 @@ class OwnedModel : public registry::LoadedModel {
   }
   const api::ServedModel& served() const override { return *served_model; }
 
-  std::unique_ptr<backend::Backend> backend;
+  std::vector<std::unique_ptr<backend::Backend>> backends;  // one per tensor-parallel rank
   std::unique_ptr<model::Model> model;
   std::unique_ptr<tokenizer::Tokenizer> tokenizer;
   std::unique_ptr<engine::Engine> engine;
@@ -144,8 +144,10 @@ registry::LoadFunction make_model_loader(LoadSettings settings) {
   return [settings](const registry::ModelSpec& spec) -> std::unique_ptr<registry::LoadedModel> {
     auto m = std::make_unique<OwnedModel>();
     try {
-      m->backend = open_backend(settings.device, settings.threads, settings.log_format);
-      m->model = model::Model::load(spec.path, *m->backend);
+      m->backends = open_rank_backends(settings.device, settings.parallel, settings.threads, settings.log_format);
+      m->model = model::Model::load(spec.path, pointers(m->backends));
+      backend::Backend& first = *m->backends.front();
+      const int ranks = m->model->tensor_parallel();
       m->tokenizer = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::from_gguf(m->model->file()));
       require_kv_type_fits(settings.plan.kv_type, m->model->config());
       engine::EngineOptions eo;
@@ -155,16 +157,18 @@ registry::LoadFunction make_model_loader(LoadSettings settings) {
       eo.queue_limit = settings.queue;
       eo.max_queued_events = settings.max_queued_events;
       eo.kv_bytes = settings.plan.kv_memory;
-      if (!m->backend->host_memory()) {
+      if (!first.host_memory()) {
         // On a GPU the pool is sized from the card's free memory, now that the weights are on it; beside other
-        // models it is no more than plan counted for it.
-        uint64_t cap = eo.kv_bytes;
-        if (settings.size_kv_to_plan && cap == 0) {
-          PlanInputs in = settings.plan;
-          in.gpu = true;
-          cap = plan_memory(m->model->file(), m->model->config(), in).kv_pool_bytes;
-        }
-        eo.kv_bytes = gpu_kv_bytes(m->backend->device_info().free_bytes, m->model->config(), settings.plan, cap);
+        // models it is no more than plan counted for it. Split over ranks, each GPU holds its share of every
+        // block: the GPU with the least free memory decides, and the pool is that share times the ranks.
+        PlanInputs in = settings.plan;
+        in.gpu = true;
+        in.tensor_parallel = ranks;
+        uint64_t cap = eo.kv_bytes / static_cast<uint64_t>(ranks);
+        if (settings.size_kv_to_plan && cap == 0) cap = plan_memory(m->model->file(), m->model->config(), in).kv_pool_bytes;
+        uint64_t free = first.device_info().free_bytes;
+        for (int r = 1; r < ranks; ++r) free = std::min(free, m->model->rank_backend(r).device_info().free_bytes);
+        eo.kv_bytes = gpu_kv_bytes(free, rank_config(m->model->config(), ranks), in, cap) * static_cast<uint64_t>(ranks);
         if (eo.kv_bytes == 0) throw CommandError{"the GPU has no memory left for a KV cache after loading the model"};
       }
       m->engine = engine::make_serving_engine(*m->model, *m->tokenizer, eo);
@@ -173,15 +177,19 @@ registry::LoadFunction make_model_loader(LoadSettings settings) {
       for (const std::string& alias : spec.aliases) m->served_model->add_alias(alias);
       // The pool's real size (the engine chose its blocks), in the terms `pensieve plan` predicts.
       const model::ModelConfig& config = m->model->config();
-      const uint64_t kv = kv_bytes_per_token(config, eo.kv_type) * kv::kBlockTokens *
+      const model::ModelConfig rank = rank_config(config, ranks);
+      const uint64_t kv = kv_bytes_per_token(rank, eo.kv_type) * kv::kBlockTokens *
                           static_cast<uint64_t>(m->engine->stats().kv_blocks_total);
-      const uint64_t weights = file_weight_bytes(m->model->file());
-      const uint64_t scratch = scratch_bytes(config, m->engine->max_parallel());
+      const uint64_t weights = rank_weight_bytes(m->model->file(), ranks);
+      const uint64_t scratch = scratch_bytes(rank, m->engine->max_parallel());
       http::log_message(stderr, settings.log_format,
-                        fmt::format("memory: weights {} B, KV pool {} B, scratch {} B, total {} B (KV {})", weights, kv,
-                                    scratch, weights + kv + scratch, kv::kv_type_name(eo.kv_type)));
-      http::log_message(stderr, settings.log_format,
-                        fmt::format("'{}' runs on {}", spec.name, describe_device(*m->backend)));
+                        fmt::format("memory{}: weights {} B, KV pool {} B, scratch {} B, total {} B (KV {})",
+                                    ranks > 1 ? " per rank" : "", weights, kv, scratch, weights + kv + scratch,
+                                    kv::kv_type_name(eo.kv_type)));
+      std::string where = describe_device(first);
+      for (int r = 1; r < ranks; ++r) where += "; " + describe_device(m->model->rank_backend(r));
+      if (ranks > 1) where = fmt::format("{} ranks, tensor parallel: {}", ranks, where);
+      http::log_message(stderr, settings.log_format, fmt::format("'{}' runs on {}", spec.name, where));
       if (spec.name == settings.default_model) m->served_model->answer_every_name();
     } catch (const CommandError& e) {
       throw std::runtime_error(e.message);

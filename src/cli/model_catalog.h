@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "api/served_model.h"
+#include "cli/device_option.h"
 #include "cli/memory_plan.h"
 #include "registry/model_registry.h"
 #include "http/log_format.h"
@@ -28,6 +29,7 @@ api::ModelFacts read_model_facts(const std::string& path, const PlanInputs& plan
 
 struct LoadSettings {
   std::string device = "auto";
+  ParallelFlags parallel;           // --tensor-parallel, --devices
   int threads = 0;
   PlanInputs plan;                  // parallel, ctx_size, kv_type, kv_memory
   int queue = 256;

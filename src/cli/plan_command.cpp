@@ -1,6 +1,7 @@
 // `pensieve plan --model F [--parallel 20] [--ctx-size N] [--kv-type f16|q8_0|f32] [--budget SIZE] [--json]`: what
 // `pensieve serve` with the same flags will need in memory, whether that fits, and the most parallel sequences
 // that would.
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -29,6 +30,7 @@ struct PlanArgs {
   std::string kv_memory;
   std::string budget;
   std::string device = "cpu";
+  ParallelFlags parallel_flags;
   bool json = false;
 };
 
@@ -109,6 +111,8 @@ int run_plan(const PlanArgs& a) {
   in.ctx_size = a.ctx_size;
   in.kv_type = parse_kv_type_flag(a.kv_type, "--kv-type");
   if (!a.kv_memory.empty()) in.kv_memory = parse_size(a.kv_memory, "--kv-memory");
+  const std::vector<int> devices = rank_devices(a.parallel_flags);
+  in.tensor_parallel = a.parallel_flags.tensor_parallel;
   const bool budget_given = !a.budget.empty();
   std::string budget_source = budget_given ? "--budget" : "MemAvailable";
   uint64_t budget = budget_given ? parse_size(a.budget, "--budget") : 0;
@@ -119,6 +123,17 @@ int run_plan(const PlanArgs& a) {
     if (!budget_given && in.gpu) {
       budget = be->device_info().free_bytes;
       budget_source = "free memory of " + describe_device(*be);
+      // Split over GPUs: each must hold its rank's share, so the GPU with the least free memory decides.
+      if (in.tensor_parallel > 1 || !a.parallel_flags.devices.empty()) {
+        budget = UINT64_MAX;
+        for (const int d : devices) {
+          std::unique_ptr<backend::Backend> rank = open_backend("cuda:" + std::to_string(d), 1);
+          if (rank->device_info().free_bytes < budget) {
+            budget = rank->device_info().free_bytes;
+            budget_source = "free memory of " + describe_device(*rank) + ", the least of the ranks' GPUs";
+          }
+        }
+      }
     }
   }
   if (budget == 0) budget = available_memory();
@@ -163,6 +178,7 @@ int run_plan(const PlanArgs& a) {
     j["budget_bytes"] = budget;
     j["budget_source"] = budget_source;
     j["device"] = in.gpu ? "cuda" : "cpu";
+    j["tensor_parallel"] = in.tensor_parallel;
     j["fits"] = fits;
     j["max_parallel"] = best;
     std::printf("%s\n", j.dump(2).c_str());
@@ -170,7 +186,12 @@ int run_plan(const PlanArgs& a) {
   }
   std::printf("model        %s (%s, %d layers, %d KV heads x %d)\n", model_path.c_str(), config.arch_name.c_str(),
               config.n_layers, config.n_kv_heads, config.head_dim);
-  std::printf("weights      %s (mapped from the file)\n", format_bytes(p.weight_bytes).c_str());
+  if (in.tensor_parallel > 1) {
+    std::printf("split        %d ranks (tensor parallel): every figure below is one rank's (one GPU's)\n",
+                in.tensor_parallel);
+  }
+  std::printf("weights      %s (%s)\n", format_bytes(p.weight_bytes).c_str(),
+              in.tensor_parallel > 1 ? "this rank's slices, and the replicated norms and embedding" : "mapped from the file");
   std::printf("KV cache     %s per token (%s); pool %d blocks of %d tokens = %s\n",
               format_bytes(p.kv_bytes_per_token).c_str(), a.kv_type.c_str(), p.kv_blocks, kv::kBlockTokens,
               format_bytes(p.kv_pool_bytes).c_str());
@@ -201,6 +222,7 @@ const RegisterCommand kPlan{
       sub.add_option("--kv-memory", a->kv_memory, "KV pool size as serve --kv-memory (default as serve: CPU parallel x min(context, 8192) tokens)");
       sub.add_option("--budget,--memory-budget", a->budget, "Memory to fit in, e.g. 16G (default: MemAvailable, or the GPU's free memory)");
       sub.add_option("--device", a->device, "Plan for cpu (default) or for cuda / cuda:N as serve --device would use it");
+      add_parallel_options(sub, a->parallel_flags);
       sub.add_flag("--json", a->json, "Print one JSON object");
       return [a] { return run_plan(*a); };
     }};

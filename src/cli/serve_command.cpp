@@ -49,6 +49,7 @@ struct ServeArgs {
   std::string kv_type = "f16";
   int threads = 0;
   std::string device = "auto";
+  ParallelFlags parallel_flags;  // --tensor-parallel, --devices
   std::vector<std::string> api_keys;
   int queue = 256;
   // Hardening limits (docs/configuration.md, "Limits").
@@ -100,6 +101,7 @@ std::unique_ptr<registry::ModelRegistry> start_registry(const ServeArgs& a, cons
                                                         http::LogFormat log_format) {
   LoadSettings load;
   load.device = a.device;
+  load.parallel = a.parallel_flags;
   load.threads = a.threads;
   load.plan = plan;
   load.queue = a.queue;
@@ -165,6 +167,7 @@ http::ServerOptions checked_server_options(const ServeArgs& a) {
   if (a.parallel < 1) throw CommandError{"--parallel must be at least 1"};
   if (a.queue < 0) throw CommandError{"--queue must not be negative"};
   parse_kv_type_flag(a.kv_type, "--kv-type");
+  rank_devices(a.parallel_flags);
 
   if (a.json_max_depth < 1 || a.json_max_depth > api::JsonLimits::kCeilingDepth) {
     throw CommandError{"--json-max-depth must be between 1 and " + std::to_string(api::JsonLimits::kCeilingDepth)};
@@ -216,6 +219,8 @@ ModelsToServe models_to_serve(const ServeArgs& a, const std::optional<std::strin
   m.plan.kv_type = parse_kv_type_flag(a.kv_type, "--kv-type");
   if (!a.kv_memory.empty()) m.plan.kv_memory = parse_size(a.kv_memory, "--kv-memory");
   m.plan.gpu = device_is_gpu(a.device);
+  // On GPUs every figure is per GPU, as the budget (a GPU's free memory) is; CPU ranks share one memory.
+  if (m.plan.gpu) m.plan.tensor_parallel = a.parallel_flags.tensor_parallel;
   m.specs = collect_models(a.catalog, m.plan);
   if (chat_template) {
     for (registry::ModelSpec& s : m.specs) s.facts.chat_template = *chat_template;
@@ -223,10 +228,30 @@ ModelsToServe models_to_serve(const ServeArgs& a, const std::optional<std::strin
   return m;
 }
 
+// Throws a one-line CommandError when --tensor-parallel does not divide a model's heads, KV heads or FFN width
+// (before the server listens: each model's header is all it takes).
+void require_models_split(const std::vector<registry::ModelSpec>& specs, int ranks) {
+  if (ranks <= 1) return;
+  for (const registry::ModelSpec& spec : specs) {
+    model::ModelConfig config;
+    try {
+      const gguf::GgufFile file = gguf::GgufFile::open(spec.path);
+      config = model::read_model_config(file);
+      if (const gguf::TensorInfo* embd = file.find_tensor("token_embd.weight"); embd && embd->shape.size() == 2) {
+        config.vocab = static_cast<int>(embd->shape[1]);
+      }
+    } catch (const std::exception& e) {
+      throw CommandError{"--model " + spec.path + ": " + e.what()};
+    }
+    rank_config(config, ranks);
+  }
+}
+
 // --check: the settings are valid and each model file is a GGUF of a known architecture; nothing is loaded.
 int check_serve(const ServeArgs& a) {
   const http::ServerOptions so = checked_server_options(a);
   const ModelsToServe models = models_to_serve(a, read_chat_template(a.chat_template));
+  require_models_split(models.specs, a.parallel_flags.tensor_parallel);
   std::string described;
   for (const registry::ModelSpec& spec : models.specs) {
     try {
@@ -249,6 +274,7 @@ int run_serve(const ServeArgs& a) {
   const http::ServerOptions so = checked_server_options(a);
   const std::optional<std::string> chat_template = read_chat_template(a.chat_template);
   const ModelsToServe models_to = models_to_serve(a, chat_template);
+  require_models_split(models_to.specs, a.parallel_flags.tensor_parallel);
   raise_open_file_limit(a.max_connections);
   std::unique_ptr<http::Server> server;
   try {
@@ -310,6 +336,7 @@ const RegisterCommand kServe{
       sub.add_option("--kv-type", a->kv_type, "KV cache precision: f16 (default), q8_0 (head size a multiple of 32) or f32");
       sub.add_option("--threads", a->threads, "Compute threads (default: physical cores)");
       add_device_option(sub, a->device);
+      add_parallel_options(sub, a->parallel_flags);
       sub.add_option("--api-key", a->api_keys,
                      "Require a key (Authorization: Bearer KEY or x-api-key: KEY); repeat for several keys. Also "
                      "from PENSIEVE_API_KEY (keys separated by commas), which the config file's api-key yields to");

@@ -73,10 +73,32 @@ class ServingEngine final : public Engine {
     heads_.resize(static_cast<size_t>(parallel_));
     scheduled_.reserve(static_cast<size_t>(parallel_));
     publish_stats();
+    warm_up();
     thread_ = std::thread([this] { run(); });
   }
 
   ~ServingEngine() override { shutdown(); }
+
+  // A process's first forward pass on a GPU loads kernels and sets up cuBLAS (~100 ms on an H200): one short
+  // prefill and one decode step here, so that the first client does not wait for them.
+  void warm_up() {
+    if (model_.backend().host_memory()) return;
+    constexpr int kTokens = 32;
+    kv::BlockTable table;
+    if (!table.reserve(pool_, kTokens + 1)) return;
+    std::vector<backend::TopLogits> head(1);
+    model::Batch b;
+    b.add_sequence(table.blocks());
+    for (int i = 0; i < kTokens; ++i) b.add_token(i % vocab_, i, 0, i + 1 == kTokens);
+    model_.run(b, pool_);
+    model_.read_top_logits(head);
+    b.clear();
+    b.add_sequence(table.blocks());
+    b.add_token(0, kTokens, 0, true);
+    model_.run(b, pool_);
+    model_.read_top_logits(head);
+    table.release_all(pool_);
+  }
 
   std::variant<std::shared_ptr<RequestHandle>, SubmitRefused> submit(GenerationRequest r) override {
     if (auto refused = validate(r)) return *refused;

@@ -50,6 +50,9 @@ KvBlockPool::KvBlockPool(KvShape shape, KvType type, int n_blocks)
       }) {}
 
 KvBlockPool::KvBlockPool(KvShape shape, KvType type, int n_blocks, const StorageAllocator& allocate_storage)
+    : KvBlockPool(shape, type, n_blocks, std::span<const StorageAllocator>(&allocate_storage, 1)) {}
+
+KvBlockPool::KvBlockPool(KvShape shape, KvType type, int n_blocks, std::span<const StorageAllocator> shard_allocators)
     : shape_(shape), type_(type), n_blocks_(n_blocks) {
   if (shape.n_layers <= 0 || shape.n_kv_heads <= 0 || shape.head_dim <= 0 || n_blocks <= 0) {
     throw std::invalid_argument("KV pool needs positive layers, heads, head size and block count");
@@ -57,9 +60,17 @@ KvBlockPool::KvBlockPool(KvShape shape, KvType type, int n_blocks, const Storage
   if (const std::string why = kv_type_unsupported_reason(type, shape.head_dim); !why.empty()) {
     throw std::invalid_argument(why);
   }
+  const auto shards = static_cast<int>(shard_allocators.size());
+  if (shards < 1 || shape.n_kv_heads % shards != 0) {
+    throw std::invalid_argument("KV pool: " + std::to_string(shape.n_kv_heads) + " KV heads do not split into " +
+                                std::to_string(shards) + " shards");
+  }
+  storage_.resize(static_cast<size_t>(shards));  // shard_shape() divides by it from here on
   storage_bytes_ = 2 * block_bytes() * static_cast<size_t>(n_blocks) * static_cast<size_t>(shape.n_layers);
-  storage_ = allocate_storage(storage_bytes_);
-  if (!storage_) throw std::runtime_error("KV pool: no storage for " + std::to_string(storage_bytes_) + " bytes");
+  for (size_t s = 0; s < storage_.size(); ++s) {
+    storage_[s] = shard_allocators[s](storage_bytes_);
+    if (!storage_[s]) throw std::runtime_error("KV pool: no storage for " + std::to_string(storage_bytes_) + " bytes");
+  }
   free_.reserve(static_cast<size_t>(n_blocks));
   // Pop from the back, so hand out low ids first (easier to read in tests and dumps).
   for (int b = n_blocks - 1; b >= 0; --b) free_.push_back(b);
@@ -67,7 +78,7 @@ KvBlockPool::KvBlockPool(KvShape shape, KvType type, int n_blocks, const Storage
 }
 
 size_t KvBlockPool::block_bytes() const {
-  return static_cast<size_t>(kBlockTokens) * kv_row_bytes(type_, shape_.kv_row_elements());
+  return static_cast<size_t>(kBlockTokens) * kv_row_bytes(type_, shard_shape().kv_row_elements());
 }
 
 std::optional<int32_t> KvBlockPool::allocate() {

@@ -48,8 +48,14 @@ class KvBlockPool {
 
   KvBlockPool(KvShape shape, KvType type, int n_blocks);  // storage in host memory
   KvBlockPool(KvShape shape, KvType type, int n_blocks, const StorageAllocator& allocate_storage);
+  // Tensor parallel: the KV heads split evenly over one shard per allocator (shard s holds heads
+  // [s * n_kv_heads / shards, (s + 1) * n_kv_heads / shards), in its own storage, e.g. its GPU's); one block id
+  // names the same block in every shard. Throws std::invalid_argument when the shards do not divide the heads.
+  KvBlockPool(KvShape shape, KvType type, int n_blocks, std::span<const StorageAllocator> shard_allocators);
 
-  const KvShape& shape() const { return shape_; }
+  const KvShape& shape() const { return shape_; }  // the whole model's
+  int n_shards() const { return static_cast<int>(storage_.size()); }
+  KvShape shard_shape() const { return {shape_.n_layers, shape_.n_kv_heads / n_shards(), shape_.head_dim}; }
   KvType type() const { return type_; }
   int n_blocks() const { return n_blocks_; }
   int free_blocks() const { return static_cast<int>(free_.size()); }
@@ -57,21 +63,22 @@ class KvBlockPool {
   std::optional<int32_t> allocate();   // nullopt when the pool is exhausted
   void release(int32_t block);         // throws std::invalid_argument for an id not currently allocated
 
-  // Start of layer `layer`'s K (or V) storage: block b begins at base + b * block_bytes().
-  std::byte* k_base(int layer) { return storage_.get() + layer_offset(layer); }
-  std::byte* v_base(int layer) { return storage_.get() + layer_offset(layer) + layer_half_bytes(); }
-  size_t block_bytes() const;          // one block's K (or V) of one layer
-  size_t total_bytes() const { return storage_bytes_; }
+  // Start of layer `layer`'s K (or V) storage in `shard`: block b begins at base + b * block_bytes().
+  std::byte* k_base(int layer, int shard = 0) { return shard_storage(shard) + layer_offset(layer); }
+  std::byte* v_base(int layer, int shard = 0) { return shard_storage(shard) + layer_offset(layer) + layer_half_bytes(); }
+  size_t block_bytes() const;          // one block's K (or V) of one layer, in one shard
+  size_t total_bytes() const { return storage_bytes_ * storage_.size(); }  // every shard's
 
  private:
   size_t layer_half_bytes() const { return block_bytes() * static_cast<size_t>(n_blocks_); }
   size_t layer_offset(int layer) const { return 2 * layer_half_bytes() * static_cast<size_t>(layer); }
+  std::byte* shard_storage(int shard) { return storage_.at(static_cast<size_t>(shard)).get(); }
 
   KvShape shape_;
   KvType type_;
   int n_blocks_;
-  std::shared_ptr<std::byte> storage_;
-  size_t storage_bytes_ = 0;
+  std::vector<std::shared_ptr<std::byte>> storage_;  // one per shard
+  size_t storage_bytes_ = 0;                         // of one shard
   std::vector<int32_t> free_;
   std::vector<uint8_t> allocated_;
 };

@@ -1,174 +1,64 @@
 #include "model/model.h"
 
-#include <atomic>
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <string>
 
-#include "tensor/dequantize.h"
-
 namespace pensieve::model {
 
-namespace {
-
-std::string shape_text(const std::vector<uint64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
-const gguf::TensorInfo& find(const gguf::GgufFile& f, const std::string& name) {
-  const gguf::TensorInfo* t = f.find_tensor(name);
-  if (!t) throw std::runtime_error(f.name() + ": missing tensor '" + name + "'");
-  return *t;
-}
-
-backend::Weight bind_matrix(const gguf::GgufFile& f, const gguf::TensorInfo& t, int64_t cols, int64_t rows) {
-  if (t.shape.size() != 2 || t.shape[0] != static_cast<uint64_t>(cols) || t.shape[1] != static_cast<uint64_t>(rows)) {
-    throw std::runtime_error(f.name() + ": tensor '" + t.name + "' has shape " + shape_text(t.shape) + ", expected [" +
-                             std::to_string(cols) + ", " + std::to_string(rows) + "]");
-  }
-  tensor::require_supported(t);
-  backend::Weight w;
-  w.name = t.name;
-  w.type_id = t.type_id;
-  w.rows = rows;
-  w.cols = cols;
-  auto row_bytes = gguf::bytes_for(t.type_id, static_cast<uint64_t>(cols));
-  if (!row_bytes) throw std::runtime_error(f.name() + ": tensor '" + t.name + "' rows are not whole blocks");
-  w.row_bytes = static_cast<size_t>(*row_bytes);
-  w.data = f.tensor_data(t);
-  return w;
-}
-
-backend::Weight matrix(const gguf::GgufFile& f, const std::string& name, int64_t cols, int64_t rows) {
-  return bind_matrix(f, find(f, name), cols, rows);
-}
-
-std::vector<float> vector_of(const gguf::GgufFile& f, const std::string& name, int64_t n) {
-  const gguf::TensorInfo& t = find(f, name);
-  if (t.shape.size() != 1 || t.shape[0] != static_cast<uint64_t>(n)) {
-    throw std::runtime_error(f.name() + ": tensor '" + name + "' has shape " + shape_text(t.shape) + ", expected [" +
-                             std::to_string(n) + "]");
-  }
-  tensor::require_supported(t);
-  std::vector<float> out(static_cast<size_t>(n));
-  tensor::dequantize(t.type_id, f.tensor_data(t), out);
-  return out;
-}
-
-}  // namespace
-
 std::unique_ptr<Model> Model::load(const std::filesystem::path& path, backend::Backend& backend) {
+  backend::Backend* const ranks[] = {&backend};
+  return load(path, ranks);
+}
+
+std::unique_ptr<Model> Model::load(const std::filesystem::path& path, std::span<backend::Backend* const> ranks) {
+  if (ranks.empty()) throw std::invalid_argument("Model::load: no backend");
   gguf::GgufFile file = gguf::GgufFile::open(path);
   ModelConfig config = read_model_config(file);
-  std::unique_ptr<Model> m(new Model(std::move(file), config, backend));
-  m->bind_weights();
+  config.vocab = static_cast<int>(embedding_tensor(file).shape[1]);
+  std::unique_ptr<Model> m(new Model(std::move(file), config));
+  m->load_shards(ranks);
   return m;
 }
 
-Model::Model(gguf::GgufFile file, ModelConfig config, backend::Backend& backend)
-    : file_(std::move(file)), config_(std::move(config)), backend_(backend) {}
+Model::Model(gguf::GgufFile file, ModelConfig config) : file_(std::move(file)), config_(std::move(config)) {}
 
-void Model::bind_weights() {
-  const ModelConfig& c = config_;
-  const gguf::TensorInfo& embd = find(file_, "token_embd.weight");
-  if (embd.shape.size() != 2) throw std::runtime_error(file_.name() + ": token_embd.weight is not a matrix");
-  config_.vocab = static_cast<int>(embd.shape[1]);
-  token_embd_ = bind_matrix(file_, embd, c.dim, config_.vocab);
-  const bool tied = file_.find_tensor("output.weight") == nullptr;
-  output_ = tied ? token_embd_ : matrix(file_, "output.weight", c.dim, c.vocab);
-  prepare(output_, backend::Backend::WeightUse::Matrix);
-  if (tied) {
-    token_embd_ = output_;  // one copy serves both the lookup and the output product
-  } else {
-    prepare(token_embd_, backend::Backend::WeightUse::Lookup);
+Model::~Model() = default;
+
+void Model::load_shards(std::span<backend::Backend* const> ranks) {
+  const int world = static_cast<int>(ranks.size());
+  std::vector<ShardPlan> plans;
+  for (int r = 0; r < world; ++r) plans.push_back(plan_shard(config_, r, world));  // shapes checked before any setup
+  if (file_.find_tensor("rope_freqs.weight")) rope_freq_factors_ = read_vector(file_, "rope_freqs.weight", config_.n_rot / 2);
+  if (world > 1) comms_ = backend::make_communicators(ranks);
+  for (int r = 0; r < world; ++r) {
+    backend::Communicator* comm = world > 1 ? comms_[static_cast<size_t>(r)].get() : nullptr;
+    shards_.push_back(std::make_unique<ModelShard>(file_, config_, plans[static_cast<size_t>(r)], *ranks[static_cast<size_t>(r)], comm));
   }
-  output_norm_ = vector_in_backend("output_norm.weight", c.dim);
-  if (file_.find_tensor("rope_freqs.weight")) rope_freq_factors_ = vector_of(file_, "rope_freqs.weight", c.n_rot / 2);
-
-  layers_.resize(static_cast<size_t>(c.n_layers));
-  for (int l = 0; l < c.n_layers; ++l) {
-    LayerWeights& L = layers_[static_cast<size_t>(l)];
-    const std::string p = "blk." + std::to_string(l) + ".";
-    L.attn_norm = vector_in_backend(p + "attn_norm.weight", c.dim);
-    L.ffn_norm = vector_in_backend(p + "ffn_norm.weight", c.dim);
-    L.wq = matrix(file_, p + "attn_q.weight", c.dim, c.q_dim());
-    L.wk = matrix(file_, p + "attn_k.weight", c.dim, c.kv_dim());
-    L.wv = matrix(file_, p + "attn_v.weight", c.dim, c.kv_dim());
-    L.wo = matrix(file_, p + "attn_output.weight", c.q_dim(), c.dim);
-    L.w_gate = matrix(file_, p + "ffn_gate.weight", c.dim, c.ffn_dim);
-    L.w_up = matrix(file_, p + "ffn_up.weight", c.dim, c.ffn_dim);
-    L.w_down = matrix(file_, p + "ffn_down.weight", c.ffn_dim, c.dim);
-    for (backend::Weight* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) {
-      prepare(*w, backend::Backend::WeightUse::Matrix);
-    }
-    if (c.qkv_bias) {
-      L.bq = vector_in_backend(p + "attn_q.bias", c.q_dim());
-      L.bk = vector_in_backend(p + "attn_k.bias", c.kv_dim());
-      L.bv = vector_in_backend(p + "attn_v.bias", c.kv_dim());
-    }
-    if (c.qk_norm) {
-      L.q_norm = vector_in_backend(p + "attn_q_norm.weight", c.head_dim);
-      L.k_norm = vector_in_backend(p + "attn_k_norm.weight", c.head_dim);
-    }
-  }
-}
-
-void Model::prepare(backend::Weight& w, backend::Backend::WeightUse use) {
-  const std::span<const std::byte> mapped = w.data;
-  backend_.prepare(w, use);
-  // Re-laid out or uploaded: the backend's copy is read from now on, and the mapped original need not stay
-  // resident.
-  if (w.data.data() != mapped.data()) file_.release_pages(mapped);
-}
-
-backend::Buffer Model::vector_in_backend(const std::string& name, int64_t n) {
-  return backend_.upload(vector_of(file_, name, n));
+  if (world > 1) threads_ = std::make_unique<RankThreads>(world);
 }
 
 uint64_t Model::weight_bytes() const {
   uint64_t total = 0;
-  for (const LayerWeights& L : layers_) {
-    for (const backend::Weight* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) total += w->data.size();
-  }
-  return total + output_.data.size();  // the embedding is only looked up, one row per token
+  for (const auto& s : shards_) total += s->weight_bytes();
+  return total;
 }
 
 kv::KvBlockPool Model::make_kv_pool(kv::KvType type, int n_blocks) const {
-  return kv::KvBlockPool({config_.n_layers, config_.n_kv_heads, config_.head_dim}, type, n_blocks,
-                         [this](size_t bytes) { return backend_.allocate(bytes).memory; });
+  const kv::KvShape shape{config_.n_layers, config_.n_kv_heads, config_.head_dim};
+  std::vector<kv::KvBlockPool::StorageAllocator> allocators;
+  for (const auto& s : shards_) {
+    backend::Backend* be = &s->backend();
+    allocators.emplace_back([be](size_t bytes) { return be->allocate(bytes).memory; });
+  }
+  return kv::KvBlockPool(shape, type, n_blocks, allocators);
 }
 
-void Model::reserve_rows(int n_rows, int n_logit_rows, bool keep_logits) {
-  const ModelConfig& c = config_;
-  const auto floats = [this](size_t n) { return backend_.allocate(n * sizeof(float)); };
-  if (n_rows > capacity_rows_) {
-    ++buffers_generation_;
-    const size_t n = static_cast<size_t>(n_rows);
-    x_ = floats(n * static_cast<size_t>(c.dim));
-    h_ = floats(n * static_cast<size_t>(std::max(c.dim, c.q_dim())));
-    q_ = floats(n * static_cast<size_t>(c.q_dim()));
-    k_ = floats(n * static_cast<size_t>(c.kv_dim()));
-    v_ = floats(n * static_cast<size_t>(c.kv_dim()));
-    attn_ = floats(n * static_cast<size_t>(c.q_dim()));
-    gate_ = floats(n * static_cast<size_t>(c.ffn_dim));
-    up_ = floats(n * static_cast<size_t>(c.ffn_dim));
-    rope_.resize(n * static_cast<size_t>(c.n_rot));
-    capacity_rows_ = n_rows;
-  }
-  if (n_logit_rows > capacity_logit_rows_) {
-    ++buffers_generation_;
-    selected_ = floats(static_cast<size_t>(n_logit_rows) * static_cast<size_t>(c.dim));
-    capacity_logit_rows_ = n_logit_rows;
-    logits_ = {};
-    top_ = {};
-  }
-  // Where the backend's memory is the host's and the caller gave a span, the logits go straight into it.
-  if (keep_logits && !logits_.memory) {
-    ++buffers_generation_;
-    logits_ = floats(static_cast<size_t>(capacity_logit_rows_) * static_cast<size_t>(c.vocab));
-  }
+void Model::on_every_rank(const std::function<void(int)>& job) {
+  threads_->run(job, [this] {
+    for (const auto& c : comms_) c->abort();
+  });
 }
 
 void Model::forward(const Batch& batch, kv::KvBlockPool& kv, std::span<float> logits) {
@@ -177,7 +67,7 @@ void Model::forward(const Batch& batch, kv::KvBlockPool& kv, std::span<float> lo
     throw std::invalid_argument("forward: logits buffer holds " + std::to_string(logits.size()) + " floats, need " +
                                 std::to_string(n_out * static_cast<size_t>(config_.vocab)));
   }
-  if (backend_.host_memory()) {
+  if (backend().host_memory() && shards_.size() == 1) {
     compute(batch, kv, logits.data());
     n_logit_rows_ = 0;  // they are in the caller's span, not here to be read again
   } else {
@@ -193,7 +83,16 @@ void Model::read_logits(int first_row, std::span<float> out) {
   if (first_row < 0 || out.size() % vocab != 0 || first_row + out.size() / vocab > static_cast<size_t>(n_logit_rows_)) {
     throw std::invalid_argument("read_logits: rows beyond the last run's logits");
   }
-  backend_.read(out, logits_.floats() + static_cast<size_t>(first_row) * vocab);
+  const int n_rows = static_cast<int>(out.size() / vocab);
+  if (shards_.size() == 1) {
+    shards_.front()->read_logits(first_row, n_rows, out.data(), vocab);
+    return;
+  }
+  // Each rank writes its vocabulary slice's columns of the rows: disjoint parts of `out`.
+  on_every_rank([&](int r) {
+    ModelShard& s = *shards_[static_cast<size_t>(r)];
+    s.read_logits(first_row, n_rows, out.data() + s.plan().vocab.begin, vocab);
+  });
 }
 
 void Model::read_top_logits(std::span<backend::TopLogits> out) {
@@ -202,20 +101,24 @@ void Model::read_top_logits(std::span<backend::TopLogits> out) {
                                 std::to_string(n_logit_rows_));
   }
   if (out.empty()) return;
-  if (backend_.host_memory()) {
-    backend_.top_logits(logits_.floats(), n_logit_rows_, config_.vocab, out.data());
+  if (shards_.size() == 1) {
+    shards_.front()->read_top_logits(n_logit_rows_, out.data());
     return;
   }
-  if (!top_.memory) top_ = backend_.allocate(static_cast<size_t>(capacity_logit_rows_) * sizeof(backend::TopLogits));
-  auto* device_top = reinterpret_cast<backend::TopLogits*>(top_.data());
-  backend_.top_logits(logits_.floats(), n_logit_rows_, config_.vocab, device_top);
-  backend_.read(std::as_writable_bytes(out), top_.data());
+  // Each rank finds the heads of its slices; one all-gather brings them together, and one copy to the host.
+  gathered_top_.resize(out.size() * shards_.size());
+  on_every_rank([&](int r) {
+    shards_[static_cast<size_t>(r)]->gather_top_logits(n_logit_rows_);
+    if (r == 0) shards_.front()->read_gathered_top_logits(n_logit_rows_, gathered_top_.data());
+  });
+  std::vector<int64_t> begins;
+  for (const auto& s : shards_) begins.push_back(s->plan().vocab.begin);
+  merge_top_logits(gathered_top_, begins, n_logit_rows_, config_.vocab, out);
 }
 
 void Model::compute(const Batch& batch, kv::KvBlockPool& kv, float* host_logits) {
   const ModelConfig& c = config_;
   const int n = batch.size();
-  const size_t n_out = batch.logit_rows.size();
   if (batch.positions.size() != static_cast<size_t>(n) || batch.seq_of_row.size() != static_cast<size_t>(n)) {
     throw std::invalid_argument("batch: tokens, positions and sequence ids differ in length");
   }
@@ -225,118 +128,62 @@ void Model::compute(const Batch& batch, kv::KvBlockPool& kv, float* host_logits)
   for (int32_t r : batch.logit_rows) {
     if (r < 0 || r >= n) throw std::invalid_argument("batch: logit row out of range");
   }
-  // Checked here, not only by the backend's embedding op: a replayed step does not call it.
-  for (int32_t t : batch.tokens) {
-    if (t < 0 || t >= token_embd_.rows) {
-      throw std::out_of_range("token id " + std::to_string(t) + " is outside the vocabulary of " +
-                              std::to_string(token_embd_.rows));
-    }
-  }
-  if (kv.shape().n_layers != c.n_layers || kv.shape().n_kv_heads != c.n_kv_heads || kv.shape().head_dim != c.head_dim) {
+  if (kv.shape().n_layers != c.n_layers || kv.shape().n_kv_heads != c.n_kv_heads || kv.shape().head_dim != c.head_dim ||
+      kv.n_shards() != tensor_parallel()) {
     throw std::invalid_argument("forward: KV pool shape does not match the model");
   }
   n_logit_rows_ = 0;
   if (n == 0) return;
-  reserve_rows(n, static_cast<int>(n_out), host_logits == nullptr);
 
-  backend::Backend& be = backend_;
+  rope_.resize(static_cast<size_t>(n) * static_cast<size_t>(c.n_rot));
   backend::fill_rope_table(batch.positions, {c.rope_theta, c.n_rot, rope_freq_factors_}, rope_.data());
-  backend::StepTables step{batch.positions, batch.seq_of_row, batch.block_tables};
-  step.tokens = batch.tokens;
-  step.logit_rows = batch.logit_rows;
-  step.rope = std::span<const float>(rope_).first(static_cast<size_t>(n) * static_cast<size_t>(c.n_rot));
-  be.upload_step(step);
-  // A recorded step reads the KV pool where it was when recorded.
-  const KvPlace kv_place{kv.k_base(0), kv.v_base(0), kv.block_bytes(), kv.type()};
-  if (kv_place != last_kv_) {
-    last_kv_ = kv_place;
-    ++buffers_generation_;
+  // Checked here, not only by the backends' embedding op: a bad token must fail every rank alike, before any
+  // collective, and a replayed step (Backend::replay_step) has no embedding op to check it.
+  for (int32_t t : batch.tokens) {
+    if (t < 0 || t >= c.vocab) {
+      throw std::out_of_range("token id " + std::to_string(t) + " is outside the vocabulary of " + std::to_string(c.vocab));
+    }
   }
-  const backend::StepShape shape{id_, buffers_generation_, n, static_cast<int>(batch.tokens.size()),
-                                 static_cast<int>(n_out), static_cast<int>(batch.block_tables.size())};
-  if (host_logits == nullptr && be.replay_step(shape)) {
-    n_logit_rows_ = static_cast<int>(n_out);
-    return;
+  if (shards_.size() == 1) {
+    shards_.front()->compute(batch, rope_, kv, host_logits);
+  } else {
+    on_every_rank([&](int r) { shards_[static_cast<size_t>(r)]->compute(batch, rope_, kv, nullptr); });
   }
-  try {
-    issue_ops(step, kv, host_logits);
-  } catch (...) {
-    be.end_step(false);
-    throw;
-  }
-  be.end_step(true);
-  n_logit_rows_ = static_cast<int>(n_out);
+  n_logit_rows_ = static_cast<int>(batch.logit_rows.size());
 }
 
-void Model::issue_ops(const backend::StepTables& step, kv::KvBlockPool& kv, float* host_logits) {
-  const ModelConfig& c = config_;
-  backend::Backend& be = backend_;
-  const int n = step.n_rows();
-  const size_t n_out = step.logit_rows.size();
-  float* const x = x_.floats();
-  float* const h = h_.floats();
-  float* const q = q_.floats();
-  float* const k = k_.floats();
-  float* const v = v_.floats();
-  float* const attn = attn_.floats();
-  float* const gate = gate_.floats();
-  float* const up = up_.floats();
-  be.embed(token_embd_, step, x);
-  const float attn_scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-  const backend::KvElement kv_element = kv.type() == kv::KvType::F32  ? backend::KvElement::F32
-                                        : kv.type() == kv::KvType::F16 ? backend::KvElement::F16
-                                                                        : backend::KvElement::Q8_0;
-  const size_t dim_elems = static_cast<size_t>(n) * static_cast<size_t>(c.dim);
-
-  for (int l = 0; l < c.n_layers; ++l) {
-    const LayerWeights& L = layers_[static_cast<size_t>(l)];
-    be.rmsnorm(x, L.attn_norm.floats(), n, c.dim, c.rms_eps, h);
-    be.matmul(L.wq, h, n, q);
-    be.matmul(L.wk, h, n, k);
-    be.matmul(L.wv, h, n, v);
-    if (c.qkv_bias) {
-      be.add_rows(q, L.bq.floats(), n, c.q_dim());
-      be.add_rows(k, L.bk.floats(), n, c.kv_dim());
-      be.add_rows(v, L.bv.floats(), n, c.kv_dim());
+void merge_top_logits(std::span<const backend::TopLogits> per_rank, std::span<const int64_t> slice_begin, int n_rows,
+                      int vocab, std::span<backend::TopLogits> out) {
+  struct Entry {
+    float logit;
+    int32_t id;
+  };
+  const size_t ranks = slice_begin.size();
+  std::vector<Entry> candidates;
+  for (size_t row = 0; row < static_cast<size_t>(n_rows); ++row) {
+    candidates.clear();
+    float top_lse = -INFINITY;
+    for (size_t r = 0; r < ranks; ++r) {
+      const backend::TopLogits& h = per_rank[r * static_cast<size_t>(n_rows) + row];
+      for (int32_t i = 0; i < h.count; ++i) candidates.push_back({h.logits[i], static_cast<int32_t>(h.ids[i] + slice_begin[r])});
+      top_lse = std::max(top_lse, h.log_sum_exp);
     }
-    if (c.qk_norm) {
-      be.rmsnorm(q, L.q_norm.floats(), n * c.n_heads, c.head_dim, c.rms_eps, q);
-      be.rmsnorm(k, L.k_norm.floats(), n * c.n_kv_heads, c.head_dim, c.rms_eps, k);
+    // Best first, equal logits in ascending id order, as compute_top_logits orders a whole row.
+    const size_t k = std::min(candidates.size(), static_cast<size_t>(std::min(vocab, backend::kTopLogits)));
+    std::partial_sort(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(k), candidates.end(),
+                      [](const Entry& a, const Entry& b) { return a.logit > b.logit || (a.logit == b.logit && a.id < b.id); });
+    backend::TopLogits& o = out[row];
+    for (size_t i = 0; i < k; ++i) {
+      o.ids[i] = candidates[i].id;
+      o.logits[i] = candidates[i].logit;
     }
-    be.rope(q, c.n_heads, c.head_dim, c.n_rot, c.rope_neox, step);
-    be.rope(k, c.n_kv_heads, c.head_dim, c.n_rot, c.rope_neox, step);
-
-    backend::KvLayerView view;
-    view.k = kv.k_base(l);
-    view.v = kv.v_base(l);
-    view.block_bytes = kv.block_bytes();
-    view.block_tokens = kv::kBlockTokens;
-    view.element = kv_element;
-    view.n_kv_heads = c.n_kv_heads;
-    view.head_dim = c.head_dim;
-    be.store_kv(view, k, v, step);
-    be.attention(q, c.n_heads, view, step, attn_scale, attn);
-
-    be.matmul(L.wo, attn, n, h);
-    be.add(x, h, dim_elems);
-    be.rmsnorm(x, L.ffn_norm.floats(), n, c.dim, c.rms_eps, h);
-    be.matmul(L.w_gate, h, n, gate);
-    be.matmul(L.w_up, h, n, up);
-    be.silu_mul(gate, up, static_cast<size_t>(n) * static_cast<size_t>(c.ffn_dim));
-    be.matmul(L.w_down, gate, n, h);
-    be.add(x, h, dim_elems);
+    o.count = static_cast<int32_t>(k);
+    double sum = 0;
+    for (size_t r = 0; r < ranks; ++r) {
+      sum += std::exp(static_cast<double>(per_rank[r * static_cast<size_t>(n_rows) + row].log_sum_exp) - top_lse);
+    }
+    o.log_sum_exp = static_cast<float>(top_lse + std::log(sum));
   }
-
-  if (n_out == 0) return;
-  float* const selected = selected_.floats();
-  be.gather_rows(x, c.dim, step, selected);
-  be.rmsnorm(selected, output_norm_.floats(), static_cast<int>(n_out), c.dim, c.rms_eps, selected);
-  be.matmul(output_, selected, static_cast<int>(n_out), host_logits ? host_logits : logits_.floats());
-}
-
-uint64_t Model::next_model_id() {
-  static std::atomic<uint64_t> next{1};
-  return next++;
 }
 
 }  // namespace pensieve::model

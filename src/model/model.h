@@ -1,37 +1,44 @@
 #pragma once
 // A loaded decoder-only transformer (llama, qwen2, qwen3): weights bound from the GGUF mmap and handed to the
 // backend (which may keep them in its own memory), and forward(Batch) written as explicit backend ops over
-// buffers the backend owns. Not thread-safe: one forward at a time.
+// buffers the backend owns (model_shard.h). Loaded over several backends it is tensor parallel: each rank
+// holds a slice of every layer (tensor_split.h) and runs on its own thread, and the logits are put together
+// on the host. Not thread-safe: one forward at a time.
 #include <filesystem>
 #include <memory>
 #include <span>
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/communicator.h"
 #include "gguf/gguf_file.h"
 #include "kv/kv_cache.h"
 #include "model/batch.h"
 #include "model/model_config.h"
+#include "model/model_shard.h"
+#include "model/rank_threads.h"
 
 namespace pensieve::model {
-
-struct LayerWeights {
-  backend::Weight wq, wk, wv, wo, w_gate, w_up, w_down;
-  backend::Buffer attn_norm, ffn_norm, q_norm, k_norm, bq, bk, bv;  // small vectors, as float, in the backend
-};
 
 class Model {
  public:
   // Throws std::runtime_error (one line) for an unreadable file, an unsupported architecture or tensor type,
   // or a missing/misshapen tensor.
   static std::unique_ptr<Model> load(const std::filesystem::path& path, backend::Backend& backend);
+  // Tensor parallel over ranks.size() backends (rank r on ranks[r]; one rank is the plain load above). Also
+  // throws (one line) when the ranks do not divide the heads, KV heads or FFN width, a split would cut a
+  // quantized block, or the ranks cannot communicate (backend::make_communicators).
+  static std::unique_ptr<Model> load(const std::filesystem::path& path, std::span<backend::Backend* const> ranks);
+  ~Model();
 
   const ModelConfig& config() const { return config_; }
   const gguf::GgufFile& file() const { return file_; }
-  backend::Backend& backend() { return backend_; }
-  uint64_t weight_bytes() const;  // bytes of every weight tensor a forward pass reads
+  backend::Backend& backend() { return shards_.front()->backend(); }  // rank 0's
+  int tensor_parallel() const { return static_cast<int>(shards_.size()); }
+  backend::Backend& rank_backend(int rank) { return shards_.at(static_cast<size_t>(rank))->backend(); }
+  uint64_t weight_bytes() const;  // bytes of every weight tensor a forward pass reads (over all ranks)
 
-  // A KV pool shaped for this model, its storage in the backend's memory.
+  // A KV pool shaped for this model, its storage in the backend's memory (each rank's heads in its own).
   kv::KvBlockPool make_kv_pool(kv::KvType type, int n_blocks) const;
 
   // Runs the batch; writes logits [batch.logit_rows.size()][vocab] into `logits` (host memory).
@@ -44,41 +51,28 @@ class Model {
   void read_top_logits(std::span<backend::TopLogits> out);  // one per logits row of the last run
 
  private:
-  Model(gguf::GgufFile file, ModelConfig config, backend::Backend& backend);
-  void bind_weights();
-  void prepare(backend::Weight& w, backend::Backend::WeightUse use);  // the backend's layout or memory for w
-  backend::Buffer vector_in_backend(const std::string& name, int64_t n);
-  void compute(const Batch& batch, kv::KvBlockPool& kv, float* host_logits);  // null: into logits_
-  void issue_ops(const backend::StepTables& step, kv::KvBlockPool& kv, float* host_logits);
-  void reserve_rows(int n_rows, int n_logit_rows, bool keep_logits);
+  Model(gguf::GgufFile file, ModelConfig config);
+  void load_shards(std::span<backend::Backend* const> ranks);
+  void compute(const Batch& batch, kv::KvBlockPool& kv, float* host_logits);  // null: kept in the backend
+  // Runs job(rank) on every rank's thread (several ranks) and waits; a failing rank stops the group.
+  void on_every_rank(const std::function<void(int)>& job);
 
   gguf::GgufFile file_;
   ModelConfig config_;
-  backend::Backend& backend_;
-  backend::Weight token_embd_, output_;
-  backend::Buffer output_norm_;
   std::vector<float> rope_freq_factors_;  // host: the rope table is computed on the host per step
-  std::vector<LayerWeights> layers_;
-
-  // Scratch in the backend's memory, grown to the largest batch seen and reused.
-  int capacity_rows_ = 0;
-  int capacity_logit_rows_ = 0;
-  int n_logit_rows_ = 0;  // of the last run
-  backend::Buffer x_, h_, q_, k_, v_, attn_, gate_, up_, selected_, logits_, top_;
-  // What a backend's recorded steps (StepShape) depend on: this model, and where its buffers and KV pool are.
-  const uint64_t id_ = next_model_id();
-  uint64_t buffers_generation_ = 0;
-  // (A pool made where a freed one was, but of another size, puts its V halves elsewhere.)
-  struct KvPlace {
-    const std::byte* k = nullptr;
-    const std::byte* v = nullptr;
-    size_t block_bytes = 0;
-    kv::KvType type = kv::KvType::F32;
-    friend bool operator==(const KvPlace&, const KvPlace&) = default;
-  };
-  KvPlace last_kv_;
-  static uint64_t next_model_id();
-  std::vector<float> rope_;  // host, uploaded with the step's tables
+  std::vector<float> rope_;               // host, uploaded with the step's tables by every rank
+  int n_logit_rows_ = 0;                  // of the last run
+  std::vector<std::unique_ptr<backend::Communicator>> comms_;  // empty with one rank
+  std::vector<std::unique_ptr<ModelShard>> shards_;
+  std::unique_ptr<RankThreads> threads_;  // null with one rank: it runs on the caller's thread
+  std::vector<backend::TopLogits> gathered_top_;  // host: [rank][row] heads before the merge
 };
+
+// The heads of whole rows from the heads of their vocabulary slices: per_rank is [rank][row] (n_rows rows a
+// rank, ids within the slice), slice_begin[r] the first vocabulary id of rank r's slice. Exact for the ids
+// and logits (the best kTopLogits of a row are among the best kTopLogits of its slices); the log-sum-exp is
+// that of the slices' log-sum-exps.
+void merge_top_logits(std::span<const backend::TopLogits> per_rank, std::span<const int64_t> slice_begin, int n_rows,
+                      int vocab, std::span<backend::TopLogits> out);
 
 }  // namespace pensieve::model

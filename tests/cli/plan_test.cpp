@@ -123,6 +123,28 @@ TEST(Plan, FiguresFollowFromTheModelShapes) {
   EXPECT_EQ(q8["kv_type"], "q8_0");
 }
 
+// Split over ranks, every figure is one rank's: its halves of the split matrices and of the KV heads, the
+// replicated norms and embedding (looked up whole on every rank).
+TEST(Plan, TensorParallelFiguresArePerRank) {
+  const json c = config();
+  const int64_t dim = c["hidden_size"], ffn = c["intermediate_size"], layers = c["num_hidden_layers"];
+  const int64_t heads = c["num_attention_heads"], kv_heads = c["num_key_value_heads"], head_dim = c["head_dim"];
+  const int64_t vocab = c["vocab_size"];
+  const int64_t split_per_layer = dim * heads * head_dim * 2 + dim * kv_heads * head_dim * 2 + 3 * dim * ffn;
+  const int64_t params = layers * (split_per_layer / 2 + 2 * dim) + vocab * dim + vocab * dim / 2 + dim + head_dim / 2;
+  const json one = plan_json({"--parallel", "3", "--ctx-size", "100"});
+  const json two = plan_json({"--parallel", "3", "--ctx-size", "100", "--tensor-parallel", "2"});
+  EXPECT_EQ(two["tensor_parallel"], 2);
+  EXPECT_EQ(two["weight_bytes"], params * 4);
+  EXPECT_EQ(two["kv_bytes_per_token"], one["kv_bytes_per_token"].get<int64_t>() / 2);
+  EXPECT_EQ(two["kv_blocks"], one["kv_blocks"]) << "one pool of blocks, each rank holding its heads of every block";
+  EXPECT_EQ(two["kv_pool_bytes"], one["kv_pool_bytes"].get<int64_t>() / 2);
+  EXPECT_LT(two["scratch_bytes"].get<int64_t>(), one["scratch_bytes"].get<int64_t>());
+  const RunResult r = run({"plan", "--model", kModel.string(), "--tensor-parallel", "4"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(r.err, "pensieve: --tensor-parallel 4 does not divide the model's 2 KV heads\n");
+}
+
 TEST(Plan, AgreesWithWhatServeAllocates) {
   for (const std::vector<std::string>& flags :
        {std::vector<std::string>{"--parallel", "4", "--ctx-size", "300"}, std::vector<std::string>{},

@@ -34,5 +34,19 @@ TEST(ServeFlags, ChatTemplateThatDoesNotParse) {
   expect_one_line_error(r, file.string());
 }
 
+// --tensor-parallel / --devices: refused in one line before listening, for a world size the model's KV heads
+// do not divide and for GPU lists that cannot name the ranks.
+TEST(ServeFlags, TensorParallelThatCannotSplitTheModel) {
+  const RunResult r = run({"serve", "--model", kModel, "--port", "0", "--device", "cpu", "--tensor-parallel", "4"});
+  expect_one_line_error(r, "--tensor-parallel 4 does not divide the model's 2 KV heads");
+  EXPECT_EQ(r.out.find("listening"), std::string::npos) << r.out;
+  expect_one_line_error(run({"serve", "--model", kModel, "--tensor-parallel", "2", "--devices", "0,0", "--check"}),
+                        "GPU 0 is given twice");
+  expect_one_line_error(run({"serve", "--model", kModel, "--tensor-parallel", "2", "--devices", "0", "--check"}),
+                        "--devices names 1 GPU(s) for --tensor-parallel 2");
+  expect_one_line_error(run({"serve", "--model", kModel, "--tensor-parallel", "0", "--check"}),
+                        "--tensor-parallel must be at least 1");
+}
+
 }  // namespace
 }  // namespace pensieve::cli_test

@@ -3,6 +3,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "kv/kv_cache.h"
 
@@ -18,6 +19,29 @@ TEST(KvBlockPool, SizesFollowShapeAndType) {
   // K and V of every layer are disjoint regions.
   EXPECT_EQ(f16.v_base(0) - f16.k_base(0), static_cast<std::ptrdiff_t>(10 * f16.block_bytes()));
   EXPECT_EQ(f16.k_base(1) - f16.k_base(0), static_cast<std::ptrdiff_t>(20 * f16.block_bytes()));
+}
+
+// Tensor parallel: each shard holds its share of the KV heads in storage from its own allocator.
+TEST(KvBlockPool, ShardsSplitTheHeadsEachInItsOwnStorage) {
+  std::vector<size_t> asked;
+  const auto allocator = [&asked](size_t bytes) {
+    asked.push_back(bytes);
+    auto storage = std::make_shared<std::byte[]>(bytes);
+    return std::shared_ptr<std::byte>(storage, storage.get());
+  };
+  const std::vector<KvBlockPool::StorageAllocator> shards(2, allocator);
+  KvBlockPool pool({2, 4, 64}, KvType::F16, 10, shards);
+  EXPECT_EQ(pool.n_shards(), 2);
+  EXPECT_EQ(pool.shape().n_kv_heads, 4);        // the whole model's
+  EXPECT_EQ(pool.shard_shape().n_kv_heads, 2);  // each shard's
+  EXPECT_EQ(pool.block_bytes(), 16u * 2 * 64 * 2);
+  EXPECT_EQ(asked, (std::vector<size_t>{2u * 2 * 10 * pool.block_bytes(), 2u * 2 * 10 * pool.block_bytes()}));
+  EXPECT_EQ(pool.total_bytes(), asked[0] + asked[1]);
+  // Shard 1's layer 0 is not inside shard 0's storage, and a block id names the same block in both.
+  EXPECT_TRUE(pool.k_base(0, 1) < pool.k_base(0, 0) || pool.k_base(0, 1) >= pool.k_base(0, 0) + asked[0]);
+  EXPECT_EQ(pool.v_base(1, 1) - pool.k_base(1, 1), static_cast<std::ptrdiff_t>(10 * pool.block_bytes()));
+  EXPECT_THROW(KvBlockPool({2, 4, 64}, KvType::F16, 10, std::vector<KvBlockPool::StorageAllocator>(3, allocator)),
+               std::invalid_argument);
 }
 
 TEST(KvBlockPool, Q8_0StoresEach32ElementsIn34Bytes) {

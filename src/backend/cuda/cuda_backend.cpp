@@ -104,6 +104,7 @@ class CudaBackend final : public Backend {
   std::string name() const override { return "cuda:" + std::to_string(index_) + " " + props_.name; }
   int threads() const override { return 1; }
   bool host_memory() const override { return false; }
+  void* native_stream() const override { return stream_; }  // tensor parallel: NCCL enqueues on it
 
   DeviceInfo device_info() const override {
     DeviceInfo d;
