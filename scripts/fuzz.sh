@@ -5,9 +5,10 @@
 # tokenizer_fuzz (text -> ids -> text), api_request_fuzz (a body into the OpenAI / Anthropic adapters),
 # http_request_fuzz (raw bytes into a live server's connection), tool_call_parser_fuzz (model output into the
 # tool-call parsers and reasoning splitter). Default: all of them.
-# Builds fuzz/ with clang (ASan + UBSan) into build-fuzz/. Seeds: fuzz/seeds/<target-without-_fuzz>/ (checked
-# in) and, for the GGUF reader, small valid GGUFs written on the spot. The growing corpus stays in
-# build-fuzz/corpus/<target>/ between runs; crashing inputs land in build-fuzz/artifacts/ — once fixed, keep each
+# Builds fuzz/ with clang (ASan + UBSan) into build-fuzz/ (or PENSIEVE_FUZZ_BUILD_DIR); a main build made there
+# with PENSIEVE_FUZZ=ON (scripts/test-sanitizers.sh asan) is used as it is. Seeds: fuzz/seeds/<target-without-_fuzz>/
+# (checked in) and, for the GGUF reader, small valid GGUFs written on the spot. The growing corpus stays in
+# <build>/corpus/<target>/ between runs; crashing inputs land in <build>/artifacts/ — once fixed, keep each
 # as a regression seed (tests/gguf/regressions/ for the GGUF reader, fuzz/seeds/<name>/ for the others).
 set -euo pipefail
 
@@ -22,12 +23,22 @@ build="${PENSIEVE_FUZZ_BUILD_DIR:-$root/build-fuzz}"
 fixtures="${PENSIEVE_FIXTURES_DIR:-$root/../shared/fixtures}"
 export PENSIEVE_FIXTURES_DIR="$fixtures"
 
-# clang 16 when there (scripts/install-deps.sh installs it): clang 14 cannot build the HTTP harness.
-if [[ -z "${CXX:-}" ]] && command -v clang++-16 >/dev/null; then
-  export CC=clang-16 CXX=clang++-16
+if grep -qs '^PENSIEVE_FUZZ:BOOL=ON' "$build/CMakeCache.txt"; then
+  # A main build with the fuzzers in it (scripts/test-sanitizers.sh asan made it): its rooms are instrumented
+  # already, the harnesses lie in fuzz/ there.
+  bin="$build/fuzz"
+else
+  if grep -qs '^CMAKE_PROJECT_NAME:STATIC=pensieve$' "$build/CMakeCache.txt"; then
+    build="$build/fuzz-own"  # a main build without the fuzzers in it: they get their own build beside it
+  fi
+  # clang 16 when there (scripts/install-deps.sh installs it): clang 14 cannot build the HTTP harness.
+  if [[ -z "${CXX:-}" ]] && command -v clang++-16 >/dev/null; then
+    export CC=clang-16 CXX=clang++-16
+  fi
+  CC="${CC:-clang}" CXX="${CXX:-clang++}" cmake -S "$root/fuzz" -B "$build" -G Ninja \
+    -DPENSIEVE_FIXTURES_DIR="$fixtures" >/dev/null
+  bin="$build"
 fi
-CC="${CC:-clang}" CXX="${CXX:-clang++}" cmake -S "$root/fuzz" -B "$build" -G Ninja \
-  -DPENSIEVE_FIXTURES_DIR="$fixtures" >/dev/null
 available=()
 for target in "${targets[@]}"; do
   if grep -q "^build $target:" "$build/build.ninja"; then
@@ -52,7 +63,7 @@ for target in "${targets[@]}"; do
     for f in "$fixtures"/vocab/*.gguf; do
       [[ -e "$f" ]] && vocab+=("$f")
     done
-    "$build/gguf_make_seed_corpus" "$seeds" "${vocab[@]}"
+    "$bin/gguf_make_seed_corpus" "$seeds" "${vocab[@]}"
     cp "$root"/tests/gguf/regressions/* "$seeds"/ 2>/dev/null || true
     max_len=65536
   else
@@ -61,7 +72,7 @@ for target in "${targets[@]}"; do
   fi
   echo "== $target: ${seconds}s, $(ls "$seeds" | wc -l) seeds, corpus $(ls "$build/corpus/$name" | wc -l)"
   # One in-process worker: a single core, and the stats print here rather than into a fuzz-N.log.
-  (cd "$build" && "./$target" "corpus/$name" "$seeds" \
+  (cd "$build" && "$bin/$target" "corpus/$name" "$seeds" \
     -max_total_time="$seconds" -max_len="$max_len" -rss_limit_mb=2048 -timeout=30 \
     -print_final_stats=1 -artifact_prefix="$build/artifacts/$name-")
 done

@@ -3,8 +3,9 @@
 # runs tests there.
 #   scripts/test-sanitizers.sh asan BUILD_DIR [CTEST_EXCLUDE_REGEX]
 #     AddressSanitizer + UndefinedBehaviorSanitizer (leaks too), every unit and e2e test except those matching
-#     the regex. Any report fails the test it happens in: UBSan halts on the first finding, and a server
-#     process with a report exits non-zero, which the e2e tests check.
+#     the regex; with clang 16 also the fuzzers, for scripts/fuzz.sh to run from the same build. Any report
+#     fails the test it happens in: UBSan halts on the first finding, and a server process with a report exits
+#     non-zero, which the e2e tests check.
 #   scripts/test-sanitizers.sh tsan BUILD_DIR
 #     ThreadSanitizer over the engine/HTTP hand-off: the serving engine's and the HTTP room's unit tests and
 #     the e2e suites that drive a real server from many connections at once.
@@ -17,12 +18,25 @@ exclude="${3:-}"
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 jobs="${JOBS:-$(nproc)}"
 
+# The e2e tests leave out the checks that mean nothing under a sanitizer (RSS bounds), saying so.
+export PENSIEVE_E2E_SANITIZER="$kind"
+
 # -O1 keeps the stacks readable and the tests a few times faster than -O0.
 common=(-G Ninja -DPENSIEVE_CUDA=OFF -DPENSIEVE_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug
         "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g" "-DCMAKE_C_FLAGS_DEBUG=-O1 -g")
 case "$kind" in
   asan)
-    cmake -S "$root" -B "$build_dir" "${common[@]}" -DPENSIEVE_SANITIZE=ON >/dev/null
+    # With clang 16 (scripts/install-deps.sh installs it) the fuzzers are built here too, over the same
+    # instrumented rooms, so that `make test` compiles one sanitized tree for its tests and its fuzz smoke run
+    # (PENSIEVE_FUZZ_BUILD_DIR for scripts/fuzz.sh). Without it: the default compiler, tests only.
+    compiler=()
+    fuzz=OFF
+    if [[ -z "${CXX:-}" ]] && command -v clang++-16 >/dev/null; then
+      compiler=(-DCMAKE_C_COMPILER=clang-16 -DCMAKE_CXX_COMPILER=clang++-16)
+      fuzz=ON
+    fi
+    cmake -S "$root" -B "$build_dir" "${common[@]}" "${compiler[@]}" -DPENSIEVE_SANITIZE=ON \
+      -DPENSIEVE_FUZZ="$fuzz" >/dev/null
     cmake --build "$build_dir" -j "$jobs"
     export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=0"
     export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"

@@ -16,7 +16,7 @@ uint64_t choice_seed(uint64_t seed, int choice) {
   return x ^ (x >> 31);
 }
 
-Sampler::Sampler(int vocab) : vocab_(vocab) {
+Sampler::Sampler(int vocab) {
   candidates_.reserve(static_cast<size_t>(vocab));
   counts_.assign(static_cast<size_t>(vocab), 0);
 }

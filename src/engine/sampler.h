@@ -77,7 +77,6 @@ class Sampler {
   int32_t draw(std::span<float> logits, const SamplingParams& params, SequenceRng& rng, const AllowedTokens& allowed);
   double log_sum_exp(std::span<const float> logits) const;
 
-  int vocab_;
   std::vector<Candidate> candidates_;
   std::vector<int32_t> counts_;  // per token, zero between calls
 };

@@ -85,7 +85,8 @@ class FakeEngine final : public Engine {
  public:
   // Each request emits these pieces in turn (token id = 100 + index), then finishes with "stop".
   std::vector<std::string> script = {"Hello", ",", " world", "!", " How", " are", " you", "?"};
-  std::chrono::milliseconds step{2};
+  // Atomic: tests change it while the engine thread already sleeps by it (a data race ThreadSanitizer found).
+  std::atomic<std::chrono::milliseconds> step{std::chrono::milliseconds(2)};
   std::optional<SubmitRefused::Why> refuse;  // set: every submit is refused with this
   std::optional<int> fail_after;             // set: a request finishes with an Error after this many pieces
   std::vector<int32_t> script_ids;           // token id of each piece (default 100 + index)
@@ -156,7 +157,7 @@ class FakeEngine final : public Engine {
 
   void loop() {
     for (;;) {
-      std::this_thread::sleep_for(step);
+      std::this_thread::sleep_for(step.load());
       std::lock_guard lock(mutex_);
       std::vector<Running> still;
       for (Running& r : running_) {

@@ -25,7 +25,8 @@ before(async () => {
 });
 
 after(async () => {
-  await stopProcess(server, 10000);
+  // Exit status 0 also says that no sanitizer reported anything (make test-asan / test-tsan run this suite).
+  assert.equal(await stopProcess(server, 10000), 0, 'the scripted server should exit 0 on SIGTERM');
 });
 
 const weatherTool = {

@@ -154,7 +154,10 @@ test('a model that cannot fit beside models in use is refused with Retry-After',
   assert.equal(state(s, 'qwen3'), 'loaded');
 });
 
-test('50 load/unload cycles: RSS stays flat', async () => {
+// Under ASan (scripts/test-sanitizers.sh sets PENSIEVE_E2E_SANITIZER) RSS counts the allocator's quarantine of
+// freed blocks and shadow memory, so a flat RSS is not to be expected there; the plain build runs this test.
+const rssSkip = process.env.PENSIEVE_E2E_SANITIZER ? `RSS is not meaningful under ${process.env.PENSIEVE_E2E_SANITIZER}` : false;
+test('50 load/unload cycles: RSS stays flat', { skip: rssSkip }, async () => {
   const [a, b] = await Promise.all([planned(LLAMA), planned(QWEN3)]);
   const { proc, url } = await serve(['--model', `llama=${LLAMA}`, '--model', `qwen3=${QWEN3}`,
     '--memory-budget', String(Math.max(a, b) + 1024)]);
