@@ -21,9 +21,15 @@ jobs="${JOBS:-$(nproc)}"
 # The e2e tests leave out the checks that mean nothing under a sanitizer (RSS bounds), saying so.
 export PENSIEVE_E2E_SANITIZER="$kind"
 
-# -O1 keeps the stacks readable and the tests a few times faster than -O0.
-common=(-G Ninja -DPENSIEVE_CUDA=OFF -DPENSIEVE_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug
-        "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g" "-DCMAKE_C_FLAGS_DEBUG=-O1 -g")
+# -O1 keeps the stacks readable and the tests a few times faster than -O0. Line tables are all a sanitizer's
+# report needs (file:line per frame); full debug info made the Boost-heavy test files the build's long tail.
+# (-g1 is gcc's name for the same.)
+common_flags() {
+  local debug="$1"
+  common=(-G Ninja -DPENSIEVE_CUDA=OFF -DPENSIEVE_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug
+          "-DCMAKE_CXX_FLAGS_DEBUG=-O1 $debug" "-DCMAKE_C_FLAGS_DEBUG=-O1 $debug")
+}
+common_flags -g1
 case "$kind" in
   asan)
     # With clang 16 (scripts/install-deps.sh installs it) the fuzzers are built here too, over the same
@@ -34,6 +40,7 @@ case "$kind" in
     if [[ -z "${CXX:-}" ]] && command -v clang++-16 >/dev/null; then
       compiler=(-DCMAKE_C_COMPILER=clang-16 -DCMAKE_CXX_COMPILER=clang++-16)
       fuzz=ON
+      common_flags -gline-tables-only
     fi
     cmake -S "$root" -B "$build_dir" "${common[@]}" "${compiler[@]}" -DPENSIEVE_SANITIZE=ON \
       -DPENSIEVE_FUZZ="$fuzz" >/dev/null
