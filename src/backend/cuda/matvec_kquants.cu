@@ -113,6 +113,18 @@ __device__ __forceinline__ void x_pairs(const uint32_t (&xw)[32], int r, int m, 
   odd = __byte_perm(xw[8 * r + 2 * m], xw[8 * r + 2 * m + 1], 0x7632);
 }
 
+// One 16 x 16 slice of decoded weights times every activation tile, at words 2m, 2m + 1 of run r.
+template <int NT>
+__device__ __forceinline__ void multiply_tiles(float (&acc)[NT][4], const uint32_t (&a)[4],
+                                               const uint32_t (&xw)[NT][32], int r, int m) {
+#pragma unroll
+  for (int j = 0; j < NT; ++j) {
+    uint32_t even, odd;
+    x_pairs(xw[j], r, m, even, odd);
+    mma_16x8x16(acc[j], a, even, odd);
+  }
+}
+
 // The warps' tiles added in warp order, and rows g, g + 8 of each activation tile written to y[j][rows].
 template <int NT, int W>
 __device__ __forceinline__ void store_tiles(float (&acc)[NT][4], int n, int rows, int row0, float* __restrict__ y) {
@@ -231,12 +243,7 @@ __global__ void __launch_bounds__(W * 32)
           a[r] = half2_bits(scale[r][run].weights((word >> shift) & 0x000f000fu));
           a[2 + r] = half2_bits(scale[r][run].weights((word >> (shift + 8)) & 0x000f000fu));
         }
-#pragma unroll
-        for (int j = 0; j < NT; ++j) {
-          uint32_t even, odd;
-          x_pairs(xw[j], run, m, even, odd);
-          mma_16x8x16(acc[j], a, even, odd);
-        }
+        multiply_tiles<NT>(acc, a, xw, run, m);
       }
     }
   }
@@ -295,12 +302,7 @@ __global__ void __launch_bounds__(W * 32)
             a[2 * by + r] = half2_bits(scale[r][quarter].weights(bits));
           }
         }
-#pragma unroll
-        for (int j = 0; j < NT; ++j) {
-          uint32_t even, odd;
-          x_pairs(xw[j], quarter, m, even, odd);
-          mma_16x8x16(acc[j], a, even, odd);
-        }
+        multiply_tiles<NT>(acc, a, xw, quarter, m);
       }
     }
   }
