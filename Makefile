@@ -28,7 +28,7 @@ test-unit: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
 
 # The unit and e2e tests again, built with AddressSanitizer + UndefinedBehaviorSanitizer (CUDA off, clang 16,
-# -O1 -g; part of `make test`). Its cost on CI: see docs/configuration.md ("How this is checked").
+# -O1, line tables; part of `make test`). Its cost on CI: see docs/configuration.md ("How this is checked").
 # Left out, and why: e2e_soak, whose RSS bound means nothing under ASan's quarantine and shadow memory
 # (test-unit runs it on the plain build).
 ASAN_DIR ?= $(BUILD_DIR)-asan
