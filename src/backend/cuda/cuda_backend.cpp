@@ -80,11 +80,12 @@ class CudaBackend final : public Backend {
     dense_budget_ = dense != nullptr && std::string(dense) == "0" ? 0 : free / 100 * kDenseShareOfFreeMemory;
     if (const char* rows = std::getenv("PENSIEVE_CUDA_MATVEC_ROWS")) matvec_rows_ = std::atoi(rows);
     const char* profile = std::getenv("PENSIEVE_CUDA_PROFILE");
-    profile_.enable(profile != nullptr && std::string(profile) == "1", stream_);
+    const bool profiling = profile != nullptr && std::string(profile) == "1";
+    profile_.enable(profiling, stream_);
     // Steps are recorded as graphs unless PENSIEVE_CUDA_GRAPHS=0 (or while timing each op, whose events a
     // graph would not keep apart).
     const char* graphs = std::getenv("PENSIEVE_CUDA_GRAPHS");
-    graphs_enabled_ = !(graphs != nullptr && std::string(graphs) == "0") && !(profile && std::string(profile) == "1");
+    graphs_enabled_ = !(graphs != nullptr && std::string(graphs) == "0") && !profiling;
     // cuBLAS's own workspace, set once, so that a recorded step allocates nothing.
     blas_workspace_ = allocate(kBlasWorkspaceBytes);
     check(cublasSetWorkspace(blas_, blas_workspace_.data(), kBlasWorkspaceBytes), "set workspace");
@@ -254,8 +255,8 @@ class CudaBackend final : public Backend {
     check(cudaEventSynchronize(upload_done_), "previous upload");  // the staging area is free again
     upload_staging_.reserve(bytes);
     if (upload_device_.bytes < bytes) {
+      forget_graphs();  // before the old area is freed: recordings read it
       upload_device_ = allocate(std::max(bytes, 2 * upload_device_.bytes));
-      forget_graphs();
     }
 
     auto* host = reinterpret_cast<int32_t*>(upload_staging_.data + rope_bytes);
@@ -413,15 +414,16 @@ class CudaBackend final : public Backend {
   // The residual add the model issued just before, when it feeds this norm, is done by the norm's kernel; the
   // normalized rows are also written in f16 for the products that read them next.
   void rmsnorm(const float* x, const float* gamma, int n_rows, int dim, float eps, float* out) override {
-    PendingAdd fused;
-    if (pending_add_.x == x && pending_add_.n == static_cast<size_t>(n_rows) * static_cast<size_t>(dim)) {
-      fused = pending_add_;
+    const size_t elems = static_cast<size_t>(n_rows) * static_cast<size_t>(dim);
+    const float* residual = nullptr;
+    if (pending_add_.x == x && pending_add_.n == elems) {
+      residual = pending_add_.y;
       pending_add_ = {};
     }
     const ProfileScope scope(*this, "rmsnorm");
-    const size_t elems = static_cast<size_t>(n_rows) * static_cast<size_t>(dim);
     uint16_t* half = scratch(act_half_, elems * 2);
-    cuda::rmsnorm(fused.x ? fused.x : const_cast<float*>(x), fused.y, gamma, n_rows, dim, eps, out, half, stream_);
+    // x is written only with a residual, and then it is the add's own (non-const) destination.
+    cuda::rmsnorm(const_cast<float*>(x), residual, gamma, n_rows, dim, eps, out, half, stream_);
     check_launch("rmsnorm");
     f16_input_ = out;
     f16_input_elems_ = elems;
