@@ -3,6 +3,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <stdexcept>
+
 #include "backend/cuda/kernels.h"
 
 namespace pensieve::backend::cuda {
@@ -24,37 +26,51 @@ __global__ void to_bf16_kernel(const float* __restrict__ x, size_t n, __nv_bfloa
 // With `residual`, x += residual first (written back: the residual stream's add, fused here to save a pass);
 // with `out_f16`, the result also in f16 for the product that reads it next. out may alias x or residual:
 // each thread reads its own elements before it writes them.
+// One block per row, each thread K elements (K * blockDim >= dim) held in registers from the first load to the
+// last store: x, the residual and gamma are all requested before anything waits on them, and nothing is read
+// twice. At one decode row the kernel is all latency, and the two reads of the row that a strided loop makes
+// cost as much as the rest.
+template <int K>
 __global__ void rmsnorm_kernel(float* x, const float* residual, const float* __restrict__ gamma, int dim, float eps,
                                float* out, __half* __restrict__ out_f16) {
   const size_t base = static_cast<size_t>(blockIdx.x) * dim;
   float* xr = x + base;
-  float* o = out + base;
-  float ss = 0.0f;
-  if (residual != nullptr) {
-    const float* rr = residual + base;
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
-      const float v = xr[i] + rr[i];
-      xr[i] = v;
-      ss = fmaf(v, v, ss);
+  float v[K], g[K];
+#pragma unroll
+  for (int k = 0; k < K; ++k) {
+    const int i = static_cast<int>(threadIdx.x) + k * static_cast<int>(blockDim.x);
+    v[k] = 0.0f, g[k] = 0.0f;
+    if (i < dim) {
+      v[k] = xr[i];
+      if (residual != nullptr) v[k] += residual[base + i];
+      g[k] = gamma[i];
     }
-  } else {
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) ss = fmaf(xr[i], xr[i], ss);
+  }
+  float ss = 0.0f;
+#pragma unroll
+  for (int k = 0; k < K; ++k) {
+    const int i = static_cast<int>(threadIdx.x) + k * static_cast<int>(blockDim.x);
+    if (residual != nullptr && i < dim) xr[i] = v[k];
+    ss = fmaf(v[k], v[k], ss);
   }
   __shared__ float partial[32];
   for (int off = 16; off > 0; off /= 2) ss += __shfl_xor_sync(0xffffffffu, ss, off);
   if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = ss;
   __syncthreads();
   if (threadIdx.x < 32) {
-    float v = threadIdx.x < blockDim.x / 32 ? partial[threadIdx.x] : 0.0f;
-    for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
-    if (threadIdx.x == 0) partial[0] = v;
+    float p = threadIdx.x < blockDim.x / 32 ? partial[threadIdx.x] : 0.0f;
+    for (int off = 16; off > 0; off /= 2) p += __shfl_xor_sync(0xffffffffu, p, off);
+    if (threadIdx.x == 0) partial[0] = p;
   }
   __syncthreads();
   const float inv = rsqrtf(partial[0] / static_cast<float>(dim) + eps);
-  for (int i = threadIdx.x; i < dim; i += blockDim.x) {
-    const float v = xr[i] * inv * gamma[i];
-    o[i] = v;
-    if (out_f16 != nullptr) out_f16[base + i] = __float2half_rn(v);
+#pragma unroll
+  for (int k = 0; k < K; ++k) {
+    const int i = static_cast<int>(threadIdx.x) + k * static_cast<int>(blockDim.x);
+    if (i >= dim) continue;
+    const float o = v[k] * inv * g[k];
+    out[base + i] = o;
+    if (out_f16 != nullptr) out_f16[base + i] = __float2half_rn(o);
   }
 }
 
@@ -115,10 +131,17 @@ void to_bf16(const float* x, size_t n, uint16_t* out, cudaStream_t stream) {
 
 void rmsnorm(float* x, const float* residual, const float* gamma, int n_rows, int dim, float eps, float* out,
              uint16_t* out_f16, cudaStream_t stream) {
+  if (n_rows <= 0) return;
   const int threads = dim >= 1024 ? 1024 : (dim + 31) / 32 * 32;
-  if (n_rows > 0) {
-    rmsnorm_kernel<<<n_rows, threads, 0, stream>>>(x, residual, gamma, dim, eps, out, reinterpret_cast<__half*>(out_f16));
-  }
+  const int per_thread = (dim + threads - 1) / threads;
+  auto* h = reinterpret_cast<__half*>(out_f16);
+  if (per_thread <= 1) rmsnorm_kernel<1><<<n_rows, threads, 0, stream>>>(x, residual, gamma, dim, eps, out, h);
+  else if (per_thread <= 2) rmsnorm_kernel<2><<<n_rows, threads, 0, stream>>>(x, residual, gamma, dim, eps, out, h);
+  else if (per_thread <= 4) rmsnorm_kernel<4><<<n_rows, threads, 0, stream>>>(x, residual, gamma, dim, eps, out, h);
+  else if (per_thread <= 8) rmsnorm_kernel<8><<<n_rows, threads, 0, stream>>>(x, residual, gamma, dim, eps, out, h);
+  else if (per_thread <= 16) rmsnorm_kernel<16><<<n_rows, threads, 0, stream>>>(x, residual, gamma, dim, eps, out, h);
+  else if (per_thread <= 32) rmsnorm_kernel<32><<<n_rows, threads, 0, stream>>>(x, residual, gamma, dim, eps, out, h);
+  else throw std::invalid_argument("rmsnorm: rows of more than 32768 elements");
 }
 
 void rope(float* x, int n_rows, int n_heads, int head_dim, int n_rot, bool neox, const float* cos_sin,
