@@ -12,11 +12,13 @@
 #include <random>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backend/backend.h"
 #include "gguf/gguf_file.h"
 #include "tensor/dequantize.h"
+#include "tensor/quantize.h"
 
 namespace pensieve::backend {
 namespace {
@@ -134,14 +136,65 @@ TEST(CudaMatmul, EveryWeightTypeMatchesDequantizeThenDot) {
   EXPECT_EQ(seen.size(), 15u) << "weight types covered";
 }
 
+// Rows as wide as real models' (the fixtures' are a few hundred columns): the Q4_K kernel copies one to a few
+// activation rows into shared memory when they fit beside its own, so every batch of 1..8 rows over 2560,
+// 3072 and 14336 columns crosses that limit somewhere, at each of the warps-per-tile choices (row counts).
+// Weights are random floats quantized here; the reference is dequantize-then-dot in double.
+TEST(CudaMatmul, WideQ4kRowsAtEveryBatchUpToSixteen) {
+  REQUIRE_GPU();
+  for (const auto& [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{{64, 2560}, {64, 3072}, {2048, 3072},
+                                                                          {8192, 2560}, {64, 14336}}) {
+    SCOPED_TRACE("rows " + std::to_string(rows) + " cols " + std::to_string(cols));
+    const auto values = random_floats(static_cast<size_t>(rows * cols), 11, 0.05f);
+    const size_t row_bytes = *gguf::bytes_for(static_cast<uint32_t>(gguf::GgmlType::Q4_K), static_cast<uint64_t>(cols));
+    std::vector<std::byte> bytes(row_bytes * static_cast<size_t>(rows));
+    tensor::quantize(gguf::GgmlType::Q4_K, values, bytes);
+    std::vector<float> dense(values.size());
+    tensor::dequantize(static_cast<uint32_t>(gguf::GgmlType::Q4_K), bytes, dense);
+    Weight w;
+    w.name = "wide";
+    w.type_id = static_cast<uint32_t>(gguf::GgmlType::Q4_K);
+    w.rows = rows;
+    w.cols = cols;
+    w.row_bytes = row_bytes;
+    w.data = bytes;
+    gpu_in_place()->prepare(w, Backend::WeightUse::Matrix);
+    for (int n = 1; n <= 16; ++n) {
+      const auto x = random_floats(static_cast<size_t>(n * cols), 200 + n);
+      Buffer xd = gpu_in_place()->upload(x);
+      Buffer yd = gpu_in_place()->allocate(static_cast<size_t>(n * rows) * sizeof(float));
+      gpu_in_place()->matmul(w, xd.floats(), n, yd.floats());
+      std::vector<float> y(static_cast<size_t>(n * rows));
+      gpu_in_place()->read(y, yd.floats());
+      for (int j = 0; j < n; ++j) {
+        for (int64_t r = 0; r < rows; r += 7) {
+          double ref = 0, mag = 0;
+          for (int64_t c = 0; c < cols; ++c) {
+            const double p = static_cast<double>(dense[static_cast<size_t>(r * cols + c)]) * x[static_cast<size_t>(j * cols + c)];
+            ref += p;
+            mag += std::fabs(p);
+          }
+          ASSERT_NEAR(y[static_cast<size_t>(j * rows + r)], ref, 3e-3 * mag + 1e-6) << "n " << n << " row " << r;
+        }
+      }
+    }
+  }
+}
+
 // A sequence's rows must come out the same whichever path its batch takes (the in-place quantized product
 // for small batches, f16 decode + cuBLAS for large ones): the same first rows of a 16-row and a 40-row
 // product are compared, relative to sum |w x| of each output.
 TEST(CudaMatmul, SmallAndLargeBatchPathsAgree) {
   REQUIRE_GPU();
   double worst = 0;
+  std::vector<std::filesystem::path> files;
   for (const char* q : {"Q4_0", "Q8_0", "Q4_K_M", "Q6_K", "Q5_K_M", "Q2_K"}) {
-    const gguf::GgufFile f = gguf::GgufFile::open(kFixtures / "quant" / (std::string("llama3-tiny-") + q + ".gguf"));
+    files.push_back(kFixtures / "quant" / (std::string("llama3-tiny-") + q + ".gguf"));
+  }
+  files.push_back(kFixtures / "models" / "llama-tiny" / "llama-tiny-f16.gguf");  // the F16 tile kernel
+  for (const std::filesystem::path& file : files) {
+    const std::string q = file.stem().string();
+    const gguf::GgufFile f = gguf::GgufFile::open(file);
     const gguf::TensorInfo& t = *f.find_tensor("blk.0.ffn_down.weight");
     const Weight host = weight_of(f, t);
     Weight dev = host;
@@ -176,7 +229,7 @@ TEST(CudaMatmul, SmallAndLargeBatchPathsAgree) {
         worst_large_ref = std::max(worst_large_ref, std::fabs(yl[i] - ref) / mag);
       }
     }
-    std::printf("[ %s %s ] |small - large| / sum|wx| <= %.2e; vs exact: small %.2e, large %.2e\n", q,
+    std::printf("[ %s %s ] |small - large| / sum|wx| <= %.2e; vs exact: small %.2e, large %.2e\n", q.c_str(),
                 std::string(gguf::type_name(t.type_id)).c_str(), worst_here, worst_small_ref, worst_large_ref);
     worst = std::max(worst, worst_here);
   }

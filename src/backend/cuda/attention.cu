@@ -55,18 +55,19 @@ __device__ float kv_value(const std::byte* head, int d) {
   }
 }
 
-// One thread per element (F32, F16) or per 32-element Q8_0 block of a row.
+// Elements [first, first + count) of row `row`'s K and V into their slot: one thread per element (F32, F16)
+// or per 32-element Q8_0 block (first and count then multiples of 32).
 template <KvElement E>
-__global__ void store_kv_kernel(KvGeometry g, int width, const float* __restrict__ k, const float* __restrict__ v,
-                                const int32_t* __restrict__ positions, const int32_t* __restrict__ seq_of_row,
-                                const int32_t* __restrict__ table_start, const int32_t* __restrict__ blocks) {
-  const int row = blockIdx.x;
+__device__ void store_kv_row(const KvGeometry& g, int width, const float* __restrict__ k, const float* __restrict__ v,
+                             int row, int first, int count, const int32_t* __restrict__ positions,
+                             const int32_t* __restrict__ seq_of_row, const int32_t* __restrict__ table_start,
+                             const int32_t* __restrict__ blocks) {
   const int32_t* table = blocks + table_start[seq_of_row[row]];
   const size_t offset = slot_offset(g, table, positions[row]);
   const float* kr = k + static_cast<size_t>(row) * width;
   const float* vr = v + static_cast<size_t>(row) * width;
   if constexpr (E == KvElement::Q8_0) {
-    for (int b = threadIdx.x; b < width / 32; b += blockDim.x) {
+    for (int b = first / 32 + static_cast<int>(threadIdx.x); b < (first + count) / 32; b += blockDim.x) {
       for (int which = 0; which < 2; ++which) {
         const float* x = (which ? vr : kr) + 32 * b;
         std::byte* dst = (which ? g.v : g.k) + offset + static_cast<size_t>(b) * 34;
@@ -80,7 +81,7 @@ __global__ void store_kv_kernel(KvGeometry g, int width, const float* __restrict
       }
     }
   } else {
-    for (int i = threadIdx.x; i < width; i += blockDim.x) {
+    for (int i = first + static_cast<int>(threadIdx.x); i < first + count; i += blockDim.x) {
       if constexpr (E == KvElement::F32) {
         reinterpret_cast<float*>(g.k + offset)[i] = kr[i];
         reinterpret_cast<float*>(g.v + offset)[i] = vr[i];
@@ -90,6 +91,50 @@ __global__ void store_kv_kernel(KvGeometry g, int width, const float* __restrict
       }
     }
   }
+}
+
+template <KvElement E>
+__global__ void store_kv_kernel(KvGeometry g, int width, const float* __restrict__ k, const float* __restrict__ v,
+                                const int32_t* __restrict__ positions, const int32_t* __restrict__ seq_of_row,
+                                const int32_t* __restrict__ table_start, const int32_t* __restrict__ blocks) {
+  store_kv_row<E>(g, width, k, v, static_cast<int>(blockIdx.x), 0, width, positions, seq_of_row, table_start,
+                  blocks);
+}
+
+// RoPE on the query and key heads (in place, as rope_kernel does), and the keys and values into the cache, in
+// one launch: a block per (row, head), which rotates its head and, for a KV head, stores that head's K and V.
+// (At one decode row these were three kernels of a few microseconds each, all of it latency; one block per
+// row spent as long again walking the row's heads.)
+struct RopeHeads {
+  float* q;
+  float* k;
+  int q_heads, kv_heads, head_dim, n_rot;
+  bool neox;
+};
+
+template <KvElement E>
+__global__ void rope_store_kv_kernel(KvGeometry g, RopeHeads r, const float* __restrict__ v,
+                                     const float* __restrict__ cos_sin, const int32_t* __restrict__ positions,
+                                     const int32_t* __restrict__ seq_of_row, const int32_t* __restrict__ table_start,
+                                     const int32_t* __restrict__ blocks) {
+  const int row = static_cast<int>(blockIdx.x), h = static_cast<int>(blockIdx.y);
+  const int half = r.n_rot / 2;
+  const float* cs = cos_sin + static_cast<size_t>(row) * r.n_rot;
+  const bool key = h >= r.q_heads;
+  float* xh = key ? r.k + (static_cast<size_t>(row) * r.kv_heads + (h - r.q_heads)) * r.head_dim
+                  : r.q + (static_cast<size_t>(row) * r.q_heads + h) * r.head_dim;
+  for (int i = static_cast<int>(threadIdx.x); i < half; i += blockDim.x) {
+    const int a = r.neox ? i : 2 * i;
+    const int b = r.neox ? i + half : 2 * i + 1;
+    const float c = cs[2 * i], s = cs[2 * i + 1];
+    const float x0 = xh[a], x1 = xh[b];
+    xh[a] = x0 * c - x1 * s;
+    xh[b] = x0 * s + x1 * c;
+  }
+  if (!key) return;
+  __syncthreads();  // the block's own writes to k are visible to it after the barrier
+  store_kv_row<E>(g, r.kv_heads * r.head_dim, r.k, v, row, (h - r.q_heads) * r.head_dim, r.head_dim, positions,
+                  seq_of_row, table_start, blocks);
 }
 
 // Where a split writes its unnormalized output, running max and sum when a row's keys are split across blocks.
@@ -105,7 +150,7 @@ template <KvElement E>
 __global__ void attention_kernel(KvGeometry g, const float* __restrict__ q, int n_heads, int rep, float scale,
                                  const int32_t* __restrict__ positions, const int32_t* __restrict__ seq_of_row,
                                  const int32_t* __restrict__ table_start, const int32_t* __restrict__ blocks,
-                                 float* __restrict__ out, SplitOutput split) {
+                                 float* __restrict__ out, __half* __restrict__ out_f16, SplitOutput split) {
   extern __shared__ float q_shared[];  // [rep][head_dim]
   const int row = blockIdx.x, kv_head = blockIdx.y, part = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -173,7 +218,10 @@ __global__ void attention_kernel(KvGeometry g, const float* __restrict__ q, int 
 #pragma unroll
     for (int i = 0; i < kMaxDimsPerLane; ++i) {
       const int d = lane + 32 * i;
-      if (d < hd) o[d] = acc[i] * inv;
+      if (d < hd) {
+        o[d] = acc[i] * inv;
+        if (out_f16 != nullptr) out_f16[(static_cast<size_t>(row) * n_heads + head) * hd + d] = __float2half_rn(o[d]);
+      }
     }
     return;
   }
@@ -220,7 +268,7 @@ template <int HD, int MAX_REP>
 __global__ void __launch_bounds__(128) attention_f16_kernel(
     KvGeometry g, const float* __restrict__ q, int n_heads, int rep, float scale, const int32_t* __restrict__ positions,
     const int32_t* __restrict__ seq_of_row, const int32_t* __restrict__ table_start, const int32_t* __restrict__ blocks,
-    float* __restrict__ out, SplitOutput split) {
+    float* __restrict__ out, __half* __restrict__ out_f16, SplitOutput split) {
   constexpr int kWarps = 4;
   constexpr int DPL = HD / 32;                   // value dimensions per lane
   constexpr int kKeyChunk = 64;                  // key halves loaded at once (8 registers of 16 bytes)
@@ -344,6 +392,7 @@ __global__ void __launch_bounds__(128) attention_f16_kernel(
         float v = 0.0f;
         for (int w = 0; w < kWarps; ++w) v += part_acc[(w * MAX_REP + r) * HD + d] * weight[w];
         o[d] = v / total;
+        if (out_f16 != nullptr) out_f16[(static_cast<size_t>(row) * n_heads + head) * HD + d] = __float2half_rn(o[d]);
       }
     } else {
       // A split past the row's context leaves max -inf and sum 0: the combine step gives it no weight.
@@ -364,7 +413,8 @@ __global__ void __launch_bounds__(128) attention_f16_kernel(
 
 // One block per (row, head), one thread per output dimension: the splits' softmax pieces rescaled to the
 // overall max and added.
-__global__ void combine_splits_kernel(SplitOutput split, int n_heads, int hd, float* __restrict__ out) {
+__global__ void combine_splits_kernel(SplitOutput split, int n_heads, int hd, float* __restrict__ out,
+                                      __half* __restrict__ out_f16) {
   const int row = blockIdx.x, head = blockIdx.y, d = threadIdx.x;
   const size_t base = (static_cast<size_t>(row) * n_heads + head) * split.n_splits;
   float m = -INFINITY;
@@ -375,7 +425,11 @@ __global__ void combine_splits_kernel(SplitOutput split, int n_heads, int hd, fl
     total += split.sum[base + s] * w;
     if (d < hd) value += split.acc[(base + s) * hd + d] * w;
   }
-  if (d < hd) out[(static_cast<size_t>(row) * n_heads + head) * hd + d] = value / total;
+  if (d < hd) {
+    const size_t i = (static_cast<size_t>(row) * n_heads + head) * hd + d;
+    out[i] = value / total;
+    if (out_f16 != nullptr) out_f16[i] = __float2half_rn(out[i]);
+  }
 }
 
 template <typename Fn>
@@ -388,6 +442,18 @@ void dispatch_element(KvElement e, Fn&& fn) {
 }
 
 }  // namespace
+
+void rope_store_kv(const KvLayerView& kv, float* q, int q_heads, float* k, const float* v, int n_rot, bool neox,
+                   const StepUpload& step, cudaStream_t stream) {
+  if (step.n_rows == 0) return;
+  const RopeHeads heads{q, k, q_heads, kv.n_kv_heads, kv.head_dim, n_rot, neox};
+  const dim3 grid(static_cast<unsigned>(step.n_rows), static_cast<unsigned>(q_heads + kv.n_kv_heads));
+  const int threads = std::min(256, (kv.head_dim + 31) / 32 * 32);
+  dispatch_element(kv.element, [&]<KvElement E>() {
+    rope_store_kv_kernel<E><<<grid, threads, 0, stream>>>(geometry(kv), heads, v, step.rope, step.positions,
+                                                          step.seq_of_row, step.table_start, step.blocks);
+  });
+}
 
 void store_kv(const KvLayerView& kv, const float* k, const float* v, const StepUpload& step, cudaStream_t stream) {
   if (step.n_rows == 0) return;
@@ -414,8 +480,9 @@ size_t attention_split_floats(int n_rows, int n_heads, int head_dim, int n_split
 }
 
 void attention(const float* q, int n_heads, const KvLayerView& kv, const StepUpload& step, float scale, float* out,
-               int n_splits, float* split_scratch, cudaStream_t stream) {
+               uint16_t* out_f16, int n_splits, float* split_scratch, cudaStream_t stream) {
   if (step.n_rows == 0) return;
+  auto* h = reinterpret_cast<__half*>(out_f16);
   const int rep = n_heads / kv.n_kv_heads;
   SplitOutput split;
   split.n_splits = n_splits;
@@ -435,7 +502,8 @@ void attention(const float* q, int n_heads, const KvLayerView& kv, const StepUpl
       const size_t bytes = (static_cast<size_t>(MAX_REP) * HD * 5 + 8 * MAX_REP) * sizeof(float);
       attention_f16_kernel<HD, MAX_REP><<<grid, 128, bytes, stream>>>(geometry(kv), q, n_heads, rep, scale,
                                                                        step.positions, step.seq_of_row,
-                                                                       step.table_start, step.blocks, out, split);
+                                                                       step.table_start, step.blocks, out, h,
+                                                                       split);
     };
     if (rep == 1) launch.template operator()<1>();
     else if (rep == 2) launch.template operator()<2>();
@@ -453,12 +521,12 @@ void attention(const float* q, int n_heads, const KvLayerView& kv, const StepUpl
     dispatch_element(kv.element, [&]<KvElement E>() {
       attention_kernel<E><<<grid, rep * 32, shared, stream>>>(geometry(kv), q, n_heads, rep, scale, step.positions,
                                                               step.seq_of_row, step.table_start, step.blocks, out,
-                                                              split);
+                                                              h, split);
     });
   }
   if (n_splits > 1) {
     const dim3 heads(static_cast<unsigned>(step.n_rows), static_cast<unsigned>(n_heads));
-    combine_splits_kernel<<<heads, (kv.head_dim + 31) / 32 * 32, 0, stream>>>(split, n_heads, kv.head_dim, out);
+    combine_splits_kernel<<<heads, (kv.head_dim + 31) / 32 * 32, 0, stream>>>(split, n_heads, kv.head_dim, out, h);
   }
 }
 

@@ -4,7 +4,8 @@
 //
 // Matrix products: quantized weights with few activation rows go to the matvec kernels, which read the
 // quantized bytes once; larger batches decode the matrix to f16 and call cuBLAS, whose tensor-core GEMM
-// repays the decode. F16/BF16/F32 weights always go to cuBLAS.
+// repays the decode. F16 weights take a tensor-core kernel for up to 16 rows (matvec_f16.cu) and cuBLAS
+// above; BF16/F32 weights always go to cuBLAS.
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
 
@@ -82,6 +83,7 @@ class CudaBackend final : public Backend {
     const char* profile = std::getenv("PENSIEVE_CUDA_PROFILE");
     const bool profiling = profile != nullptr && std::string(profile) == "1";
     profile_.enable(profiling, stream_);
+    pending_ropes_.reserve(kMaxPendingRopes);
     // Steps are recorded as graphs unless PENSIEVE_CUDA_GRAPHS=0 (or while timing each op, whose events a
     // graph would not keep apart).
     const char* graphs = std::getenv("PENSIEVE_CUDA_GRAPHS");
@@ -177,7 +179,7 @@ class CudaBackend final : public Backend {
     if (offset > dst.bytes || src.size() > dst.bytes - offset) throw std::out_of_range("write past the end of a buffer");
     if (src.empty()) return;
     activate();
-    flush_pending_add();
+    flush_pending_ops();
     f16_input_ = nullptr;
     check(cudaMemcpyAsync(dst.data() + offset, src.data(), src.size(), cudaMemcpyHostToDevice, stream_), "upload");
     check(cudaStreamSynchronize(stream_), "upload");
@@ -185,7 +187,7 @@ class CudaBackend final : public Backend {
 
   void read(std::span<std::byte> dst, const std::byte* src) override {
     activate();
-    flush_pending_add();
+    flush_pending_ops();
     if (dst.empty()) {
       check(cudaStreamSynchronize(stream_), "wait");
       return;
@@ -227,7 +229,7 @@ class CudaBackend final : public Backend {
 
   void upload_step(StepTables& step) override {
     activate();
-    flush_pending_add();
+    flush_pending_ops();
     f16_input_ = nullptr;
     const size_t n = step.positions.size();
     if (step.seq_of_row.size() != n) throw std::invalid_argument("step: positions and sequence ids differ in length");
@@ -319,8 +321,12 @@ class CudaBackend final : public Backend {
   }
 
   void end_step(bool completed) override {
-    if (completed) flush_pending_add();
-    else pending_add_ = {};
+    if (completed) {
+      flush_pending_ops();
+    } else {
+      pending_add_ = {};
+      pending_ropes_.clear();
+    }
     if (!recording_) return;
     recording_ = false;
     cudaGraph_t graph = nullptr;
@@ -384,9 +390,12 @@ class CudaBackend final : public Backend {
     }
     // A product written over its own input (never done by the model, but allowed) leaves no valid copy.
     if (y < x + x_elems && x < y + static_cast<size_t>(n) * static_cast<size_t>(w.rows)) f16_input_ = nullptr;
+    const bool few_rows = n <= (matvec_rows_ > 0 ? matvec_rows_ : kMatvecMaxRows);
     if (w.type_id == static_cast<uint32_t>(gguf::GgmlType::F16)) {
-      gemm_ex(w.data.data(), CUDA_R_16F, xh, rows, n, cols, y);
-    } else if (n <= (matvec_rows_ > 0 ? matvec_rows_ : kMatvecMaxRows)) {
+      if (!few_rows || !cuda::matvec_f16(w.data.data(), w.rows, w.cols, xh, n, y, stream_)) {
+        gemm_ex(w.data.data(), CUDA_R_16F, xh, rows, n, cols, y);
+      }
+    } else if (few_rows) {
       cuda::matvec(w.type_id, w.data.data(), w.row_bytes, w.rows, w.cols, xh, n, y, stream_);
     } else if (w.dense) {
       gemm_ex(w.dense.get(), CUDA_R_16F, xh, rows, n, cols, y);
@@ -429,15 +438,33 @@ class CudaBackend final : public Backend {
     f16_input_elems_ = elems;
   }
 
+  // Held back: the model rotates the queries, then the keys, then stores keys and values; when store_kv comes
+  // next for those keys, one kernel does all three (see rope_store_kv).
   void rope(float* x, int n_heads, int head_dim, int n_rot, bool neox, const StepTables& step) override {
     const ProfileScope scope(*this, "rope");
-    cuda::rope(x, step.n_rows(), n_heads, head_dim, n_rot, neox, uploaded(step).rope, stream_);
-    check_launch("rope");
+    if (pending_ropes_.size() == kMaxPendingRopes) flush_pending_ropes();
+    pending_ropes_.push_back({x, n_heads, head_dim, n_rot, neox, step.n_rows(), uploaded(step).rope});
   }
 
   void store_kv(const KvLayerView& kv, const float* k, const float* v, const StepTables& step) override {
     const ProfileScope scope(*this, "store_kv");
     require_kv(kv);
+    if (pending_ropes_.size() == 2) {
+      const PendingRope& q = pending_ropes_[0];
+      const PendingRope& key = pending_ropes_[1];
+      if (key.x == k && key.n_heads == kv.n_kv_heads && key.head_dim == kv.head_dim && q.head_dim == kv.head_dim &&
+          q.n_rot == key.n_rot && q.neox == key.neox && q.n_rows == step.n_rows() && key.n_rows == step.n_rows() &&
+          q.x != k) {
+        float* qx = q.x;
+        const int q_heads = q.n_heads, n_rot = q.n_rot;
+        const bool neox = q.neox;
+        pending_ropes_.clear();
+        cuda::rope_store_kv(kv, qx, q_heads, const_cast<float*>(k), v, n_rot, neox, uploaded(step), stream_);
+        check_launch("rope + store_kv");
+        return;
+      }
+    }
+    flush_pending_ropes();
     cuda::store_kv(kv, k, v, uploaded(step), stream_);
     check_launch("store_kv");
   }
@@ -454,8 +481,12 @@ class CudaBackend final : public Backend {
     // past a row's own context contributes nothing.)
     const size_t floats = cuda::attention_split_floats(up.n_rows, n_heads, kv.head_dim, splits);
     float* scratch_floats = floats ? reinterpret_cast<float*>(scratch(attention_split_, floats * sizeof(float))) : nullptr;
-    cuda::attention(q, n_heads, kv, up, scale, out, splits, scratch_floats, stream_);
+    const size_t out_elems = static_cast<size_t>(up.n_rows) * static_cast<size_t>(n_heads) * kv.head_dim;
+    uint16_t* half = scratch(act_half_, out_elems * 2);
+    cuda::attention(q, n_heads, kv, up, scale, out, half, splits, scratch_floats, stream_);
     check_launch("attention");
+    f16_input_ = out;  // the output projection reads the f16 copy written alongside
+    f16_input_elems_ = out_elems;
   }
 
   void silu_mul(float* gate, const float* up, size_t n) override {
@@ -531,7 +562,9 @@ class CudaBackend final : public Backend {
     // Every op but matmul writes activations, so the f16 copy of the last product's input may be stale after it.
     ProfileScope(CudaBackend& b, const char* name) : profile(b.profile_) {
       b.flush_pending_add();
-      if (std::string_view(name) != "matmul") b.f16_input_ = nullptr;
+      const std::string_view op(name);
+      if (op != "rope" && op != "store_kv") b.flush_pending_ropes();
+      if (op != "matmul") b.f16_input_ = nullptr;
       profile.begin(name);
     }
     ~ProfileScope() { profile.end(); }
@@ -582,6 +615,30 @@ class CudaBackend final : public Backend {
     check_launch("add");
   }
   PendingAdd pending_add_;
+
+  // Everything held back, issued before the host reads or writes device memory or a new step's tables
+  // replace those the held-back ops point at.
+  void flush_pending_ops() {
+    flush_pending_add();
+    flush_pending_ropes();
+  }
+
+  struct PendingRope {
+    float* x = nullptr;
+    int n_heads = 0, head_dim = 0, n_rot = 0;
+    bool neox = false;
+    int n_rows = 0;
+    const float* cos_sin = nullptr;
+  };
+  void flush_pending_ropes() {
+    for (const PendingRope& r : pending_ropes_) {
+      cuda::rope(r.x, r.n_rows, r.n_heads, r.head_dim, r.n_rot, r.neox, r.cos_sin, stream_);
+      check_launch("rope");
+    }
+    pending_ropes_.clear();
+  }
+  static constexpr size_t kMaxPendingRopes = 2;
+  std::vector<PendingRope> pending_ropes_;  // capacity reserved at construction: no allocation per step
 
   static constexpr int kv_block_tokens_ = 16;
   static constexpr size_t kBlasWorkspaceBytes = size_t{32} << 20;

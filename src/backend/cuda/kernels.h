@@ -40,6 +40,8 @@ void matvec(uint32_t type, const void* w, size_t row_bytes, int64_t rows, int64_
 // The same for Q4_K and Q6_K through their own faster kernels (matvec_kquants.cu); false for other types.
 bool matvec_kquant(uint32_t type, const void* w, size_t row_bytes, int64_t rows, int64_t cols, const uint16_t* x,
                    int n, float* y, cudaStream_t stream);
+// The same for F16 weights and n <= 16 (matvec_f16.cu); false where cols is not a multiple of 32.
+bool matvec_f16(const void* w, int64_t rows, int64_t cols, const uint16_t* x, int n, float* y, cudaStream_t stream);
 // The f16 copy of a Q4_K or Q6_K matrix, decoded exactly as matvec_kquant decodes it; false for other types.
 bool dequantize_kquant_f16(uint32_t type, const void* w, size_t row_bytes, int64_t rows, int64_t cols, uint16_t* out,
                            cudaStream_t stream);
@@ -70,10 +72,14 @@ void top_logits(const float* logits, int n_rows, int vocab, TopLogits* out, void
 
 // The paged KV cache (attention.cu).
 void store_kv(const KvLayerView& kv, const float* k, const float* v, const StepUpload& step, cudaStream_t stream);
+// RoPE on q [rows][q_heads][head_dim] and k (kv's KV heads), in place, then store_kv, in one launch.
+void rope_store_kv(const KvLayerView& kv, float* q, int q_heads, float* k, const float* v, int n_rot, bool neox,
+                   const StepUpload& step, cudaStream_t stream);
 // How many blocks each row's keys are split across, and the scratch floats the splits need (0 for one split).
 int attention_splits(int n_rows, int n_kv_heads, int max_context, int multiprocessors);
 size_t attention_split_floats(int n_rows, int n_heads, int head_dim, int n_splits);
+// out_f16 (optional): the output in f16 as well, for the product that reads it next.
 void attention(const float* q, int n_heads, const KvLayerView& kv, const StepUpload& step, float scale, float* out,
-               int n_splits, float* split_scratch, cudaStream_t stream);
+               uint16_t* out_f16, int n_splits, float* split_scratch, cudaStream_t stream);
 
 }  // namespace pensieve::backend::cuda

@@ -10,15 +10,16 @@
 
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/quant_chunks.h"
+#include "backend/cuda/tile_mma.cuh"
 
 namespace pensieve::backend::cuda {
 namespace {
 
-__device__ __forceinline__ __half2 bits_to_half2(uint32_t bits) {
-  __half2 h;
-  memcpy(&h, &bits, 4);
-  return h;
-}
+using tiles::add_chains;
+using tiles::bits_to_half2;
+using tiles::half2_bits;
+using tiles::mma_16x8x16;
+using tiles::store_tiles;
 
 // Two small unsigned values at bits 0.. and 16.. of `bits` (the rest zero) as halves, minus `offset`:
 // 0x6400 is 1024 in f16, whose last mantissa bit is worth 1, so OR-ing in v gives 1024 + v exactly.
@@ -26,43 +27,76 @@ __device__ __forceinline__ __half2 small_ints_to_half2(uint32_t bits, __half2 of
   return __hsub2(bits_to_half2(bits | 0x64006400u), offset);
 }
 
-// Q4_K: the f16 weights of a sub-block are fma(scale, q, -min) in f16 with both rounded to f16 first.
+// (a & Mask) | c in one LOP3. Written in C++ it becomes two: a LOP3 holds one 32-bit immediate, and the
+// compiler keeps both constants as immediates instead of one in a register; at one per weight pair that was
+// a seventh of the tile kernels' instructions.
+template <uint32_t Mask>
+__device__ __forceinline__ uint32_t and_or(uint32_t a, uint32_t c) {
+  uint32_t d;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;" : "=r"(d) : "r"(a), "n"(Mask), "r"(c));
+  return d;
+}
+constexpr uint32_t kHalf1024Pair = 0x64006400u;
+
+// (v, v) in f16, exactly, for the byte of `word` that `selector` picks (half_pair_selector): the byte and
+// 0x64 put side by side make 1024 + v. Scales are made from these with one f16 multiply, no conversion
+// instruction: the conversion pipe runs at an eighth of the integer and f16 rate, and turning each sub-block's
+// scale and min into f32 and back once bounded the tile kernels as much as the weights did.
+__device__ __forceinline__ uint32_t half_pair_selector(uint32_t byte) { return 0x4040u | (byte << 8) | byte; }
+__device__ __forceinline__ __half2 byte_to_half2(uint32_t word, uint32_t selector) {
+  return __hsub2(bits_to_half2(__byte_perm(word, 0x64u, selector)), __half2half2(__ushort_as_half(0x6400)));
+}
+
+// Q4_K: the f16 weights of a sub-block are fma(scale, q, -min) in f16 with both rounded to f16 first. The
+// product of two f16 values rounded once is what rounding the exact f32 product gives, so the two
+// constructors agree bit for bit.
 struct Q4kHalfScale {
   __half2 scale, neg_min;
+  Q4kHalfScale() = default;
   __device__ Q4kHalfScale(float d, float dmin, int sc, int m)
       : scale(__half2half2(__float2half_rn(d * static_cast<float>(sc)))),
         neg_min(__half2half2(__float2half_rn(-(dmin * static_cast<float>(m))))) {}
-  // Two 4-bit values at bits 0..3 and 16..19.
+  // d2 = (d, d), neg_dmin2 = (-dmin, -dmin); the 6-bit scale and min are bytes of the two words.
+  __device__ Q4kHalfScale(__half2 d2, __half2 neg_dmin2, uint32_t scales, uint32_t mins, uint32_t selector)
+      : scale(__hmul2(byte_to_half2(scales, selector), d2)),
+        neg_min(__hmul2(byte_to_half2(mins, selector), neg_dmin2)) {}
+  // Two 4-bit values at bits 0..3 and 16..19 (the rest of `pair` zero).
   __device__ __half2 weights(uint32_t pair) const {
     return __hfma2(scale, small_ints_to_half2(pair, __half2half2(__ushort_as_half(0x6400))), neg_min);
+  }
+  // The low nibbles of bytes 0 and 2 of `word`; `magic` holds kHalf1024Pair.
+  __device__ __half2 low_weights(uint32_t word, uint32_t magic) const {
+    const __half2 q = __hsub2(bits_to_half2(and_or<0x000f000fu>(word, magic)), __half2half2(__ushort_as_half(0x6400)));
+    return __hfma2(scale, q, neg_min);
+  }
+  // The high nibbles of bytes 0 and 2: OR-ed in at bit 4 they make 1024 + 16 q, and q = that / 16 - 64
+  // exactly (no shift needed).
+  __device__ __half2 high_weights(uint32_t word, uint32_t magic) const {
+    const __half2 q = __hfma2(bits_to_half2(and_or<0x00f000f0u>(word, magic)),
+                              __half2half2(__ushort_as_half(0x2c00)),   // 1/16
+                              __half2half2(__ushort_as_half(0xd400)));  // -64
+    return __hfma2(scale, q, neg_min);
   }
 };
 
 // Q6_K: scale * (q - 32), the scale (d times the int8 sub-scale) rounded to f16 first.
 struct Q6kHalfScale {
   __half2 scale;
+  Q6kHalfScale() = default;
   __device__ Q6kHalfScale(float d, int sc) : scale(__half2half2(__float2half_rn(d * static_cast<float>(sc)))) {}
+  // The int8 sub-scale is a byte of `biased` (the scales with 0x80 added to each byte: v + 128 unsigned), and
+  // 128 (0x5800) comes off exactly.
+  __device__ Q6kHalfScale(__half2 d2, uint32_t biased, uint32_t selector)
+      : scale(__hmul2(__hsub2(byte_to_half2(biased, selector), __half2half2(__ushort_as_half(0x5800))), d2)) {}
   // Two 6-bit values at bits 0..5 and 16..21.
   __device__ __half2 weights(uint32_t pair) const {
     return __hmul2(scale, small_ints_to_half2(pair, __half2half2(__ushort_as_half(0x6420))));  // 1024 + 32
   }
+  // The same with kHalf1024Pair already OR-ed in.
+  __device__ __half2 weights_of_halves(uint32_t halves) const {
+    return __hmul2(scale, __hsub2(bits_to_half2(halves), __half2half2(__ushort_as_half(0x6420))));
+  }
 };
-
-// D (16 x 8, f32) += A (16 x 16, f16, row-major) * B (16 x 8, f16, column-major) on the tensor cores. Lane
-// (g, t) = (lane / 4, lane % 4) holds A's rows g and g + 8 at k = 2t, 2t+1 (a[0], a[1]) and 2t+8, 2t+9 (a[2],
-// a[3]), B's column g at the same k (b0, b1), and D's rows g, g + 8 at columns 2t, 2t+1.
-__device__ __forceinline__ void mma_16x8x16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ uint32_t half2_bits(__half2 h) {
-  uint32_t bits;
-  memcpy(&bits, &h, 4);
-  return bits;
-}
 
 // The product as tensor-core tiles: a block takes 16 weight rows and up to 16 activation rows (NT tiles of 8);
 // its warps split the row's super-blocks and add their tiles in shared memory, in a fixed order. The sum over
@@ -86,23 +120,52 @@ __device__ __forceinline__ void load16_even(const uint8_t* p, uint32_t (&out)[4]
   for (int i = 0; i < 4; ++i) out[i] = __funnelshift_r(r[i], r[i + 1], shift);
 }
 
+// Eight bytes from a 2-byte aligned address, from aligned words: a third word only where the address is not
+// 4-byte aligned, so nothing past the eight bytes' own word is read.
+__device__ __forceinline__ void load8_even(const uint8_t* p, uint32_t (&out)[2]) {
+  const auto addr = reinterpret_cast<uintptr_t>(p);
+  const auto* a = reinterpret_cast<const uint32_t*>(addr & ~uintptr_t{3});
+  const auto shift = static_cast<uint32_t>(addr & 3) * 8;
+  const uint32_t r0 = a[0], r1 = a[1], r2 = shift ? a[2] : 0u;
+  out[0] = __funnelshift_r(r0, r1, shift);
+  out[1] = __funnelshift_r(r1, r2, shift);
+}
+
+__device__ __forceinline__ uint16_t load_u16_even(const uint8_t* p) { return *reinterpret_cast<const uint16_t*>(p); }
+
 // The activations of one lane's 64 columns, as 32 words of two halves (word k: columns 2k, 2k + 1 of the
-// lane's list), for activation row `j` (zeros past the last row). `run` gives the first column of each
-// 16-column run the lane covers.
+// lane's list), for activation row `j`; past the last row, the last row again: those tile columns are never
+// stored, and loading something costs less than zeroing registers each step. `run` gives the first column of
+// each 16-column run the lane covers.
 template <typename Run>
 __device__ __forceinline__ void load_x64(const __half* __restrict__ x, int j, int n, int cols, Run run,
                                          uint32_t (&out)[32]) {
-  if (j >= n) {
-#pragma unroll
-    for (int i = 0; i < 32; ++i) out[i] = 0;
-    return;
-  }
+  const int row = min(j, n - 1);
 #pragma unroll
   for (int r = 0; r < 4; ++r) {
-    const auto* p = reinterpret_cast<const uint4*>(x + static_cast<size_t>(j) * cols + run(r));
+    const auto* p = reinterpret_cast<const uint4*>(x + static_cast<size_t>(row) * cols + run(r));
     const uint4 u = p[0], v = p[1];
     out[8 * r + 0] = u.x, out[8 * r + 1] = u.y, out[8 * r + 2] = u.z, out[8 * r + 3] = u.w;
     out[8 * r + 4] = v.x, out[8 * r + 5] = v.y, out[8 * r + 6] = v.z, out[8 * r + 7] = v.w;
+  }
+}
+
+// At one activation row (a decode step of one stream) the block copies the row into shared memory first: the
+// loop then reads it there each step, where reading it from L1 or L2 each step put that latency on the
+// path of every super-block (the weights are fetched a step ahead; the activations were not). Returns where
+// the kernel reads its activations. The F16 kernel, whose loads are all a round ahead, reached twice the
+// bandwidth of these until they did this.
+template <bool kStaged>
+__device__ __forceinline__ const __half* stage_activations(const __half* __restrict__ x, int n, int cols) {
+  if constexpr (!kStaged) {
+    return x;
+  } else {
+    extern __shared__ uint4 staged_x[];
+    const int words = n * cols / 8;
+    const auto* src = reinterpret_cast<const uint4*>(x);
+    for (int i = static_cast<int>(threadIdx.x); i < words; i += static_cast<int>(blockDim.x)) staged_x[i] = src[i];
+    __syncthreads();
+    return reinterpret_cast<const __half*>(staged_x);
   }
 }
 
@@ -125,49 +188,6 @@ __device__ __forceinline__ void multiply_tiles(float (&acc)[NT][4], const uint32
   }
 }
 
-// The warps' tiles added in warp order, and rows g, g + 8 of each activation tile written to y[j][rows].
-template <int NT, int W>
-__device__ __forceinline__ void store_tiles(float (&acc)[NT][4], int n, int rows, int row0, float* __restrict__ y) {
-  __shared__ float part[W - 1][NT * 4][32];
-  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
-  if (warp > 0) {
-#pragma unroll
-    for (int j = 0; j < NT; ++j)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) part[warp - 1][4 * j + i][lane] = acc[j][i];
-  }
-  __syncthreads();
-  if (warp != 0) return;
-  const int g = lane / 4, t = lane % 4;
-#pragma unroll
-  for (int j = 0; j < NT; ++j) {
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      float v = acc[j][i];
-#pragma unroll
-      for (int w = 0; w < W - 1; ++w) v += part[w][4 * j + i][lane];
-      const int row = row0 + g + 8 * (i / 2), col = 8 * j + 2 * t + i % 2;
-      if (row < rows && col < n) y[static_cast<size_t>(col) * rows + row] = v;
-    }
-  }
-}
-
-// k4_scale_min for packed bytes held in three words (bytes 0-3, 4-7, 8-11): a dynamic index into a local
-// array would put it in local memory.
-__device__ __forceinline__ void k4_scale_min_words(uint32_t w0, uint32_t w1, uint32_t w2, int group, int& scale,
-                                                   int& min) {
-  const int shift = 8 * (group % 4);
-  const int b0 = static_cast<int>((w0 >> shift) & 0xff), b1 = static_cast<int>((w1 >> shift) & 0xff);
-  if (group < 4) {
-    scale = b0 & 63;
-    min = b1 & 63;
-  } else {
-    const int b2 = static_cast<int>((w2 >> shift) & 0xff);
-    scale = (b2 & 15) | ((b0 >> 6) << 4);
-    min = (b2 >> 4) | ((b1 >> 6) << 4);
-  }
-}
-
 // Q4_K: lane t takes quant bytes 16t .. 16t + 15 and 64 + 16t .. 64 + 16t + 15, so that one load instruction
 // of the warp reads 64 contiguous bytes of each of its rows (lanes 32 bytes apart left half of every sector
 // unread, and the L1 traffic, not DRAM, bounded the kernel). Byte j holds elements 64 (j / 32) + j % 32 (low
@@ -187,21 +207,28 @@ __device__ __forceinline__ int q4k_run_column(int t, int r) {
   return 128 * (r / 2) + 64 * (t / 2) + 16 * (t % 2) + 32 * (r % 2);
 }
 
-template <int NT, int W>
+template <int NT, int W, bool kStaged>
 __global__ void __launch_bounds__(W * 32)
     matvec_q4_k(const uint8_t* __restrict__ w, size_t row_bytes, int rows, int blocks_per_row,
-                const __half* __restrict__ x, int n, int cols, float* __restrict__ y) {
+                const __half* __restrict__ x_global, int n, int cols, float* __restrict__ y) {
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   const int g = lane / 4, t = lane % 4;
   const int row0 = static_cast<int>(blockIdx.x) * 16;
   const uint8_t* rows_at[2] = {w + static_cast<size_t>(min(row0 + g, rows - 1)) * row_bytes,
                                w + static_cast<size_t>(min(row0 + g + 8, rows - 1)) * row_bytes};
-  float acc[NT][4] = {};
+  // Two accumulators, for the low- and high-nibble runs: each mma.sync waits for the one before it on the same
+  // accumulator, and one chain of sixteen per super-block kept the tensor pipe's latency in the way.
+  float acc[2][NT][4] = {};
+  // The lane's sub-blocks are 2 (t / 2) and the next, and 4 further: bytes 2 (t / 2) and 2 (t / 2) + 1 of
+  // the unpacked words.
+  const uint32_t select[2] = {half_pair_selector(2 * (t / 2)), half_pair_selector(2 * (t / 2) + 1)};
   Q4kBytes next[2];
   if (warp < blocks_per_row) {
     for (int r = 0; r < 2; ++r) next[r].load(rows_at[r] + static_cast<size_t>(warp) * 144, t);
   }
+  const __half* __restrict__ x = stage_activations<kStaged>(x_global, n, cols);
 
+  const uint32_t magic = kHalf1024Pair;
   for (int sb = warp; sb < blocks_per_row; sb += W) {
     const Q4kBytes cur[2] = {next[0], next[1]};
     if (sb + W < blocks_per_row) {
@@ -214,72 +241,81 @@ __global__ void __launch_bounds__(W * 32)
       load_x64(x, 8 * j + g, n, cols, [&](int r) { return sb * 256 + q4k_run_column(t, r); }, xw[j]);
     }
     uint32_t q[2][8];
-    Q4kHalfScale scale[2][4] = {{Q4kHalfScale(0, 0, 0, 0), Q4kHalfScale(0, 0, 0, 0), Q4kHalfScale(0, 0, 0, 0),
-                                 Q4kHalfScale(0, 0, 0, 0)},
-                                {Q4kHalfScale(0, 0, 0, 0), Q4kHalfScale(0, 0, 0, 0), Q4kHalfScale(0, 0, 0, 0),
-                                 Q4kHalfScale(0, 0, 0, 0)}};
+    Q4kHalfScale scale[2][4];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       const uint4 head = cur[r].head, qa = cur[r].qa, qb = cur[r].qb;
       q[r][0] = qa.x, q[r][1] = qa.y, q[r][2] = qa.z, q[r][3] = qa.w;
       q[r][4] = qb.x, q[r][5] = qb.y, q[r][6] = qb.z, q[r][7] = qb.w;
-      const float d = half_bits_to_float(head.x & 0xffff), dmin = half_bits_to_float(head.x >> 16);
-#pragma unroll
-      for (int run = 0; run < 4; ++run) {
-        int sc, m;
-        k4_scale_min_words(head.y, head.z, head.w, 4 * (run / 2) + 2 * (t / 2) + run % 2, sc, m);
-        scale[r][run] = Q4kHalfScale(d, dmin, sc, m);
-      }
+      // The eight 6-bit (scale, min) pairs unpacked four at a time, one per byte (see k4_scale_min).
+      const uint32_t scales_low = head.y & 0x3f3f3f3fu, mins_low = head.z & 0x3f3f3f3fu;
+      const uint32_t scales_high = (head.w & 0x0f0f0f0fu) | ((head.y >> 2) & 0x30303030u);
+      const uint32_t mins_high = ((head.w >> 4) & 0x0f0f0f0fu) | ((head.z >> 2) & 0x30303030u);
+      const __half2 d2 = bits_to_half2(__byte_perm(head.x, 0, 0x1010));
+      const __half2 neg_dmin2 = bits_to_half2(__byte_perm(head.x, 0, 0x3232) ^ 0x80008000u);
+      scale[r][0] = Q4kHalfScale(d2, neg_dmin2, scales_low, mins_low, select[0]);
+      scale[r][1] = Q4kHalfScale(d2, neg_dmin2, scales_low, mins_low, select[1]);
+      scale[r][2] = Q4kHalfScale(d2, neg_dmin2, scales_high, mins_high, select[0]);
+      scale[r][3] = Q4kHalfScale(d2, neg_dmin2, scales_high, mins_high, select[1]);
     }
+    // Runs 2p (low nibbles) and 2p + 1 (high nibbles) come from the same words: one shift serves both.
 #pragma unroll
-    for (int run = 0; run < 4; ++run) {
-      const int shift = 4 * (run % 2);
+    for (int p = 0; p < 2; ++p) {
 #pragma unroll
       for (int m = 0; m < 4; ++m) {
-        uint32_t a[4];
+        uint32_t low[4], high[4];
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
-          const uint32_t word = q[r][4 * (run / 2) + m];
-          a[r] = half2_bits(scale[r][run].weights((word >> shift) & 0x000f000fu));
-          a[2 + r] = half2_bits(scale[r][run].weights((word >> (shift + 8)) & 0x000f000fu));
+          const uint32_t word = q[r][4 * p + m], next = word >> 8;
+          low[r] = half2_bits(scale[r][2 * p].low_weights(word, magic));
+          low[2 + r] = half2_bits(scale[r][2 * p].low_weights(next, magic));
+          high[r] = half2_bits(scale[r][2 * p + 1].high_weights(word, magic));
+          high[2 + r] = half2_bits(scale[r][2 * p + 1].high_weights(next, magic));
         }
-        multiply_tiles<NT>(acc, a, xw, run, m);
+        multiply_tiles<NT>(acc[0], low, xw, 2 * p, m);
+        multiply_tiles<NT>(acc[1], high, xw, 2 * p + 1, m);
       }
     }
   }
-  store_tiles<NT, W>(acc, n, rows, row0, y);
+  add_chains<NT>(acc);
+  store_tiles<NT, W>(acc[0], n, rows, row0, y);
 }
 
 // Q6_K: lane t takes half t / 2 of the super-block and in it l = 16 (t % 2) .. + 15 of each of the four
 // 32-element quarters: low nibbles from ql[l] (quarters 0 and 2) and ql[l + 32] (1 and 3), two high bits from
 // qh[l], one int8 scale per quarter.
-template <int NT, int W>
+template <int NT, int W, bool kStaged>
 __global__ void __launch_bounds__(W * 32)
     matvec_q6_k(const uint8_t* __restrict__ w, size_t row_bytes, int rows, int blocks_per_row,
-                const __half* __restrict__ x, int n, int cols, float* __restrict__ y) {
+                const __half* __restrict__ x_global, int n, int cols, float* __restrict__ y) {
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   const int g = lane / 4, t = lane % 4;
   const int half = t / 2, l0 = 16 * (t % 2);
+  const uint32_t select[2] = {half_pair_selector(t % 2), half_pair_selector(2 + t % 2)};
   const int row0 = static_cast<int>(blockIdx.x) * 16;
   const uint8_t* rows_at[2] = {w + static_cast<size_t>(min(row0 + g, rows - 1)) * row_bytes,
                                w + static_cast<size_t>(min(row0 + g + 8, rows - 1)) * row_bytes};
-  float acc[NT][4] = {};
+  float acc[2][NT][4] = {};  // two chains of mma.sync, as in matvec_q4_k
+  const __half* __restrict__ x = stage_activations<kStaged>(x_global, n, cols);
 
+  const uint32_t magic = kHalf1024Pair;
 #pragma unroll 2
   for (int sb = warp; sb < blocks_per_row; sb += W) {
     uint32_t ql_a[2][4], ql_b[2][4], qh[2][4];
-    Q6kHalfScale scale[2][4] = {{Q6kHalfScale(0, 0), Q6kHalfScale(0, 0), Q6kHalfScale(0, 0), Q6kHalfScale(0, 0)},
-                                {Q6kHalfScale(0, 0), Q6kHalfScale(0, 0), Q6kHalfScale(0, 0), Q6kHalfScale(0, 0)}};
+    Q6kHalfScale scale[2][4];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       const uint8_t* b = rows_at[r] + static_cast<size_t>(sb) * 210;
       load16_even(b + 64 * half + l0, ql_a[r]);
       load16_even(b + 64 * half + 32 + l0, ql_b[r]);
       load16_even(b + 128 + 32 * half + l0, qh[r]);
-      const float d = half_bits_to_float(*reinterpret_cast<const uint16_t*>(b + 208));
-      const auto* sc = reinterpret_cast<const int8_t*>(b + 192 + 8 * half + (t % 2));
+      // The half's eight int8 scales (bytes 2k + t % 2 are the lane's), made unsigned, and d as (d, d).
+      uint32_t sc[2];
+      load8_even(b + 192 + 8 * half, sc);
+      sc[0] ^= 0x80808080u, sc[1] ^= 0x80808080u;
+      const __half2 d2 = bits_to_half2(__byte_perm(static_cast<uint32_t>(load_u16_even(b + 208)), 0, 0x1010));
 #pragma unroll
-      for (int k = 0; k < 4; ++k) scale[r][k] = Q6kHalfScale(d, sc[2 * k]);
+      for (int k = 0; k < 4; ++k) scale[r][k] = Q6kHalfScale(d2, sc[k / 2], select[k % 2]);
     }
     uint32_t xw[NT][32];
 #pragma unroll
@@ -297,16 +333,19 @@ __global__ void __launch_bounds__(W * 32)
           const uint32_t low = quarter % 2 ? ql_b[r][m] : ql_a[r][m];
 #pragma unroll
           for (int by = 0; by < 2; ++by) {
-            const uint32_t bits = ((low >> (low_shift + 8 * by)) & 0x000f000fu) |
-                                  (((qh[r][m] >> (high_shift + 8 * by)) << 4) & 0x00300030u);
-            a[2 * by + r] = half2_bits(scale[r][quarter].weights(bits));
+            const int hs = high_shift + 8 * by;  // the two high bits go to bits 4, 5 of each half
+            const uint32_t high_bits = hs >= 4 ? qh[r][m] >> (hs - 4) : qh[r][m] << (4 - hs);
+            const uint32_t halves = and_or<0x000f000fu>(low >> (low_shift + 8 * by),
+                                                        and_or<0x00300030u>(high_bits, magic));
+            a[2 * by + r] = half2_bits(scale[r][quarter].weights_of_halves(halves));
           }
         }
-        multiply_tiles<NT>(acc, a, xw, quarter, m);
+        multiply_tiles<NT>(acc[m % 2], a, xw, quarter, m);
       }
     }
   }
-  store_tiles<NT, W>(acc, n, rows, row0, y);
+  add_chains<NT>(acc);
+  store_tiles<NT, W>(acc[0], n, rows, row0, y);
 }
 
 // The f16 copy of a Q4_K or Q6_K matrix for the GEMM path, decoded by the same half-precision functions as
@@ -370,15 +409,7 @@ bool dequantize_kquant_f16(uint32_t type, const void* w, size_t row_bytes, int64
   return true;
 }
 
-// Warps per 16-row tile: enough tiles in flight on every multiprocessor, with each warp's share of the row's
-// super-blocks as short as that allows (few rows: K and V projections; many: gate and up).
-template <typename Launch>
-void with_tile_warps(int64_t rows, Launch&& launch) {
-  const int64_t tiles = (rows + 15) / 16;
-  if (tiles >= 512) launch.template operator()<4>();
-  else if (tiles >= 128) launch.template operator()<8>();
-  else launch.template operator()<16>();
-}
+constexpr size_t kMaxSharedBytes = 48 * 1024;  // a block's shared memory without opting in to more
 
 bool matvec_kquant(uint32_t type, const void* w, size_t row_bytes, int64_t rows, int64_t cols, const uint16_t* x,
                    int n, float* y, cudaStream_t stream) {
@@ -394,14 +425,21 @@ bool matvec_kquant(uint32_t type, const void* w, size_t row_bytes, int64_t rows,
     const int m = n - j0 < 16 ? n - j0 : 16;
     const __half* xj = xh + static_cast<size_t>(j0) * cols;
     float* yj = y + static_cast<size_t>(j0) * rows;
-    with_tile_warps(rows, [&]<int W>() {
+    // Q4_K activations go through shared memory where they fit the default 48 KB beside the kernel's own
+    // (store_tiles) shared memory: a row of up to 20k columns. Q6_K's kernel, which fetches no weights ahead,
+    // measured slower with them there.
+    const size_t staged_bytes = static_cast<size_t>(m) * static_cast<size_t>(cols) * 2;
+    tiles::with_tile_warps(rows, [&]<int W>() {
       constexpr unsigned threads = W * 32;
+      const bool staged = q4 && m <= 8 && staged_bytes + tiles::store_tiles_bytes(1, W) <= kMaxSharedBytes;
+      const size_t smem = staged ? staged_bytes : 0;
       if (q4) {
-        if (m <= 8) matvec_q4_k<1, W><<<grid, threads, 0, stream>>>(wb, row_bytes, r, blocks, xj, m, c, yj);
-        else matvec_q4_k<2, W><<<grid, threads, 0, stream>>>(wb, row_bytes, r, blocks, xj, m, c, yj);
+        if (staged) matvec_q4_k<1, W, true><<<grid, threads, smem, stream>>>(wb, row_bytes, r, blocks, xj, m, c, yj);
+        else if (m <= 8) matvec_q4_k<1, W, false><<<grid, threads, 0, stream>>>(wb, row_bytes, r, blocks, xj, m, c, yj);
+        else matvec_q4_k<2, W, false><<<grid, threads, 0, stream>>>(wb, row_bytes, r, blocks, xj, m, c, yj);
       } else {
-        if (m <= 8) matvec_q6_k<1, W><<<grid, threads, 0, stream>>>(wb, row_bytes, r, blocks, xj, m, c, yj);
-        else matvec_q6_k<2, W><<<grid, threads, 0, stream>>>(wb, row_bytes, r, blocks, xj, m, c, yj);
+        if (m <= 8) matvec_q6_k<1, W, false><<<grid, threads, 0, stream>>>(wb, row_bytes, r, blocks, xj, m, c, yj);
+        else matvec_q6_k<2, W, false><<<grid, threads, 0, stream>>>(wb, row_bytes, r, blocks, xj, m, c, yj);
       }
     });
   }

@@ -1,0 +1,94 @@
+#pragma once
+// Pieces shared by the tensor-core product kernels for small batches (matvec_kquants.cu, matvec_f16.cu): a
+// block takes 16 weight rows and up to 16 activation rows (tiles of 8), each warp a share of the row's
+// columns, and mma.sync multiplies 16 x 16 slices of f16 weights by the activations with f32 sums.
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+namespace pensieve::backend::cuda::tiles {
+
+// Weight bytes are read once per step by one warp: they skip L1 (nothing else would hit there), and L2 is told
+// to fetch 256 bytes around each miss from DRAM, the bytes the warp's next loads of the same row want, so
+// DRAM serves long runs of a page instead of the 64-byte pieces one load instruction asks for.
+__device__ __forceinline__ uint4 load_weights16(const void* p) {
+  uint4 v;
+  asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(p));
+  return v;
+}
+__device__ __forceinline__ __half2 bits_to_half2(uint32_t bits) {
+  __half2 h;
+  memcpy(&h, &bits, 4);
+  return h;
+}
+
+// D (16 x 8, f32) += A (16 x 16, f16, row-major) * B (16 x 8, f16, column-major) on the tensor cores. Lane
+// (g, t) = (lane / 4, lane % 4) holds A's rows g and g + 8 at k = 2t, 2t+1 (a[0], a[1]) and 2t+8, 2t+9 (a[2],
+// a[3]), B's column g at the same k (b0, b1), and D's rows g, g + 8 at columns 2t, 2t+1.
+__device__ __forceinline__ void mma_16x8x16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t half2_bits(__half2 h) {
+  uint32_t bits;
+  memcpy(&bits, &h, 4);
+  return bits;
+}
+
+// acc[0] += acc[1]: the two accumulator chains a kernel kept so that consecutive mma.sync need not wait on
+// each other.
+template <int NT>
+__device__ __forceinline__ void add_chains(float (&acc)[2][NT][4]) {
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int i = 0; i < 4; ++i) acc[0][j][i] += acc[1][j][i];
+}
+
+// The shared memory store_tiles<NT, W> declares.
+constexpr size_t store_tiles_bytes(int nt, int warps) { return static_cast<size_t>(warps - 1) * nt * 4 * 32 * 4; }
+
+// The warps' tiles added in warp order, and rows g, g + 8 of each activation tile written to y[j][rows].
+template <int NT, int W>
+__device__ __forceinline__ void store_tiles(float (&acc)[NT][4], int n, int rows, int row0, float* __restrict__ y) {
+  __shared__ float part[W - 1][NT * 4][32];
+  static_assert(sizeof(part) == store_tiles_bytes(NT, W));
+  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+  if (warp > 0) {
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) part[warp - 1][4 * j + i][lane] = acc[j][i];
+  }
+  __syncthreads();
+  if (warp != 0) return;
+  const int g = lane / 4, t = lane % 4;
+#pragma unroll
+  for (int j = 0; j < NT; ++j) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      float v = acc[j][i];
+#pragma unroll
+      for (int w = 0; w < W - 1; ++w) v += part[w][4 * j + i][lane];
+      const int row = row0 + g + 8 * (i / 2), col = 8 * j + 2 * t + i % 2;
+      if (row < rows && col < n) y[static_cast<size_t>(col) * rows + row] = v;
+    }
+  }
+}
+
+// Warps per 16-row tile: enough tiles in flight on every multiprocessor, with each warp's share of the row's
+// super-blocks as short as that allows (few rows: K and V projections; many: gate and up).
+template <typename Launch>
+void with_tile_warps(int64_t rows, Launch&& launch) {
+  const int64_t tiles = (rows + 15) / 16;
+  if (tiles >= 512) launch.template operator()<4>();
+  else if (tiles >= 128) launch.template operator()<8>();
+  else launch.template operator()<16>();
+}
+
+}  // namespace pensieve::backend::cuda::tiles
