@@ -16,6 +16,7 @@
 #include <type_traits>
 
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/rope_pair.cuh"
 
 namespace pensieve::backend::cuda {
 namespace {
@@ -118,19 +119,11 @@ __global__ void rope_store_kv_kernel(KvGeometry g, RopeHeads r, const float* __r
                                      const int32_t* __restrict__ seq_of_row, const int32_t* __restrict__ table_start,
                                      const int32_t* __restrict__ blocks) {
   const int row = static_cast<int>(blockIdx.x), h = static_cast<int>(blockIdx.y);
-  const int half = r.n_rot / 2;
   const float* cs = cos_sin + static_cast<size_t>(row) * r.n_rot;
   const bool key = h >= r.q_heads;
   float* xh = key ? r.k + (static_cast<size_t>(row) * r.kv_heads + (h - r.q_heads)) * r.head_dim
                   : r.q + (static_cast<size_t>(row) * r.q_heads + h) * r.head_dim;
-  for (int i = static_cast<int>(threadIdx.x); i < half; i += blockDim.x) {
-    const int a = r.neox ? i : 2 * i;
-    const int b = r.neox ? i + half : 2 * i + 1;
-    const float c = cs[2 * i], s = cs[2 * i + 1];
-    const float x0 = xh[a], x1 = xh[b];
-    xh[a] = x0 * c - x1 * s;
-    xh[b] = x0 * s + x1 * c;
-  }
+  for (int i = static_cast<int>(threadIdx.x); i < r.n_rot / 2; i += blockDim.x) rotate_pair(xh, i, r.n_rot, r.neox, cs);
   if (!key) return;
   __syncthreads();  // the block's own writes to k are visible to it after the barrier
   store_kv_row<E>(g, r.kv_heads * r.head_dim, r.k, v, row, (h - r.q_heads) * r.head_dim, r.head_dim, positions,

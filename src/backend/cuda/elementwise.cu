@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/rope_pair.cuh"
 
 namespace pensieve::backend::cuda {
 namespace {
@@ -26,10 +27,10 @@ __global__ void to_bf16_kernel(const float* __restrict__ x, size_t n, __nv_bfloa
 // With `residual`, x += residual first (written back: the residual stream's add, fused here to save a pass);
 // with `out_f16`, the result also in f16 for the product that reads it next. out may alias x or residual:
 // each thread reads its own elements before it writes them.
-// One block per row, each thread K elements (K * blockDim >= dim) held in registers from the first load to the
-// last store: x, the residual and gamma are all requested before anything waits on them, and nothing is read
-// twice. At one decode row the kernel is all latency, and the two reads of the row that a strided loop makes
-// cost as much as the rest.
+// Each thread holds K elements (K * blockDim >= dim) in registers from the first load to the last store: x, the
+// residual and gamma are all requested before anything waits on them, and nothing is read twice. At one
+// decode row the kernel is all latency, and the two reads of the row that a strided loop makes cost as much
+// as the rest.
 template <int K>
 __global__ void rmsnorm_kernel(float* x, const float* residual, const float* __restrict__ gamma, int dim, float eps,
                                float* out, __half* __restrict__ out_f16) {
@@ -82,13 +83,7 @@ __global__ void rope_kernel(float* __restrict__ x, int n_rows, int n_heads, int 
   const int i = static_cast<int>(idx % half);
   const size_t head = idx / half;  // row * n_heads + h
   const size_t row = head / n_heads;
-  float* xh = x + head * head_dim;
-  const int a = neox ? i : 2 * i;
-  const int b = neox ? i + half : 2 * i + 1;
-  const float c = cos_sin[row * n_rot + 2 * i], s = cos_sin[row * n_rot + 2 * i + 1];
-  const float x0 = xh[a], x1 = xh[b];
-  xh[a] = x0 * c - x1 * s;
-  xh[b] = x0 * s + x1 * c;
+  rotate_pair(x + head * head_dim, i, n_rot, neox, cos_sin + row * n_rot);
 }
 
 __global__ void silu_mul_kernel(float* __restrict__ gate, const float* __restrict__ up, size_t n,

@@ -20,11 +20,21 @@ namespace {
 template <int NT>
 constexpr int kSegments = NT == 1 ? 4 : 2;  // two activation tiles need the registers
 
+// Weight bytes are read once per step by one warp: they skip L1 (nothing else would hit there), and L2 is told
+// to fetch 256 bytes around each miss from DRAM, the bytes the warp's next loads of the same row want, so
+// DRAM serves long runs of a page instead of the 64-byte pieces one load instruction asks for.
+__device__ __forceinline__ uint4 load_weights16(const void* p) {
+  uint4 v;
+  asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
+      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+      : "l"(p));
+  return v;
+}
 __device__ __forceinline__ uint4 load_or_zero(const __half* p, bool valid) {
   return valid ? *reinterpret_cast<const uint4*>(p) : make_uint4(0, 0, 0, 0);
 }
 __device__ __forceinline__ uint4 weights_or_zero(const __half* p, bool valid) {
-  return valid ? tiles::load_weights16(p) : make_uint4(0, 0, 0, 0);
+  return valid ? load_weights16(p) : make_uint4(0, 0, 0, 0);
 }
 
 // One round's loads: kSegments segments of the lane's two weight rows and of its activation row.

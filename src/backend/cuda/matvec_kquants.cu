@@ -284,10 +284,10 @@ __global__ void __launch_bounds__(W * 32)
 // Q6_K: lane t takes half t / 2 of the super-block and in it l = 16 (t % 2) .. + 15 of each of the four
 // 32-element quarters: low nibbles from ql[l] (quarters 0 and 2) and ql[l + 32] (1 and 3), two high bits from
 // qh[l], one int8 scale per quarter.
-template <int NT, int W, bool kStaged>
+template <int NT, int W>
 __global__ void __launch_bounds__(W * 32)
     matvec_q6_k(const uint8_t* __restrict__ w, size_t row_bytes, int rows, int blocks_per_row,
-                const __half* __restrict__ x_global, int n, int cols, float* __restrict__ y) {
+                const __half* __restrict__ x, int n, int cols, float* __restrict__ y) {
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   const int g = lane / 4, t = lane % 4;
   const int half = t / 2, l0 = 16 * (t % 2);
@@ -296,7 +296,6 @@ __global__ void __launch_bounds__(W * 32)
   const uint8_t* rows_at[2] = {w + static_cast<size_t>(min(row0 + g, rows - 1)) * row_bytes,
                                w + static_cast<size_t>(min(row0 + g + 8, rows - 1)) * row_bytes};
   float acc[2][NT][4] = {};  // two chains of mma.sync, as in matvec_q4_k
-  const __half* __restrict__ x = stage_activations<kStaged>(x_global, n, cols);
 
   const uint32_t magic = kHalf1024Pair;
 #pragma unroll 2
@@ -438,8 +437,8 @@ bool matvec_kquant(uint32_t type, const void* w, size_t row_bytes, int64_t rows,
         else if (m <= 8) matvec_q4_k<1, W, false><<<grid, threads, 0, stream>>>(wb, row_bytes, r, blocks, xj, m, c, yj);
         else matvec_q4_k<2, W, false><<<grid, threads, 0, stream>>>(wb, row_bytes, r, blocks, xj, m, c, yj);
       } else {
-        if (m <= 8) matvec_q6_k<1, W, false><<<grid, threads, 0, stream>>>(wb, row_bytes, r, blocks, xj, m, c, yj);
-        else matvec_q6_k<2, W, false><<<grid, threads, 0, stream>>>(wb, row_bytes, r, blocks, xj, m, c, yj);
+        if (m <= 8) matvec_q6_k<1, W><<<grid, threads, 0, stream>>>(wb, row_bytes, r, blocks, xj, m, c, yj);
+        else matvec_q6_k<2, W><<<grid, threads, 0, stream>>>(wb, row_bytes, r, blocks, xj, m, c, yj);
       }
     });
   }

@@ -8,16 +8,6 @@
 
 namespace pensieve::backend::cuda::tiles {
 
-// Weight bytes are read once per step by one warp: they skip L1 (nothing else would hit there), and L2 is told
-// to fetch 256 bytes around each miss from DRAM, the bytes the warp's next loads of the same row want, so
-// DRAM serves long runs of a page instead of the 64-byte pieces one load instruction asks for.
-__device__ __forceinline__ uint4 load_weights16(const void* p) {
-  uint4 v;
-  asm("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
-      : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-      : "l"(p));
-  return v;
-}
 __device__ __forceinline__ __half2 bits_to_half2(uint32_t bits) {
   __half2 h;
   memcpy(&h, &bits, 4);
