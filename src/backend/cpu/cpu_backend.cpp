@@ -7,6 +7,7 @@
 
 #include "backend/cpu/interleaved_weights.h"
 #include "backend/memory_bandwidth.h"
+#include "backend/rope_pair.h"
 #include "gguf/ggml_type.h"
 #include "tensor/dequantize.h"
 #include "tensor/quantize.h"
@@ -308,14 +309,7 @@ void CpuBackend::rope(float* x, int n_heads, int head_dim, int n_rot, bool neox,
     const float* cs = cos_sin + static_cast<size_t>(t) * static_cast<size_t>(n_rot);
     for (int h = 0; h < n_heads; ++h) {
       float* xh = x + (static_cast<size_t>(t) * static_cast<size_t>(n_heads) + static_cast<size_t>(h)) * static_cast<size_t>(head_dim);
-      for (int i = 0; i < half; ++i) {
-        const int a = neox ? i : 2 * i;
-        const int b = neox ? i + half : 2 * i + 1;
-        const float c = cs[2 * i], s = cs[2 * i + 1];
-        const float x0 = xh[a], x1 = xh[b];
-        xh[a] = x0 * c - x1 * s;
-        xh[b] = x0 * s + x1 * c;
-      }
+      for (int i = 0; i < half; ++i) rotate_pair(xh, i, n_rot, neox, cs);
     }
   }
 }

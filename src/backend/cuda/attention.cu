@@ -16,7 +16,7 @@
 #include <type_traits>
 
 #include "backend/cuda/kernels.h"
-#include "backend/cuda/rope_pair.cuh"
+#include "backend/rope_pair.h"
 
 namespace pensieve::backend::cuda {
 namespace {

@@ -6,7 +6,7 @@
 #include <stdexcept>
 
 #include "backend/cuda/kernels.h"
-#include "backend/cuda/rope_pair.cuh"
+#include "backend/rope_pair.h"
 
 namespace pensieve::backend::cuda {
 namespace {
