@@ -182,6 +182,15 @@ class Backend {
   virtual void attention(const float* q, int n_heads, const KvLayerView& kv, const StepTables& step, float scale,
                          float* out) = 0;
   virtual void silu_mul(float* gate, const float* up, size_t n) = 0;  // gate = silu(gate) * up
+  // gate[n][w_gate.rows] = silu(x * W_gate^T) * (x * W_up^T): a gated feed-forward layer's two products and
+  // their gate as one op, so that a backend can do them in one pass over x. `up` is scratch of the same shape;
+  // what it holds afterwards is unspecified.
+  virtual void gated_matmul(const Weight& w_gate, const Weight& w_up, const float* x, int n, float* gate,
+                            float* up) {
+    matmul(w_gate, x, n, gate);
+    matmul(w_up, x, n, up);
+    silu_mul(gate, up, static_cast<size_t>(n) * static_cast<size_t>(w_gate.rows));
+  }
   virtual void add(float* x, const float* y, size_t n) = 0;            // x += y
   virtual void add_rows(float* x, const float* bias, int n_rows, int dim) = 0;  // x[r] += bias
   // out[i] = x[step.logit_rows[i]], rows of `dim`.

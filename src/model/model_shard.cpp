@@ -260,9 +260,7 @@ void ModelShard::issue_ops(const backend::StepTables& step, kv::KvBlockPool& kv,
     complete_partial_sums(h, dim_elems);
     be.add(x, h, dim_elems);
     be.rmsnorm(x, L.ffn_norm.floats(), n, c.dim, c.rms_eps, h);
-    be.matmul(L.w_gate, h, n, gate);
-    be.matmul(L.w_up, h, n, up);
-    be.silu_mul(gate, up, static_cast<size_t>(n) * static_cast<size_t>(c.ffn_dim));
+    be.gated_matmul(L.w_gate, L.w_up, h, n, gate, up);
     be.matmul(L.w_down, gate, n, h);
     complete_partial_sums(h, dim_elems);
     be.add(x, h, dim_elems);

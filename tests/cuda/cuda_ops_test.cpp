@@ -181,6 +181,86 @@ TEST(CudaMatmul, WideQ4kRowsAtEveryBatchUpToSixteen) {
   }
 }
 
+Weight random_q4k_weight(int64_t rows, int64_t cols, uint32_t seed, std::vector<std::byte>& bytes,
+                         std::vector<float>& dense) {
+  const auto values = random_floats(static_cast<size_t>(rows * cols), seed, 0.05f);
+  const size_t row_bytes = *gguf::bytes_for(static_cast<uint32_t>(gguf::GgmlType::Q4_K), static_cast<uint64_t>(cols));
+  bytes.assign(row_bytes * static_cast<size_t>(rows), std::byte{0});
+  tensor::quantize(gguf::GgmlType::Q4_K, values, bytes);
+  dense.resize(values.size());
+  tensor::dequantize(static_cast<uint32_t>(gguf::GgmlType::Q4_K), bytes, dense);
+  Weight w;
+  w.name = "q4k-" + std::to_string(seed);
+  w.type_id = static_cast<uint32_t>(gguf::GgmlType::Q4_K);
+  w.rows = rows;
+  w.cols = cols;
+  w.row_bytes = row_bytes;
+  w.data = bytes;
+  return w;
+}
+
+// sum_c w[r][c] x[c] in double, and sum |w x| (the scale of the f16 rounding error).
+std::pair<double, double> dot_and_magnitude(const std::vector<float>& dense, int64_t r, std::span<const float> x) {
+  double dot = 0, mag = 0;
+  for (size_t c = 0; c < x.size(); ++c) {
+    const double p = static_cast<double>(dense[static_cast<size_t>(r) * x.size() + c]) * x[c];
+    dot += p;
+    mag += std::fabs(p);
+  }
+  return {dot, mag};
+}
+
+// gated_matmul gives silu(x W_gate^T) * (x W_up^T) (one kernel at up to 8 rows, the three ops above that), and
+// the product that reads its output next finds the f16 copy of that output, not of its input.
+TEST(CudaMatmul, GatedProductsAreTheGateOfTwoProducts) {
+  REQUIRE_GPU();
+  Backend& be = *gpu_in_place();
+  for (const auto& [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{{40, 512}, {1000, 2048}, {14336, 256}}) {
+    SCOPED_TRACE("rows " + std::to_string(rows) + " cols " + std::to_string(cols));
+    std::vector<std::byte> gate_bytes, up_bytes, down_bytes;
+    std::vector<float> gate_dense, up_dense, down_dense;
+    Weight w_gate = random_q4k_weight(rows, cols, 31, gate_bytes, gate_dense);
+    Weight w_up = random_q4k_weight(rows, cols, 32, up_bytes, up_dense);
+    const int64_t down_rows = 24;
+    const bool feeds_down = rows % 256 == 0;  // Q4_K rows come in super-blocks of 256
+    Weight w_down = random_q4k_weight(down_rows, feeds_down ? rows : 256, 33, down_bytes, down_dense);
+    for (Weight* w : {&w_gate, &w_up, &w_down}) be.prepare(*w, Backend::WeightUse::Matrix);
+    for (int n : {1, 2, 5, 8, 9}) {
+      SCOPED_TRACE("n " + std::to_string(n));
+      const auto x = random_floats(static_cast<size_t>(n * cols), 300 + n);
+      Buffer xd = be.upload(x);
+      Buffer gd = be.allocate(static_cast<size_t>(n * rows) * sizeof(float));
+      Buffer ud = be.allocate(static_cast<size_t>(n * rows) * sizeof(float));
+      be.gated_matmul(w_gate, w_up, xd.floats(), n, gd.floats(), ud.floats());
+      std::vector<float> gated(static_cast<size_t>(n * rows));
+      be.read(gated, gd.floats());
+      for (int j = 0; j < n; ++j) {
+        const std::span<const float> xj(x.data() + j * cols, static_cast<size_t>(cols));
+        for (int64_t r = 0; r < rows; r += 3) {
+          const auto [g, g_mag] = dot_and_magnitude(gate_dense, r, xj);
+          const auto [u, u_mag] = dot_and_magnitude(up_dense, r, xj);
+          const double silu = g / (1.0 + std::exp(-g));
+          // silu's slope stays within 1.1, so an error e in g moves the result by at most 1.1 |u| e.
+          const double tol = 1.1 * std::fabs(u) * 3e-3 * g_mag + std::fabs(silu) * 3e-3 * u_mag + 1e-6;
+          ASSERT_NEAR(gated[static_cast<size_t>(j * rows + r)], silu * u, tol) << "row " << r << " of " << j;
+        }
+      }
+      if (!feeds_down) continue;
+      Buffer yd = be.allocate(static_cast<size_t>(n * down_rows) * sizeof(float));
+      be.matmul(w_down, gd.floats(), n, yd.floats());
+      std::vector<float> y(static_cast<size_t>(n * down_rows));
+      be.read(y, yd.floats());
+      for (int j = 0; j < n; ++j) {
+        const std::span<const float> gj(gated.data() + j * rows, static_cast<size_t>(rows));
+        for (int64_t r = 0; r < down_rows; ++r) {
+          const auto [ref, mag] = dot_and_magnitude(down_dense, r, gj);
+          ASSERT_NEAR(y[static_cast<size_t>(j * down_rows + r)], ref, 3e-3 * mag + 1e-6) << "down row " << r;
+        }
+      }
+    }
+  }
+}
+
 // A sequence's rows must come out the same whichever path its batch takes (the in-place quantized product
 // for small batches, f16 decode + cuBLAS for large ones): the same first rows of a 16-row and a 40-row
 // product are compared, relative to sum |w x| of each output.

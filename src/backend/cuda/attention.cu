@@ -16,6 +16,7 @@
 #include <type_traits>
 
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/overlapped_launch.cuh"
 #include "backend/rope_pair.h"
 
 namespace pensieve::backend::cuda {
@@ -118,6 +119,8 @@ __global__ void rope_store_kv_kernel(KvGeometry g, RopeHeads r, const float* __r
                                      const float* __restrict__ cos_sin, const int32_t* __restrict__ positions,
                                      const int32_t* __restrict__ seq_of_row, const int32_t* __restrict__ table_start,
                                      const int32_t* __restrict__ blocks) {
+  wait_for_prior_kernels();
+  let_next_kernel_start();
   const int row = static_cast<int>(blockIdx.x), h = static_cast<int>(blockIdx.y);
   const float* cs = cos_sin + static_cast<size_t>(row) * r.n_rot;
   const bool key = h >= r.q_heads;
@@ -262,6 +265,8 @@ __global__ void __launch_bounds__(128) attention_f16_kernel(
     KvGeometry g, const float* __restrict__ q, int n_heads, int rep, float scale, const int32_t* __restrict__ positions,
     const int32_t* __restrict__ seq_of_row, const int32_t* __restrict__ table_start, const int32_t* __restrict__ blocks,
     float* __restrict__ out, __half* __restrict__ out_f16, SplitOutput split) {
+  wait_for_prior_kernels();
+  let_next_kernel_start();
   constexpr int kWarps = 4;
   constexpr int DPL = HD / 32;                   // value dimensions per lane
   constexpr int kKeyChunk = 64;                  // key halves loaded at once (8 registers of 16 bytes)
@@ -408,6 +413,8 @@ __global__ void __launch_bounds__(128) attention_f16_kernel(
 // overall max and added.
 __global__ void combine_splits_kernel(SplitOutput split, int n_heads, int hd, float* __restrict__ out,
                                       __half* __restrict__ out_f16) {
+  wait_for_prior_kernels();
+  let_next_kernel_start();
   const int row = blockIdx.x, head = blockIdx.y, d = threadIdx.x;
   const size_t base = (static_cast<size_t>(row) * n_heads + head) * split.n_splits;
   float m = -INFINITY;
@@ -443,8 +450,8 @@ void rope_store_kv(const KvLayerView& kv, float* q, int q_heads, float* k, const
   const dim3 grid(static_cast<unsigned>(step.n_rows), static_cast<unsigned>(q_heads + kv.n_kv_heads));
   const int threads = std::min(256, (kv.head_dim + 31) / 32 * 32);
   dispatch_element(kv.element, [&]<KvElement E>() {
-    rope_store_kv_kernel<E><<<grid, threads, 0, stream>>>(geometry(kv), heads, v, step.rope, step.positions,
-                                                          step.seq_of_row, step.table_start, step.blocks);
+    launch_overlapped(rope_store_kv_kernel<E>, grid, threads, 0, stream, geometry(kv), heads, v, step.rope,
+                      step.positions, step.seq_of_row, step.table_start, step.blocks);
   });
 }
 
@@ -493,10 +500,8 @@ void attention(const float* q, int n_heads, const KvLayerView& kv, const StepUpl
   const auto launch_f16 = [&]<int HD>() {
     const auto launch = [&]<int MAX_REP>() {
       const size_t bytes = (static_cast<size_t>(MAX_REP) * HD * 5 + 8 * MAX_REP) * sizeof(float);
-      attention_f16_kernel<HD, MAX_REP><<<grid, 128, bytes, stream>>>(geometry(kv), q, n_heads, rep, scale,
-                                                                       step.positions, step.seq_of_row,
-                                                                       step.table_start, step.blocks, out, h,
-                                                                       split);
+      launch_overlapped(attention_f16_kernel<HD, MAX_REP>, grid, 128, bytes, stream, geometry(kv), q, n_heads, rep,
+                        scale, step.positions, step.seq_of_row, step.table_start, step.blocks, out, h, split);
     };
     if (rep == 1) launch.template operator()<1>();
     else if (rep == 2) launch.template operator()<2>();
@@ -519,7 +524,8 @@ void attention(const float* q, int n_heads, const KvLayerView& kv, const StepUpl
   }
   if (n_splits > 1) {
     const dim3 heads(static_cast<unsigned>(step.n_rows), static_cast<unsigned>(n_heads));
-    combine_splits_kernel<<<heads, (kv.head_dim + 31) / 32 * 32, 0, stream>>>(split, n_heads, kv.head_dim, out, h);
+    launch_overlapped(combine_splits_kernel, heads, (kv.head_dim + 31) / 32 * 32, 0, stream, split, n_heads,
+                      kv.head_dim, out, h);
   }
 }
 

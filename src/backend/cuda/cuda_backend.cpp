@@ -80,6 +80,8 @@ class CudaBackend final : public Backend {
     const char* dense = std::getenv("PENSIEVE_CUDA_DENSE_WEIGHTS");
     dense_budget_ = dense != nullptr && std::string(dense) == "0" ? 0 : free / 100 * kDenseShareOfFreeMemory;
     if (const char* rows = std::getenv("PENSIEVE_CUDA_MATVEC_ROWS")) matvec_rows_ = std::atoi(rows);
+    const char* gated = std::getenv("PENSIEVE_CUDA_GATED");
+    gated_kernel_ = !(gated != nullptr && std::string(gated) == "0");
     const char* profile = std::getenv("PENSIEVE_CUDA_PROFILE");
     const bool profiling = profile != nullptr && std::string(profile) == "1";
     profile_.enable(profiling, stream_);
@@ -381,13 +383,7 @@ class CudaBackend final : public Backend {
       gemm_ex(w.data.data(), CUDA_R_16BF, xb, rows, n, cols, y);
       return;
     }
-    // Q, K and V (and gate and up) multiply the same input: it is converted once.
-    uint16_t* xh = scratch(act_half_, x_elems * 2);
-    if (x != f16_input_ || x_elems != f16_input_elems_) {
-      cuda::to_f16(x, x_elems, xh, stream_);
-      f16_input_ = x;
-      f16_input_elems_ = x_elems;
-    }
+    const uint16_t* xh = half_input(x, x_elems);
     // A product written over its own input (never done by the model, but allowed) leaves no valid copy.
     if (y < x + x_elems && x < y + static_cast<size_t>(n) * static_cast<size_t>(w.rows)) f16_input_ = nullptr;
     const bool few_rows = n <= (matvec_rows_ > 0 ? matvec_rows_ : kMatvecMaxRows);
@@ -405,6 +401,30 @@ class CudaBackend final : public Backend {
       gemm_ex(wh, CUDA_R_16F, xh, rows, n, cols, y);
     }
     check_launch("matmul");
+  }
+
+  // At a few rows, Q4_K gate and up matrices go through one kernel that also applies the gate (see
+  // gated_matvec_kquant): one launch and one pass over the input where there were three.
+  void gated_matmul(const Weight& w_gate, const Weight& w_up, const float* x, int n, float* gate,
+                    float* up) override {
+    const bool fused = gated_kernel_ && n >= 1 && n <= 8 && n <= (matvec_rows_ > 0 ? matvec_rows_ : kMatvecMaxRows) &&
+                       w_gate.type_id == static_cast<uint32_t>(gguf::GgmlType::Q4_K) && w_up.type_id == w_gate.type_id &&
+                       w_up.rows == w_gate.rows && w_up.cols == w_gate.cols && w_up.row_bytes == w_gate.row_bytes;
+    if (!fused) {
+      Backend::gated_matmul(w_gate, w_up, x, n, gate, up);
+      return;
+    }
+    const ProfileScope scope(*this, "gated_matmul");
+    const size_t out_elems = static_cast<size_t>(n) * static_cast<size_t>(w_gate.rows);
+    const uint16_t* xh = half_input(x, static_cast<size_t>(n) * static_cast<size_t>(w_gate.cols));
+    uint16_t* out_half = scratch(gated_half_, out_elems * 2);
+    cuda::gated_matvec_kquant(w_gate.type_id, w_gate.data.data(), w_up.data.data(), w_gate.row_bytes, w_gate.rows,
+                              w_gate.cols, xh, n, gate, out_half, stream_);
+    check_launch("gated matmul");
+    // The f16 gate is the next product's input: its buffer becomes act_half_, where products look for it.
+    std::swap(act_half_, gated_half_);
+    f16_input_ = gate;
+    f16_input_elems_ = out_elems;
   }
 
   void embed(const Weight& table, const StepTables& step, float* out) override {
@@ -546,6 +566,18 @@ class CudaBackend final : public Backend {
           "gemm");
   }
 
+  // x in f16 for a product: Q, K and V (and gate and up) multiply the same input, and norms, attention and the
+  // gate leave an f16 copy of their output, so it is converted only when no copy is there.
+  const uint16_t* half_input(const float* x, size_t elems) {
+    uint16_t* xh = scratch(act_half_, elems * 2);
+    if (x != f16_input_ || elems != f16_input_elems_) {
+      cuda::to_f16(x, elems, xh, stream_);
+      f16_input_ = x;
+      f16_input_elems_ = elems;
+    }
+    return xh;
+  }
+
   // A scratch buffer of at least `bytes`, grown (never shrunk) as batches grow. Recorded steps name the old
   // buffer: they go with it.
   uint16_t* scratch(Buffer& buf, size_t bytes) {
@@ -559,12 +591,13 @@ class CudaBackend final : public Backend {
 
   struct ProfileScope {
     cuda::OpProfile& profile;
-    // Every op but matmul writes activations, so the f16 copy of the last product's input may be stale after it.
+    // Every op but the products writes activations, so the f16 copy of the last product's input may be stale
+    // after it.
     ProfileScope(CudaBackend& b, const char* name) : profile(b.profile_) {
       b.flush_pending_add();
       const std::string_view op(name);
       if (op != "rope" && op != "store_kv") b.flush_pending_ropes();
-      if (op != "matmul") b.f16_input_ = nullptr;
+      if (op != "matmul" && op != "gated_matmul") b.f16_input_ = nullptr;
       profile.begin(name);
     }
     ~ProfileScope() { profile.end(); }
@@ -646,6 +679,7 @@ class CudaBackend final : public Backend {
   int index_;
   size_t dense_budget_ = 0;
   int matvec_rows_ = 0;  // 0: kMatvecMaxRows
+  bool gated_kernel_ = true;  // PENSIEVE_CUDA_GATED=0: gate and up as two products and silu_mul
   cuda::OpProfile profile_;
   cudaDeviceProp props_{};
   cudaStream_t stream_ = nullptr;
@@ -653,7 +687,7 @@ class CudaBackend final : public Backend {
   cublasHandle_t blas_ = nullptr;
   std::shared_ptr<std::atomic<uint64_t>> allocated_ = std::make_shared<std::atomic<uint64_t>>(0);
   PinnedBuffer upload_staging_, read_staging_;
-  Buffer upload_device_, act_half_, weight_half_, attention_split_, top_logits_scratch_;
+  Buffer upload_device_, act_half_, gated_half_, weight_half_, attention_split_, top_logits_scratch_;
   const float* f16_input_ = nullptr;  // act_half_ holds this activation matrix in f16 (null: nothing valid)
   size_t f16_input_elems_ = 0;
   StepUpload upload_;

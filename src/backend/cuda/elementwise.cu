@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/overlapped_launch.cuh"
 #include "backend/rope_pair.h"
 
 namespace pensieve::backend::cuda {
@@ -40,11 +41,17 @@ __global__ void rmsnorm_kernel(float* x, const float* residual, const float* __r
 #pragma unroll
   for (int k = 0; k < K; ++k) {
     const int i = static_cast<int>(threadIdx.x) + k * static_cast<int>(blockDim.x);
-    v[k] = 0.0f, g[k] = 0.0f;
+    g[k] = i < dim ? gamma[i] : 0.0f;
+  }
+  wait_for_prior_kernels();  // gamma is a weight; x and the residual are the kernels before's output
+  let_next_kernel_start();
+#pragma unroll
+  for (int k = 0; k < K; ++k) {
+    const int i = static_cast<int>(threadIdx.x) + k * static_cast<int>(blockDim.x);
+    v[k] = 0.0f;
     if (i < dim) {
       v[k] = xr[i];
       if (residual != nullptr) v[k] += residual[base + i];
-      g[k] = gamma[i];
     }
   }
   float ss = 0.0f;
@@ -88,6 +95,8 @@ __global__ void rope_kernel(float* __restrict__ x, int n_rows, int n_heads, int 
 
 __global__ void silu_mul_kernel(float* __restrict__ gate, const float* __restrict__ up, size_t n,
                                 __half* __restrict__ out_f16) {
+  wait_for_prior_kernels();
+  let_next_kernel_start();
   const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n) return;
   const float g = gate[i];
@@ -130,13 +139,15 @@ void rmsnorm(float* x, const float* residual, const float* gamma, int n_rows, in
   const int threads = dim >= 1024 ? 1024 : (dim + 31) / 32 * 32;
   const int per_thread = (dim + threads - 1) / threads;
   auto* h = reinterpret_cast<__half*>(out_f16);
-  if (per_thread <= 1) rmsnorm_kernel<1><<<n_rows, threads, 0, stream>>>(x, residual, gamma, dim, eps, out, h);
-  else if (per_thread <= 2) rmsnorm_kernel<2><<<n_rows, threads, 0, stream>>>(x, residual, gamma, dim, eps, out, h);
-  else if (per_thread <= 4) rmsnorm_kernel<4><<<n_rows, threads, 0, stream>>>(x, residual, gamma, dim, eps, out, h);
-  else if (per_thread <= 8) rmsnorm_kernel<8><<<n_rows, threads, 0, stream>>>(x, residual, gamma, dim, eps, out, h);
-  else if (per_thread <= 16) rmsnorm_kernel<16><<<n_rows, threads, 0, stream>>>(x, residual, gamma, dim, eps, out, h);
-  else if (per_thread <= 32) rmsnorm_kernel<32><<<n_rows, threads, 0, stream>>>(x, residual, gamma, dim, eps, out, h);
-  else throw std::invalid_argument("rmsnorm: rows of more than 32768 elements");
+  const auto kernel = per_thread <= 1    ? rmsnorm_kernel<1>
+                      : per_thread <= 2  ? rmsnorm_kernel<2>
+                      : per_thread <= 4  ? rmsnorm_kernel<4>
+                      : per_thread <= 8  ? rmsnorm_kernel<8>
+                      : per_thread <= 16 ? rmsnorm_kernel<16>
+                      : per_thread <= 32 ? rmsnorm_kernel<32>
+                                         : nullptr;
+  if (kernel == nullptr) throw std::invalid_argument("rmsnorm: rows of more than 32768 elements");
+  launch_overlapped(kernel, n_rows, threads, 0, stream, x, residual, gamma, dim, eps, out, h);
 }
 
 void rope(float* x, int n_rows, int n_heads, int head_dim, int n_rot, bool neox, const float* cos_sin,
@@ -146,7 +157,7 @@ void rope(float* x, int n_rows, int n_heads, int head_dim, int n_rot, bool neox,
 }
 
 void silu_mul(float* gate, const float* up, size_t n, uint16_t* out_f16, cudaStream_t stream) {
-  if (n) silu_mul_kernel<<<grid_for(n, 256), 256, 0, stream>>>(gate, up, n, reinterpret_cast<__half*>(out_f16));
+  if (n) launch_overlapped(silu_mul_kernel, grid_for(n, 256), 256, 0, stream, gate, up, n, reinterpret_cast<__half*>(out_f16));
 }
 
 void add(float* x, const float* y, size_t n, cudaStream_t stream) {

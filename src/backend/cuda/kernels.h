@@ -42,6 +42,12 @@ bool matvec_kquant(uint32_t type, const void* w, size_t row_bytes, int64_t rows,
                    int n, float* y, cudaStream_t stream);
 // The same for F16 weights and n <= 16 (matvec_f16.cu); false where cols is not a multiple of 32.
 bool matvec_f16(const void* w, int64_t rows, int64_t cols, const uint16_t* x, int n, float* y, cudaStream_t stream);
+// gate[j][rows] = silu(x[j] * W_gate^T) * (x[j] * W_up^T), also in f16 into gate_f16, for Q4_K matrices of
+// the same shape and n <= 8 (one launch for the two products of a gated feed-forward layer and their gate);
+// false for other types and batches.
+bool gated_matvec_kquant(uint32_t type, const void* w_gate, const void* w_up, size_t row_bytes, int64_t rows,
+                         int64_t cols, const uint16_t* x, int n, float* gate, uint16_t* gate_f16,
+                         cudaStream_t stream);
 // The f16 copy of a Q4_K or Q6_K matrix, decoded exactly as matvec_kquant decodes it; false for other types.
 bool dequantize_kquant_f16(uint32_t type, const void* w, size_t row_bytes, int64_t rows, int64_t cols, uint16_t* out,
                            cudaStream_t stream);

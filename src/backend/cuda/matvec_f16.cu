@@ -7,6 +7,7 @@
 #include <cuda_fp16.h>
 
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/overlapped_launch.cuh"
 #include "backend/cuda/tile_mma.cuh"
 
 namespace pensieve::backend::cuda {
@@ -44,12 +45,18 @@ struct F16Round {
   uint4 wa[S], wb[S], xv[NT][S];
   __device__ void load(const __half* row_a, const __half* row_b, const __half* x, int n, int cols, int segments,
                        int s0, int g, int t) {
+    load_weights(row_a, row_b, segments, s0);
+    load_activations(x, n, cols, segments, s0, g, t);
+  }
+  __device__ void load_weights(const __half* row_a, const __half* row_b, int segments, int s0) {
 #pragma unroll
     for (int u = 0; u < S; ++u) {
       const bool valid = s0 + u < segments;
       wa[u] = weights_or_zero(row_a + (s0 + u) * 32, valid);
       wb[u] = weights_or_zero(row_b + (s0 + u) * 32, valid);
     }
+  }
+  __device__ void load_activations(const __half* x, int n, int cols, int segments, int s0, int g, int t) {
 #pragma unroll
     for (int j = 0; j < NT; ++j) {
       const int xr = 8 * j + g;
@@ -78,7 +85,10 @@ __global__ void __launch_bounds__(W * 32)
   float acc[2][NT][4] = {};
 
   F16Round<NT> next;
-  next.load(row_a, row_b, x, n, cols, segments, warp * kSegs, g, t);
+  next.load_weights(row_a, row_b, segments, warp * kSegs);
+  wait_for_prior_kernels();  // the first weights are in flight; x is the kernel before's output
+  let_next_kernel_start();
+  next.load_activations(x, n, cols, segments, warp * kSegs, g, t);
   for (int s0 = warp * kSegs; s0 < segments; s0 += kStride) {
     const F16Round<NT> cur = next;
     if (s0 + kStride < segments) next.load(row_a, row_b, x, n, cols, segments, s0 + kStride, g, t);
@@ -106,8 +116,8 @@ bool matvec_f16(const void* w, int64_t rows, int64_t cols, const uint16_t* x, in
   const unsigned grid = static_cast<unsigned>((rows + 15) / 16);
   const int r = static_cast<int>(rows), c = static_cast<int>(cols);
   tiles::with_tile_warps(rows, [&]<int W>() {
-    if (n <= 8) matvec_f16_tiles<1, W><<<grid, W * 32, 0, stream>>>(wh, r, c, xh, n, y);
-    else matvec_f16_tiles<2, W><<<grid, W * 32, 0, stream>>>(wh, r, c, xh, n, y);
+    const auto kernel = n <= 8 ? matvec_f16_tiles<1, W> : matvec_f16_tiles<2, W>;
+    launch_overlapped(kernel, grid, W * 32, 0, stream, wh, r, c, xh, n, y);
   });
   return true;
 }

@@ -9,6 +9,7 @@
 #include <cuda_fp16.h>
 
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/overlapped_launch.cuh"
 #include "backend/cuda/quant_chunks.h"
 #include "backend/cuda/tile_mma.cuh"
 
@@ -131,6 +132,8 @@ __device__ __forceinline__ void load8_even(const uint8_t* p, uint32_t (&out)[2])
   out[1] = __funnelshift_r(r1, r2, shift);
 }
 
+__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
+
 __device__ __forceinline__ uint16_t load_u16_even(const uint8_t* p) { return *reinterpret_cast<const uint16_t*>(p); }
 
 // The activations of one lane's 64 columns, as 32 words of two halves (word k: columns 2k, 2k + 1 of the
@@ -188,6 +191,30 @@ __device__ __forceinline__ void multiply_tiles(float (&acc)[NT][4], const uint32
   }
 }
 
+// The gated kernel's sums: tile row g holds x . gate row row0 + g and tile row g + 8 the same for up, so lane
+// (g, t) has both for its activation columns 2t, 2t + 1 and writes silu(gate) * up there, in f32 and f16,
+// with silu_mul's own expression.
+template <int NT, int W>
+__device__ __forceinline__ void store_gated_tiles(float (&acc)[NT][4], int n, int rows, int row0,
+                                                  float* __restrict__ y, __half* __restrict__ y_f16) {
+  if (!tiles::sum_warp_tiles<NT, W>(acc)) return;
+  const int lane = static_cast<int>(threadIdx.x) % 32, g = lane / 4, t = lane % 4;
+  const int row = row0 + g;
+#pragma unroll
+  for (int j = 0; j < NT; ++j) {
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const int col = 8 * j + 2 * t + i;
+      if (row >= rows || col >= n) continue;
+      const float gate = acc[j][i], up = acc[j][i + 2];
+      const float v = gate / (1.0f + __expf(-gate)) * up;
+      const size_t at = static_cast<size_t>(col) * rows + row;
+      y[at] = v;
+      y_f16[at] = __float2half_rn(v);
+    }
+  }
+}
+
 // Q4_K: lane t takes quant bytes 16t .. 16t + 15 and 64 + 16t .. 64 + 16t + 15, so that one load instruction
 // of the warp reads 64 contiguous bytes of each of its rows (lanes 32 bytes apart left half of every sector
 // unread, and the L1 traffic, not DRAM, bounded the kernel). Byte j holds elements 64 (j / 32) + j % 32 (low
@@ -207,15 +234,22 @@ __device__ __forceinline__ int q4k_run_column(int t, int r) {
   return 128 * (r / 2) + 64 * (t / 2) + 16 * (t % 2) + 32 * (r % 2);
 }
 
-template <int NT, int W, bool kStaged>
+// kGated: the two products of a gated feed-forward layer and their SiLU gate in one kernel (see
+// store_gated_tiles); the block's 16 tile rows are rows row0 .. row0 + 7 of the gate matrix `w` (tile rows
+// g) and the same rows of the up matrix `w_up` (tile rows g + 8), so each lane ends up holding a gate sum and
+// its up sum side by side.
+template <int NT, int W, bool kStaged, bool kGated>
 __global__ void __launch_bounds__(W * 32)
-    matvec_q4_k(const uint8_t* __restrict__ w, size_t row_bytes, int rows, int blocks_per_row,
-                const __half* __restrict__ x_global, int n, int cols, float* __restrict__ y) {
+    matvec_q4_k(const uint8_t* __restrict__ w, const uint8_t* __restrict__ w_up, size_t row_bytes, int rows,
+                int blocks_per_row, const __half* __restrict__ x_global, int n, int cols, float* __restrict__ y,
+                __half* __restrict__ y_f16) {
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   const int g = lane / 4, t = lane % 4;
-  const int row0 = static_cast<int>(blockIdx.x) * 16;
-  const uint8_t* rows_at[2] = {w + static_cast<size_t>(min(row0 + g, rows - 1)) * row_bytes,
-                               w + static_cast<size_t>(min(row0 + g + 8, rows - 1)) * row_bytes};
+  const int row0 = static_cast<int>(blockIdx.x) * (kGated ? 8 : 16);
+  const uint8_t* rows_at[2] = {
+      w + static_cast<size_t>(min(row0 + g, rows - 1)) * row_bytes,
+      kGated ? w_up + static_cast<size_t>(min(row0 + g, rows - 1)) * row_bytes
+             : w + static_cast<size_t>(min(row0 + g + 8, rows - 1)) * row_bytes};
   // Two accumulators, for the low- and high-nibble runs: each mma.sync waits for the one before it on the same
   // accumulator, and one chain of sixteen per super-block kept the tensor pipe's latency in the way.
   float acc[2][NT][4] = {};
@@ -226,6 +260,8 @@ __global__ void __launch_bounds__(W * 32)
   if (warp < blocks_per_row) {
     for (int r = 0; r < 2; ++r) next[r].load(rows_at[r] + static_cast<size_t>(warp) * 144, t);
   }
+  wait_for_prior_kernels();  // the weights are in flight; the activations are the kernel before's output
+  let_next_kernel_start();
   const __half* __restrict__ x = stage_activations<kStaged>(x_global, n, cols);
 
   const uint32_t magic = kHalf1024Pair;
@@ -278,7 +314,11 @@ __global__ void __launch_bounds__(W * 32)
     }
   }
   add_chains<NT>(acc);
-  store_tiles<NT, W>(acc[0], n, rows, row0, y);
+  if constexpr (kGated) {
+    store_gated_tiles<NT, W>(acc[0], n, rows, row0, y, y_f16);
+  } else {
+    store_tiles<NT, W>(acc[0], n, rows, row0, y);
+  }
 }
 
 // Q6_K: lane t takes half t / 2 of the super-block and in it l = 16 (t % 2) .. + 15 of each of the four
@@ -296,6 +336,13 @@ __global__ void __launch_bounds__(W * 32)
   const uint8_t* rows_at[2] = {w + static_cast<size_t>(min(row0 + g, rows - 1)) * row_bytes,
                                w + static_cast<size_t>(min(row0 + g + 8, rows - 1)) * row_bytes};
   float acc[2][NT][4] = {};  // two chains of mma.sync, as in matvec_q4_k
+  // The warp's first super-block of its two rows on its way to L2 while the kernel before finishes.
+  if (warp < blocks_per_row) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) prefetch_l2(rows_at[r] + static_cast<size_t>(warp) * 210 + 64 * t);
+  }
+  wait_for_prior_kernels();
+  let_next_kernel_start();
 
   const uint32_t magic = kHalf1024Pair;
 #pragma unroll 2
@@ -433,16 +480,36 @@ bool matvec_kquant(uint32_t type, const void* w, size_t row_bytes, int64_t rows,
       const bool staged = q4 && m <= 8 && staged_bytes + tiles::store_tiles_bytes(1, W) <= kMaxSharedBytes;
       const size_t smem = staged ? staged_bytes : 0;
       if (q4) {
-        if (staged) matvec_q4_k<1, W, true><<<grid, threads, smem, stream>>>(wb, row_bytes, r, blocks, xj, m, c, yj);
-        else if (m <= 8) matvec_q4_k<1, W, false><<<grid, threads, 0, stream>>>(wb, row_bytes, r, blocks, xj, m, c, yj);
-        else matvec_q4_k<2, W, false><<<grid, threads, 0, stream>>>(wb, row_bytes, r, blocks, xj, m, c, yj);
+        const auto kernel = staged   ? matvec_q4_k<1, W, true, false>
+                            : m <= 8 ? matvec_q4_k<1, W, false, false>
+                                     : matvec_q4_k<2, W, false, false>;
+        launch_overlapped(kernel, grid, threads, smem, stream, wb, wb, row_bytes, r, blocks, xj, m, c, yj,
+                          static_cast<__half*>(nullptr));
       } else {
-        if (m <= 8) matvec_q6_k<1, W><<<grid, threads, 0, stream>>>(wb, row_bytes, r, blocks, xj, m, c, yj);
-        else matvec_q6_k<2, W><<<grid, threads, 0, stream>>>(wb, row_bytes, r, blocks, xj, m, c, yj);
+        const auto kernel = m <= 8 ? matvec_q6_k<1, W> : matvec_q6_k<2, W>;
+        launch_overlapped(kernel, grid, threads, 0, stream, wb, row_bytes, r, blocks, xj, m, c, yj);
       }
     });
   }
   return true;
 }
 
+bool gated_matvec_kquant(uint32_t type, const void* w_gate, const void* w_up, size_t row_bytes, int64_t rows,
+                         int64_t cols, const uint16_t* x, int n, float* gate, uint16_t* gate_f16,
+                         cudaStream_t stream) {
+  if (type != static_cast<uint32_t>(QuantType::Q4_K) || n < 1 || n > 8) return false;
+  const size_t staged_bytes = static_cast<size_t>(n) * static_cast<size_t>(cols) * 2;
+  const unsigned grid = static_cast<unsigned>((rows + 7) / 8);
+  tiles::with_tile_warps(2 * rows, [&]<int W>() {
+    const bool staged = staged_bytes + tiles::store_tiles_bytes(1, W) <= kMaxSharedBytes;
+    const auto kernel = staged ? matvec_q4_k<1, W, true, true> : matvec_q4_k<1, W, false, true>;
+    launch_overlapped(kernel, grid, W * 32, staged ? staged_bytes : 0, stream, static_cast<const uint8_t*>(w_gate),
+                      static_cast<const uint8_t*>(w_up), row_bytes, static_cast<int>(rows), static_cast<int>(cols / 256),
+                      reinterpret_cast<const __half*>(x), n, static_cast<int>(cols), gate,
+                      reinterpret_cast<__half*>(gate_f16));
+  });
+  return true;
+}
+
 }  // namespace pensieve::backend::cuda
+

@@ -43,9 +43,9 @@ __device__ __forceinline__ void add_chains(float (&acc)[2][NT][4]) {
 // The shared memory store_tiles<NT, W> declares.
 constexpr size_t store_tiles_bytes(int nt, int warps) { return static_cast<size_t>(warps - 1) * nt * 4 * 32 * 4; }
 
-// The warps' tiles added in warp order, and rows g, g + 8 of each activation tile written to y[j][rows].
+// The warps' tiles added in warp order into warp 0's acc; true in warp 0, which then holds the block's sums.
 template <int NT, int W>
-__device__ __forceinline__ void store_tiles(float (&acc)[NT][4], int n, int rows, int row0, float* __restrict__ y) {
+__device__ __forceinline__ bool sum_warp_tiles(float (&acc)[NT][4]) {
   __shared__ float part[W - 1][NT * 4][32];
   static_assert(sizeof(part) == store_tiles_bytes(NT, W));
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
@@ -56,17 +56,27 @@ __device__ __forceinline__ void store_tiles(float (&acc)[NT][4], int n, int rows
       for (int i = 0; i < 4; ++i) part[warp - 1][4 * j + i][lane] = acc[j][i];
   }
   __syncthreads();
-  if (warp != 0) return;
-  const int g = lane / 4, t = lane % 4;
+  if (warp != 0) return false;
+#pragma unroll
+  for (int j = 0; j < NT; ++j)
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int w = 0; w < W - 1; ++w) acc[j][i] += part[w][4 * j + i][lane];
+  return true;
+}
+
+// The block's sums, rows g, g + 8 of each activation tile, written to y[j][rows].
+template <int NT, int W>
+__device__ __forceinline__ void store_tiles(float (&acc)[NT][4], int n, int rows, int row0, float* __restrict__ y) {
+  if (!sum_warp_tiles<NT, W>(acc)) return;
+  const int lane = static_cast<int>(threadIdx.x) % 32, g = lane / 4, t = lane % 4;
 #pragma unroll
   for (int j = 0; j < NT; ++j) {
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      float v = acc[j][i];
-#pragma unroll
-      for (int w = 0; w < W - 1; ++w) v += part[w][4 * j + i][lane];
       const int row = row0 + g + 8 * (i / 2), col = 8 * j + 2 * t + i % 2;
-      if (row < rows && col < n) y[static_cast<size_t>(col) * rows + row] = v;
+      if (row < rows && col < n) y[static_cast<size_t>(col) * rows + row] = acc[j][i];
     }
   }
 }
