@@ -40,6 +40,9 @@ struct Weight {
   // A second form the backend may keep beside `data` (the CUDA backend: the matrix decoded to f16 for its
   // tensor-core GEMMs). Only the backend that prepared the weight reads it.
   std::shared_ptr<const std::byte> dense;
+  // The bytes again in a layout of the backend's own product kernels (the CUDA backend: Q6_K super-blocks cut
+  // into 16-byte-aligned parts). Only the backend that prepared the weight reads it.
+  std::shared_ptr<const std::byte> repacked;
 };
 
 // Q8_0: GGML blocks of 32 elements (fp16 scale, 32 int8), 34 bytes; head_dim must be a multiple of 32.

@@ -45,6 +45,21 @@ Backend* gpu_in_place() {
   return be.get();
 }
 
+// The same with products reading every matrix in its GGUF layout (no repacked copies: what a card whose
+// memory is short for them runs).
+Backend* gpu_gguf_layout() {
+  static std::unique_ptr<Backend> be = [] {
+    if (!cuda_unavailable_reason(0).empty()) return std::unique_ptr<Backend>();
+    setenv("PENSIEVE_CUDA_MATVEC_ROWS", "16", 1);
+    setenv("PENSIEVE_CUDA_REPACK", "0", 1);
+    auto b = make_cuda_backend(0);
+    unsetenv("PENSIEVE_CUDA_MATVEC_ROWS");
+    unsetenv("PENSIEVE_CUDA_REPACK");
+    return b;
+  }();
+  return be.get();
+}
+
 #define REQUIRE_GPU()                                                       \
   if (gpu() == nullptr) GTEST_SKIP() << "no GPU: " << cuda_unavailable_reason(0)
 
@@ -143,11 +158,15 @@ TEST(CudaMatmul, EveryWeightTypeMatchesDequantizeThenDot) {
 // Weights are random floats quantized here; the reference is dequantize-then-dot in double.
 TEST(CudaMatmul, WideRowsAtEveryBatchUpToSixteen) {
   REQUIRE_GPU();
-  for (const gguf::GgmlType type : {gguf::GgmlType::Q4_K, gguf::GgmlType::Q6_K, gguf::GgmlType::F16}) {
+  // Q6_K twice: from the repacked copy, then from the GGUF bytes.
+  for (const auto& [type, gguf_layout] : std::vector<std::pair<gguf::GgmlType, bool>>{
+           {gguf::GgmlType::Q4_K, false}, {gguf::GgmlType::Q6_K, false}, {gguf::GgmlType::Q6_K, true},
+           {gguf::GgmlType::F16, false}}) {
+    Backend& be = gguf_layout ? *gpu_gguf_layout() : *gpu_in_place();
     for (const auto& [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{{64, 2560}, {64, 3072}, {2048, 3072},
                                                                             {8192, 2560}, {64, 14336}}) {
-      SCOPED_TRACE(std::string(gguf::type_name(static_cast<uint32_t>(type))) + " rows " + std::to_string(rows) +
-                   " cols " + std::to_string(cols));
+      SCOPED_TRACE(std::string(gguf::type_name(static_cast<uint32_t>(type))) + (gguf_layout ? " (GGUF layout)" : "") +
+                   " rows " + std::to_string(rows) + " cols " + std::to_string(cols));
       const auto values = random_floats(static_cast<size_t>(rows * cols), 11, 0.05f);
       const size_t row_bytes = *gguf::bytes_for(static_cast<uint32_t>(type), static_cast<uint64_t>(cols));
       std::vector<std::byte> bytes(row_bytes * static_cast<size_t>(rows));
@@ -161,14 +180,14 @@ TEST(CudaMatmul, WideRowsAtEveryBatchUpToSixteen) {
       w.cols = cols;
       w.row_bytes = row_bytes;
       w.data = bytes;
-      gpu_in_place()->prepare(w, Backend::WeightUse::Matrix);
+      be.prepare(w, Backend::WeightUse::Matrix);
       for (int n = 1; n <= 16; ++n) {
         const auto x = random_floats(static_cast<size_t>(n * cols), 200 + n);
-        Buffer xd = gpu_in_place()->upload(x);
-        Buffer yd = gpu_in_place()->allocate(static_cast<size_t>(n * rows) * sizeof(float));
-        gpu_in_place()->matmul(w, xd.floats(), n, yd.floats());
+        Buffer xd = be.upload(x);
+        Buffer yd = be.allocate(static_cast<size_t>(n * rows) * sizeof(float));
+        be.matmul(w, xd.floats(), n, yd.floats());
         std::vector<float> y(static_cast<size_t>(n * rows));
-        gpu_in_place()->read(y, yd.floats());
+        be.read(y, yd.floats());
         for (int j = 0; j < n; ++j) {
           for (int64_t r = 0; r < rows; r += 7) {
             double ref = 0, mag = 0;
@@ -181,9 +200,9 @@ TEST(CudaMatmul, WideRowsAtEveryBatchUpToSixteen) {
           }
         }
         if (n > 2) continue;
-        gpu_in_place()->matmul(w, xd.floats(), n, yd.floats());
+        be.matmul(w, xd.floats(), n, yd.floats());
         std::vector<float> again(y.size());
-        gpu_in_place()->read(again, yd.floats());
+        be.read(again, yd.floats());
         ASSERT_EQ(std::memcmp(again.data(), y.data(), y.size() * sizeof(float)), 0) << "n " << n;
       }
     }

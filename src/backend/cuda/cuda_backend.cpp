@@ -80,6 +80,8 @@ class CudaBackend final : public Backend {
     const char* dense = std::getenv("PENSIEVE_CUDA_DENSE_WEIGHTS");
     dense_budget_ = dense != nullptr && std::string(dense) == "0" ? 0 : free / 100 * kDenseShareOfFreeMemory;
     if (const char* rows = std::getenv("PENSIEVE_CUDA_MATVEC_ROWS")) matvec_rows_ = std::atoi(rows);
+    const char* repack = std::getenv("PENSIEVE_CUDA_REPACK");
+    repack_ = !(repack != nullptr && std::string(repack) == "0");
     const char* gated = std::getenv("PENSIEVE_CUDA_GATED");
     gated_kernel_ = !(gated != nullptr && std::string(gated) == "0");
     const char* profile = std::getenv("PENSIEVE_CUDA_PROFILE");
@@ -202,7 +204,7 @@ class CudaBackend final : public Backend {
   }
   using Backend::read;
 
-  void prepare(Weight& w, WeightUse) override {
+  void prepare(Weight& w, WeightUse use) override {
     const bool float_type = w.type_id == static_cast<uint32_t>(gguf::GgmlType::F32) ||
                             w.type_id == static_cast<uint32_t>(gguf::GgmlType::F16) ||
                             w.type_id == static_cast<uint32_t>(gguf::GgmlType::BF16);
@@ -218,6 +220,17 @@ class CudaBackend final : public Backend {
     write(device, 0, w.data);
     w.data = {device.data(), w.data.size()};
     w.owner = std::move(device.memory);
+    // Products also read a repacked copy where the type has a faster layout (the GGUF bytes stay for lookups
+    // and the f16 decode). It comes out of the same budget as the f16 copies, first: it is the smaller and
+    // serves every decode step.
+    const size_t repacked_bytes = cuda::kquant_repacked_row_bytes(w.type_id, w.cols) * static_cast<size_t>(w.rows);
+    if (use == WeightUse::Matrix && repacked_bytes != 0 && repacked_bytes <= dense_budget_ && repack_) {
+      Buffer repacked = allocate(repacked_bytes);
+      cuda::repack_kquant(w.type_id, w.data.data(), w.row_bytes, w.rows, w.cols, repacked.data(), stream_);
+      check_launch("repack weights");
+      dense_budget_ -= repacked_bytes;
+      w.repacked = std::move(repacked.memory);
+    }
     const size_t dense_bytes = static_cast<size_t>(w.rows) * static_cast<size_t>(w.cols) * 2;
     if (!float_type && dense_bytes <= dense_budget_) {
       Buffer dense = allocate(dense_bytes);
@@ -392,7 +405,7 @@ class CudaBackend final : public Backend {
         gemm_ex(w.data.data(), CUDA_R_16F, xh, rows, n, cols, y);
       }
     } else if (few_rows) {
-      cuda::matvec(w.type_id, w.data.data(), w.row_bytes, w.rows, w.cols, xh, n, y, stream_);
+      cuda::matvec(w.type_id, w.data.data(), w.row_bytes, w.rows, w.cols, xh, n, y, w.repacked.get(), stream_);
     } else if (w.dense) {
       gemm_ex(w.dense.get(), CUDA_R_16F, xh, rows, n, cols, y);
     } else {
@@ -679,6 +692,7 @@ class CudaBackend final : public Backend {
   int index_;
   size_t dense_budget_ = 0;
   int matvec_rows_ = 0;  // 0: kMatvecMaxRows
+  bool repack_ = true;        // PENSIEVE_CUDA_REPACK=0: products read Q6_K in its GGUF layout
   bool gated_kernel_ = true;  // PENSIEVE_CUDA_GATED=0: gate and up as two products and silu_mul
   cuda::OpProfile profile_;
   cudaDeviceProp props_{};

@@ -35,11 +35,17 @@ bool matvec_supports(uint32_t type);
 // y[j][rows] = x[j][cols] * W^T for j < n (n <= 8), W's rows `row_bytes` apart; x is f16 [n][cols]. Each
 // decoded weight is rounded to f16 first, so the product is the same as the f16 GEMM path's up to the order
 // of the sums (a sequence's result must not depend on which path its batch took).
+// `repacked`: the copy repack_kquant made of w, or null.
 void matvec(uint32_t type, const void* w, size_t row_bytes, int64_t rows, int64_t cols, const uint16_t* x, int n,
-            float* y, cudaStream_t stream);
+            float* y, const void* repacked, cudaStream_t stream);
 // The same for Q4_K and Q6_K through their own faster kernels (matvec_kquants.cu); false for other types.
 bool matvec_kquant(uint32_t type, const void* w, size_t row_bytes, int64_t rows, int64_t cols, const uint16_t* x,
-                   int n, float* y, cudaStream_t stream);
+                   int n, float* y, const void* repacked, cudaStream_t stream);
+// The row stride of the layout matvec_kquant reads faster for `type` (Q6_K), 0 for types without one; and
+// the copy of a matrix in that layout, rows * that stride bytes at `out`.
+size_t kquant_repacked_row_bytes(uint32_t type, int64_t cols);
+void repack_kquant(uint32_t type, const void* w, size_t row_bytes, int64_t rows, int64_t cols, void* out,
+                   cudaStream_t stream);
 // The same for F16 weights and n <= 16 (matvec_f16.cu); false where cols is not a multiple of 32.
 bool matvec_f16(const void* w, int64_t rows, int64_t cols, const uint16_t* x, int n, float* y, cudaStream_t stream);
 // gate[j][rows] = silu(x[j] * W_gate^T) * (x[j] * W_up^T), also in f16 into gate_f16, for Q4_K matrices of

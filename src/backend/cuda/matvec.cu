@@ -114,8 +114,8 @@ bool matvec_supports(uint32_t type) {
 }
 
 void matvec(uint32_t type, const void* w, size_t row_bytes, int64_t rows, int64_t cols, const uint16_t* x, int n,
-            float* y, cudaStream_t stream) {
-  if (matvec_kquant(type, w, row_bytes, rows, cols, x, n, y, stream)) return;
+            float* y, const void* repacked, cudaStream_t stream) {
+  if (matvec_kquant(type, w, row_bytes, rows, cols, x, n, y, repacked, stream)) return;
   const auto* wb = static_cast<const uint8_t*>(w);
   const auto* xh = reinterpret_cast<const __half*>(x);
   const int cpr = static_cast<int>(cols / 32);

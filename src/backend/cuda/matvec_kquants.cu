@@ -321,11 +321,35 @@ __global__ void __launch_bounds__(W * 32)
   }
 }
 
+// Q6_K super-blocks are 210 bytes, so in GGUF rows most of them start on an address that is only 2-byte
+// aligned: a lane's 16 bytes take five 4-byte loads, and each load instruction of the warp touches eight rows.
+// That kept the L1 busier than the memory (19 load instructions a row and super-block). The repacked rows
+// hold the same bytes cut into aligned parts: each row's 192 quant bytes (ql, then qh) of every super-block,
+// then their 16 int8 scales, then their f16 d, the row padded to 16 bytes. Three 16-byte loads, one 8-byte
+// and one 2-byte load then fetch what the 19 did.
+size_t q6k_repacked_row_bytes(int64_t cols) { return (static_cast<size_t>(cols / 256) * 210 + 15) / 16 * 16; }
+
+__global__ void repack_q6k_kernel(const uint8_t* __restrict__ w, size_t row_bytes, int64_t rows, int blocks_per_row,
+                                  uint8_t* __restrict__ out, size_t out_row_bytes) {
+  const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (idx >= rows * blocks_per_row) return;
+  const int64_t row = idx / blocks_per_row;
+  const int sb = static_cast<int>(idx % blocks_per_row);
+  const uint8_t* src = w + static_cast<size_t>(row) * row_bytes + static_cast<size_t>(sb) * 210;
+  uint8_t* dst = out + static_cast<size_t>(row) * out_row_bytes;
+  for (int i = 0; i < 192; ++i) dst[static_cast<size_t>(sb) * 192 + i] = src[i];
+  for (int i = 0; i < 16; ++i) dst[static_cast<size_t>(blocks_per_row) * 192 + sb * 16 + i] = src[192 + i];
+  for (int i = 0; i < 2; ++i) dst[static_cast<size_t>(blocks_per_row) * 208 + sb * 2 + i] = src[208 + i];
+}
+
 // Q6_K: lane t takes half t / 2 of the super-block and in it l = 16 (t % 2) .. + 15 of each of the four
 // 32-element quarters: low nibbles from ql[l] (quarters 0 and 2) and ql[l + 32] (1 and 3), two high bits from
-// qh[l], one int8 scale per quarter.
-template <int NT, int W>
-__global__ void __launch_bounds__(W * 32)
+// qh[l], one int8 scale per quarter. kRepacked: the rows are in the layout above, `row_bytes` apart.
+// (The repacked loads are cheap enough that the compiler hoists two super-blocks' worth: without a bound it
+// took 156 registers, one block a multiprocessor. 16 warps a multiprocessor caps it at 128; with two
+// activation tiles that cap spilled, so those go unbounded.)
+template <int NT, int W, bool kRepacked>
+__global__ void __launch_bounds__(W * 32, kRepacked && NT == 1 ? 16 / W : 1)
     matvec_q6_k(const uint8_t* __restrict__ w, size_t row_bytes, int rows, int blocks_per_row,
                 const __half* __restrict__ x, int n, int cols, float* __restrict__ y) {
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
@@ -339,7 +363,7 @@ __global__ void __launch_bounds__(W * 32)
   // The warp's first super-block of its two rows on its way to L2 while the kernel before finishes.
   if (warp < blocks_per_row) {
 #pragma unroll
-    for (int r = 0; r < 2; ++r) prefetch_l2(rows_at[r] + static_cast<size_t>(warp) * 210 + 64 * t);
+    for (int r = 0; r < 2; ++r) prefetch_l2(rows_at[r] + static_cast<size_t>(warp) * (kRepacked ? 192 : 210) + 64 * t);
   }
   wait_for_prior_kernels();
   let_next_kernel_start();
@@ -351,15 +375,29 @@ __global__ void __launch_bounds__(W * 32)
     Q6kHalfScale scale[2][4];
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      const uint8_t* b = rows_at[r] + static_cast<size_t>(sb) * 210;
-      load16_even(b + 64 * half + l0, ql_a[r]);
-      load16_even(b + 64 * half + 32 + l0, ql_b[r]);
-      load16_even(b + 128 + 32 * half + l0, qh[r]);
       // The half's eight int8 scales (bytes 2k + t % 2 are the lane's), made unsigned, and d as (d, d).
       uint32_t sc[2];
-      load8_even(b + 192 + 8 * half, sc);
+      uint16_t d;
+      if constexpr (kRepacked) {
+        const uint8_t* q = rows_at[r] + static_cast<size_t>(sb) * 192;
+        const auto words = [](uint4 v, uint32_t(&out)[4]) { out[0] = v.x, out[1] = v.y, out[2] = v.z, out[3] = v.w; };
+        words(*reinterpret_cast<const uint4*>(q + 64 * half + l0), ql_a[r]);
+        words(*reinterpret_cast<const uint4*>(q + 64 * half + 32 + l0), ql_b[r]);
+        words(*reinterpret_cast<const uint4*>(q + 128 + 32 * half + l0), qh[r]);
+        const uint2 s = *reinterpret_cast<const uint2*>(rows_at[r] + static_cast<size_t>(blocks_per_row) * 192 +
+                                                        sb * 16 + 8 * half);
+        sc[0] = s.x, sc[1] = s.y;
+        d = load_u16_even(rows_at[r] + static_cast<size_t>(blocks_per_row) * 208 + sb * 2);
+      } else {
+        const uint8_t* b = rows_at[r] + static_cast<size_t>(sb) * 210;
+        load16_even(b + 64 * half + l0, ql_a[r]);
+        load16_even(b + 64 * half + 32 + l0, ql_b[r]);
+        load16_even(b + 128 + 32 * half + l0, qh[r]);
+        load8_even(b + 192 + 8 * half, sc);
+        d = load_u16_even(b + 208);
+      }
       sc[0] ^= 0x80808080u, sc[1] ^= 0x80808080u;
-      const __half2 d2 = bits_to_half2(__byte_perm(static_cast<uint32_t>(load_u16_even(b + 208)), 0, 0x1010));
+      const __half2 d2 = bits_to_half2(__byte_perm(static_cast<uint32_t>(d), 0, 0x1010));
 #pragma unroll
       for (int k = 0; k < 4; ++k) scale[r][k] = Q6kHalfScale(d2, sc[k / 2], select[k % 2]);
     }
@@ -457,8 +495,21 @@ bool dequantize_kquant_f16(uint32_t type, const void* w, size_t row_bytes, int64
 
 constexpr size_t kMaxSharedBytes = 48 * 1024;  // a block's shared memory without opting in to more
 
+size_t kquant_repacked_row_bytes(uint32_t type, int64_t cols) {
+  return type == static_cast<uint32_t>(QuantType::Q6_K) ? q6k_repacked_row_bytes(cols) : 0;
+}
+
+void repack_kquant(uint32_t type, const void* w, size_t row_bytes, int64_t rows, int64_t cols, void* out,
+                   cudaStream_t stream) {
+  if (type != static_cast<uint32_t>(QuantType::Q6_K)) return;
+  const int bpr = static_cast<int>(cols / 256);
+  const int64_t threads = rows * bpr;
+  repack_q6k_kernel<<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream>>>(
+      static_cast<const uint8_t*>(w), row_bytes, rows, bpr, static_cast<uint8_t*>(out), q6k_repacked_row_bytes(cols));
+}
+
 bool matvec_kquant(uint32_t type, const void* w, size_t row_bytes, int64_t rows, int64_t cols, const uint16_t* x,
-                   int n, float* y, cudaStream_t stream) {
+                   int n, float* y, const void* repacked, cudaStream_t stream) {
   const bool q4 = type == static_cast<uint32_t>(QuantType::Q4_K);
   const bool q6 = type == static_cast<uint32_t>(QuantType::Q6_K);
   if (!q4 && !q6) return false;
@@ -486,8 +537,14 @@ bool matvec_kquant(uint32_t type, const void* w, size_t row_bytes, int64_t rows,
         launch_overlapped(kernel, grid, threads, smem, stream, wb, wb, row_bytes, r, blocks, xj, m, c, yj,
                           static_cast<__half*>(nullptr));
       } else {
-        const auto kernel = m <= 8 ? matvec_q6_k<1, W> : matvec_q6_k<2, W>;
-        launch_overlapped(kernel, grid, threads, 0, stream, wb, row_bytes, r, blocks, xj, m, c, yj);
+        if (repacked != nullptr) {
+          const auto kernel = m <= 8 ? matvec_q6_k<1, W, true> : matvec_q6_k<2, W, true>;
+          launch_overlapped(kernel, grid, threads, 0, stream, static_cast<const uint8_t*>(repacked),
+                            q6k_repacked_row_bytes(cols), r, blocks, xj, m, c, yj);
+        } else {
+          const auto kernel = m <= 8 ? matvec_q6_k<1, W, false> : matvec_q6_k<2, W, false>;
+          launch_overlapped(kernel, grid, threads, 0, stream, wb, row_bytes, r, blocks, xj, m, c, yj);
+        }
       }
     });
   }
