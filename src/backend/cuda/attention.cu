@@ -120,7 +120,6 @@ __global__ void rope_store_kv_kernel(KvGeometry g, RopeHeads r, const float* __r
                                      const int32_t* __restrict__ seq_of_row, const int32_t* __restrict__ table_start,
                                      const int32_t* __restrict__ blocks) {
   wait_for_prior_kernels();
-  let_next_kernel_start();
   const int row = static_cast<int>(blockIdx.x), h = static_cast<int>(blockIdx.y);
   const float* cs = cos_sin + static_cast<size_t>(row) * r.n_rot;
   const bool key = h >= r.q_heads;
@@ -266,7 +265,6 @@ __global__ void __launch_bounds__(128) attention_f16_kernel(
     const int32_t* __restrict__ seq_of_row, const int32_t* __restrict__ table_start, const int32_t* __restrict__ blocks,
     float* __restrict__ out, __half* __restrict__ out_f16, SplitOutput split) {
   wait_for_prior_kernels();
-  let_next_kernel_start();
   constexpr int kWarps = 4;
   constexpr int DPL = HD / 32;                   // value dimensions per lane
   constexpr int kKeyChunk = 64;                  // key halves loaded at once (8 registers of 16 bytes)
@@ -414,7 +412,6 @@ __global__ void __launch_bounds__(128) attention_f16_kernel(
 __global__ void combine_splits_kernel(SplitOutput split, int n_heads, int hd, float* __restrict__ out,
                                       __half* __restrict__ out_f16) {
   wait_for_prior_kernels();
-  let_next_kernel_start();
   const int row = blockIdx.x, head = blockIdx.y, d = threadIdx.x;
   const size_t base = (static_cast<size_t>(row) * n_heads + head) * split.n_splits;
   float m = -INFINITY;

@@ -399,7 +399,7 @@ class CudaBackend final : public Backend {
     const uint16_t* xh = half_input(x, x_elems);
     // A product written over its own input (never done by the model, but allowed) leaves no valid copy.
     if (y < x + x_elems && x < y + static_cast<size_t>(n) * static_cast<size_t>(w.rows)) f16_input_ = nullptr;
-    const bool few_rows = n <= (matvec_rows_ > 0 ? matvec_rows_ : kMatvecMaxRows);
+    const bool few_rows = takes_matvec(n);
     if (w.type_id == static_cast<uint32_t>(gguf::GgmlType::F16)) {
       if (!few_rows || !cuda::matvec_f16(w.data.data(), w.rows, w.cols, xh, n, y, stream_)) {
         gemm_ex(w.data.data(), CUDA_R_16F, xh, rows, n, cols, y);
@@ -420,7 +420,7 @@ class CudaBackend final : public Backend {
   // gated_matvec_kquant): one launch and one pass over the input where there were three.
   void gated_matmul(const Weight& w_gate, const Weight& w_up, const float* x, int n, float* gate,
                     float* up) override {
-    const bool fused = gated_kernel_ && n >= 1 && n <= 8 && n <= (matvec_rows_ > 0 ? matvec_rows_ : kMatvecMaxRows) &&
+    const bool fused = gated_kernel_ && n >= 1 && n <= 8 && takes_matvec(n) &&
                        w_gate.type_id == static_cast<uint32_t>(gguf::GgmlType::Q4_K) && w_up.type_id == w_gate.type_id &&
                        w_up.rows == w_gate.rows && w_up.cols == w_gate.cols && w_up.row_bytes == w_gate.row_bytes;
     if (!fused) {
@@ -578,6 +578,10 @@ class CudaBackend final : public Backend {
                        CUBLAS_GEMM_DEFAULT),
           "gemm");
   }
+
+  // Products of up to this many activation rows read the weights in place (the matvec kernels), larger ones go
+  // to cuBLAS.
+  bool takes_matvec(int n) const { return n <= (matvec_rows_ > 0 ? matvec_rows_ : kMatvecMaxRows); }
 
   // x in f16 for a product: Q, K and V (and gate and up) multiply the same input, and norms, attention and the
   // gate leave an f16 copy of their output, so it is converted only when no copy is there.

@@ -7,6 +7,7 @@
 
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/overlapped_launch.cuh"
+#include "backend/cuda/silu_gate.cuh"
 #include "backend/rope_pair.h"
 
 namespace pensieve::backend::cuda {
@@ -44,7 +45,6 @@ __global__ void rmsnorm_kernel(float* x, const float* residual, const float* __r
     g[k] = i < dim ? gamma[i] : 0.0f;
   }
   wait_for_prior_kernels();  // gamma is a weight; x and the residual are the kernels before's output
-  let_next_kernel_start();
 #pragma unroll
   for (int k = 0; k < K; ++k) {
     const int i = static_cast<int>(threadIdx.x) + k * static_cast<int>(blockDim.x);
@@ -96,11 +96,9 @@ __global__ void rope_kernel(float* __restrict__ x, int n_rows, int n_heads, int 
 __global__ void silu_mul_kernel(float* __restrict__ gate, const float* __restrict__ up, size_t n,
                                 __half* __restrict__ out_f16) {
   wait_for_prior_kernels();
-  let_next_kernel_start();
   const size_t i = static_cast<size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= n) return;
-  const float g = gate[i];
-  const float v = g / (1.0f + __expf(-g)) * up[i];
+  const float v = silu_gate(gate[i], up[i]);
   gate[i] = v;
   if (out_f16 != nullptr) out_f16[i] = __float2half_rn(v);
 }

@@ -87,7 +87,6 @@ __global__ void __launch_bounds__(W * 32)
   F16Round<NT> next;
   next.load_weights(row_a, row_b, segments, warp * kSegs);
   wait_for_prior_kernels();  // the first weights are in flight; x is the kernel before's output
-  let_next_kernel_start();
   next.load_activations(x, n, cols, segments, warp * kSegs, g, t);
   for (int s0 = warp * kSegs; s0 < segments; s0 += kStride) {
     const F16Round<NT> cur = next;

@@ -11,6 +11,7 @@
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/overlapped_launch.cuh"
 #include "backend/cuda/quant_chunks.h"
+#include "backend/cuda/silu_gate.cuh"
 #include "backend/cuda/tile_mma.cuh"
 
 namespace pensieve::backend::cuda {
@@ -192,8 +193,7 @@ __device__ __forceinline__ void multiply_tiles(float (&acc)[NT][4], const uint32
 }
 
 // The gated kernel's sums: tile row g holds x . gate row row0 + g and tile row g + 8 the same for up, so lane
-// (g, t) has both for its activation columns 2t, 2t + 1 and writes silu(gate) * up there, in f32 and f16,
-// with silu_mul's own expression.
+// (g, t) has both for its activation columns 2t, 2t + 1 and writes silu(gate) * up there, in f32 and f16.
 template <int NT, int W>
 __device__ __forceinline__ void store_gated_tiles(float (&acc)[NT][4], int n, int rows, int row0,
                                                   float* __restrict__ y, __half* __restrict__ y_f16) {
@@ -206,8 +206,7 @@ __device__ __forceinline__ void store_gated_tiles(float (&acc)[NT][4], int n, in
     for (int i = 0; i < 2; ++i) {
       const int col = 8 * j + 2 * t + i;
       if (row >= rows || col >= n) continue;
-      const float gate = acc[j][i], up = acc[j][i + 2];
-      const float v = gate / (1.0f + __expf(-gate)) * up;
+      const float v = silu_gate(acc[j][i], acc[j][i + 2]);
       const size_t at = static_cast<size_t>(col) * rows + row;
       y[at] = v;
       y_f16[at] = __float2half_rn(v);
@@ -261,7 +260,6 @@ __global__ void __launch_bounds__(W * 32)
     for (int r = 0; r < 2; ++r) next[r].load(rows_at[r] + static_cast<size_t>(warp) * 144, t);
   }
   wait_for_prior_kernels();  // the weights are in flight; the activations are the kernel before's output
-  let_next_kernel_start();
   const __half* __restrict__ x = stage_activations<kStaged>(x_global, n, cols);
 
   const uint32_t magic = kHalf1024Pair;
@@ -366,7 +364,6 @@ __global__ void __launch_bounds__(W * 32, kRepacked && NT == 1 ? 16 / W : 1)
     for (int r = 0; r < 2; ++r) prefetch_l2(rows_at[r] + static_cast<size_t>(warp) * (kRepacked ? 192 : 210) + 64 * t);
   }
   wait_for_prior_kernels();
-  let_next_kernel_start();
 
   const uint32_t magic = kHalf1024Pair;
 #pragma unroll 2
@@ -495,6 +492,13 @@ bool dequantize_kquant_f16(uint32_t type, const void* w, size_t row_bytes, int64
 
 constexpr size_t kMaxSharedBytes = 48 * 1024;  // a block's shared memory without opting in to more
 
+// The Q4_K kernel's shared memory for its activations (see stage_activations): 0 where n rows of `cols` do not
+// fit the default 48 KB beside its own (store_tiles) for W warps, or for more than one activation tile.
+size_t staged_activation_bytes(int n, int64_t cols, int warps) {
+  const size_t bytes = static_cast<size_t>(n) * static_cast<size_t>(cols) * 2;
+  return n <= 8 && bytes + tiles::store_tiles_bytes(1, warps) <= kMaxSharedBytes ? bytes : 0;
+}
+
 size_t kquant_repacked_row_bytes(uint32_t type, int64_t cols) {
   return type == static_cast<uint32_t>(QuantType::Q6_K) ? q6k_repacked_row_bytes(cols) : 0;
 }
@@ -525,11 +529,10 @@ bool matvec_kquant(uint32_t type, const void* w, size_t row_bytes, int64_t rows,
     // Q4_K activations go through shared memory where they fit the default 48 KB beside the kernel's own
     // (store_tiles) shared memory: a row of up to 20k columns. Q6_K's kernel, which fetches no weights ahead,
     // measured slower with them there.
-    const size_t staged_bytes = static_cast<size_t>(m) * static_cast<size_t>(cols) * 2;
     tiles::with_tile_warps(rows, [&]<int W>() {
       constexpr unsigned threads = W * 32;
-      const bool staged = q4 && m <= 8 && staged_bytes + tiles::store_tiles_bytes(1, W) <= kMaxSharedBytes;
-      const size_t smem = staged ? staged_bytes : 0;
+      const size_t smem = q4 ? staged_activation_bytes(m, cols, W) : 0;
+      const bool staged = smem != 0;
       if (q4) {
         const auto kernel = staged   ? matvec_q4_k<1, W, true, false>
                             : m <= 8 ? matvec_q4_k<1, W, false, false>
@@ -555,12 +558,12 @@ bool gated_matvec_kquant(uint32_t type, const void* w_gate, const void* w_up, si
                          int64_t cols, const uint16_t* x, int n, float* gate, uint16_t* gate_f16,
                          cudaStream_t stream) {
   if (type != static_cast<uint32_t>(QuantType::Q4_K) || n < 1 || n > 8) return false;
-  const size_t staged_bytes = static_cast<size_t>(n) * static_cast<size_t>(cols) * 2;
   const unsigned grid = static_cast<unsigned>((rows + 7) / 8);
   tiles::with_tile_warps(2 * rows, [&]<int W>() {
-    const bool staged = staged_bytes + tiles::store_tiles_bytes(1, W) <= kMaxSharedBytes;
+    const size_t smem = staged_activation_bytes(n, cols, W);
+    const bool staged = smem != 0;
     const auto kernel = staged ? matvec_q4_k<1, W, true, true> : matvec_q4_k<1, W, false, true>;
-    launch_overlapped(kernel, grid, W * 32, staged ? staged_bytes : 0, stream, static_cast<const uint8_t*>(w_gate),
+    launch_overlapped(kernel, grid, W * 32, smem, stream, static_cast<const uint8_t*>(w_gate),
                       static_cast<const uint8_t*>(w_up), row_bytes, static_cast<int>(rows), static_cast<int>(cols / 256),
                       reinterpret_cast<const __half*>(x), n, static_cast<int>(cols), gate,
                       reinterpret_cast<__half*>(gate_f16));
@@ -569,4 +572,3 @@ bool gated_matvec_kquant(uint32_t type, const void* w_gate, const void* w_up, si
 }
 
 }  // namespace pensieve::backend::cuda
-

@@ -18,16 +18,12 @@
 
 namespace pensieve::backend::cuda {
 
+// Waits for the kernels before, then lets the next kernel's blocks start once every block of this one has
+// come here (or exited): right after the wait, so that at most one kernel is ever waiting ahead of the one
+// that runs.
 __device__ __forceinline__ void wait_for_prior_kernels() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-}
-
-// Lets the next kernel's blocks start once every block of this one has called it (or exited). Called right
-// after the wait, so that at most one kernel is ever waiting ahead of the one that runs.
-__device__ __forceinline__ void let_next_kernel_start() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
 }
