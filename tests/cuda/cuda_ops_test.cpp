@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <initializer_list>
 #include <random>
 #include <set>
 #include <string>
@@ -32,31 +33,26 @@ Backend* gpu() {
   return be.get();
 }
 
+// A CUDA backend made with the given PENSIEVE_CUDA_* settings in the environment (null without a GPU).
+std::unique_ptr<Backend> gpu_with(std::initializer_list<std::pair<const char*, const char*>> settings) {
+  if (!cuda_unavailable_reason(0).empty()) return nullptr;
+  for (const auto& [name, value] : settings) setenv(name, value, 1);
+  auto b = make_cuda_backend(0);
+  for (const auto& [name, value] : settings) unsetenv(name);
+  return b;
+}
+
 // A second backend whose products of up to 16 rows all take the in-place quantized kernels (the default sends
 // batches of 2+ rows to cuBLAS when an f16 copy exists), so every kernel variant meets the reference.
 Backend* gpu_in_place() {
-  static std::unique_ptr<Backend> be = [] {
-    if (!cuda_unavailable_reason(0).empty()) return std::unique_ptr<Backend>();
-    setenv("PENSIEVE_CUDA_MATVEC_ROWS", "16", 1);
-    auto b = make_cuda_backend(0);
-    unsetenv("PENSIEVE_CUDA_MATVEC_ROWS");
-    return b;
-  }();
+  static std::unique_ptr<Backend> be = gpu_with({{"PENSIEVE_CUDA_MATVEC_ROWS", "16"}});
   return be.get();
 }
 
 // The same with products reading every matrix in its GGUF layout (no repacked copies: what a card whose
 // memory is short for them runs).
 Backend* gpu_gguf_layout() {
-  static std::unique_ptr<Backend> be = [] {
-    if (!cuda_unavailable_reason(0).empty()) return std::unique_ptr<Backend>();
-    setenv("PENSIEVE_CUDA_MATVEC_ROWS", "16", 1);
-    setenv("PENSIEVE_CUDA_REPACK", "0", 1);
-    auto b = make_cuda_backend(0);
-    unsetenv("PENSIEVE_CUDA_MATVEC_ROWS");
-    unsetenv("PENSIEVE_CUDA_REPACK");
-    return b;
-  }();
+  static std::unique_ptr<Backend> be = gpu_with({{"PENSIEVE_CUDA_MATVEC_ROWS", "16"}, {"PENSIEVE_CUDA_REPACK", "0"}});
   return be.get();
 }
 
