@@ -148,9 +148,9 @@ TEST(CudaMatmul, EveryWeightTypeMatchesDequantizeThenDot) {
 }
 
 // Rows as wide as real models' (the fixtures' are a few hundred columns), in matrices of a few tiles up to
-// hundreds, at every batch of 1..16 rows and each warps-per-tile choice. The Q4_K kernel copies one to a few
-// activation rows into shared memory when they fit beside its own, so 2560, 3072 and 14336 columns cross that
-// limit somewhere. A sequence's result must not depend on timing: the same product twice gives the same bits.
+// over a thousand, at every batch of 1..16 rows and each warps-per-tile choice. The Q4_K kernel copies one to
+// a few activation rows into shared memory when they fit beside its own, so 2560, 3072 and 14336 columns
+// cross that limit somewhere. A sequence's result must not depend on timing: the same product twice gives the same bits.
 // Weights are random floats quantized here; the reference is dequantize-then-dot in double.
 TEST(CudaMatmul, WideRowsAtEveryBatchUpToSixteen) {
   REQUIRE_GPU();
@@ -160,7 +160,8 @@ TEST(CudaMatmul, WideRowsAtEveryBatchUpToSixteen) {
            {gguf::GgmlType::F16, false}}) {
     Backend& be = gguf_layout ? *gpu_gguf_layout() : *gpu_in_place();
     for (const auto& [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{{64, 2560}, {64, 3072}, {2048, 3072},
-                                                                            {8192, 2560}, {64, 14336}}) {
+                                                                            {8192, 2560}, {64, 14336},
+                                                                            {16400, 1280}}) {
       SCOPED_TRACE(std::string(gguf::type_name(static_cast<uint32_t>(type))) + (gguf_layout ? " (GGUF layout)" : "") +
                    " rows " + std::to_string(rows) + " cols " + std::to_string(cols));
       const auto values = random_floats(static_cast<size_t>(rows * cols), 11, 0.05f);
@@ -235,11 +236,12 @@ std::pair<double, double> dot_and_magnitude(const std::vector<float>& dense, int
 }
 
 // gated_matmul gives silu(x W_gate^T) * (x W_up^T) (one kernel at up to 8 rows, the three ops above that), and
-// the product that reads its output next finds the f16 copy of that output, not of its input.
+// the product that reads its output next finds the f16 copy of that output, not of its input. 8196 rows make
+// over a thousand tiles, the last one partly filled.
 TEST(CudaMatmul, GatedProductsAreTheGateOfTwoProducts) {
   REQUIRE_GPU();
   Backend& be = *gpu_in_place();
-  for (const auto& [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{{40, 512}, {1000, 2048}, {14336, 256}}) {
+  for (const auto& [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{{40, 512}, {1000, 2048}, {14336, 256}, {8196, 2560}}) {
     SCOPED_TRACE("rows " + std::to_string(rows) + " cols " + std::to_string(cols));
     std::vector<std::byte> gate_bytes, up_bytes, down_bytes;
     std::vector<float> gate_dense, up_dense, down_dense;

@@ -167,7 +167,13 @@ __device__ __forceinline__ const __half* stage_activations(const __half* __restr
     extern __shared__ uint4 staged_x[];
     const int words = n * cols / 8;
     const auto* src = reinterpret_cast<const uint4*>(x);
-    for (int i = static_cast<int>(threadIdx.x); i < words; i += static_cast<int>(blockDim.x)) staged_x[i] = src[i];
+    // Each four columns c0 c1 c2 c3 are kept as c0 c2 c1 c3: the two words a weight pair's mma.sync takes
+    // (x_pairs) are then one 8-byte load, with no byte permutes.
+    for (int i = static_cast<int>(threadIdx.x); i < words; i += static_cast<int>(blockDim.x)) {
+      const uint4 v = src[i];
+      staged_x[i] = make_uint4(__byte_perm(v.x, v.y, 0x5410), __byte_perm(v.x, v.y, 0x7632),
+                               __byte_perm(v.z, v.w, 0x5410), __byte_perm(v.z, v.w, 0x7632));
+    }
     __syncthreads();
     return reinterpret_cast<const __half*>(staged_x);
   }
@@ -233,12 +239,76 @@ __device__ __forceinline__ int q4k_run_column(int t, int r) {
   return 128 * (r / 2) + 64 * (t / 2) + 16 * (t % 2) + 32 * (r % 2);
 }
 
+// One super-block of the lane's two rows (cur[0], cur[1]: tile rows g and g + 8) times its activations, added
+// to acc. kStaged: one activation row, in shared memory in the paired order stage_activations writes.
+template <int NT, bool kStaged>
+__device__ __forceinline__ void multiply_q4k_superblock(float (&acc)[2][NT][4], const Q4kBytes (&cur)[2],
+                                                        const uint32_t (&select)[2], const __half* __restrict__ x,
+                                                        int n, int cols, int sb, int g, int t) {
+  uint32_t xw[kStaged ? 1 : NT][32];
+  if constexpr (!kStaged) {
+#pragma unroll
+    for (int j = 0; j < NT; ++j) {
+      load_x64(x, 8 * j + g, n, cols, [&](int r) { return sb * 256 + q4k_run_column(t, r); }, xw[j]);
+    }
+  }
+  const uint32_t magic = kHalf1024Pair;
+  uint32_t q[2][8];
+  Q4kHalfScale scale[2][4];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const uint4 head = cur[r].head, qa = cur[r].qa, qb = cur[r].qb;
+    q[r][0] = qa.x, q[r][1] = qa.y, q[r][2] = qa.z, q[r][3] = qa.w;
+    q[r][4] = qb.x, q[r][5] = qb.y, q[r][6] = qb.z, q[r][7] = qb.w;
+    // The eight 6-bit (scale, min) pairs unpacked four at a time, one per byte (see k4_scale_min).
+    const uint32_t scales_low = head.y & 0x3f3f3f3fu, mins_low = head.z & 0x3f3f3f3fu;
+    const uint32_t scales_high = (head.w & 0x0f0f0f0fu) | ((head.y >> 2) & 0x30303030u);
+    const uint32_t mins_high = ((head.w >> 4) & 0x0f0f0f0fu) | ((head.z >> 2) & 0x30303030u);
+    const __half2 d2 = bits_to_half2(__byte_perm(head.x, 0, 0x1010));
+    const __half2 neg_dmin2 = bits_to_half2(__byte_perm(head.x, 0, 0x3232) ^ 0x80008000u);
+    scale[r][0] = Q4kHalfScale(d2, neg_dmin2, scales_low, mins_low, select[0]);
+    scale[r][1] = Q4kHalfScale(d2, neg_dmin2, scales_low, mins_low, select[1]);
+    scale[r][2] = Q4kHalfScale(d2, neg_dmin2, scales_high, mins_high, select[0]);
+    scale[r][3] = Q4kHalfScale(d2, neg_dmin2, scales_high, mins_high, select[1]);
+  }
+  const __half* row_x = x + static_cast<size_t>(min(g, n - 1)) * cols + sb * 256;
+  // Runs 2p (low nibbles) and 2p + 1 (high nibbles) come from the same words: one shift serves both.
+#pragma unroll
+  for (int p = 0; p < 2; ++p) {
+#pragma unroll
+    for (int m = 0; m < 4; ++m) {
+      uint32_t low[4], high[4];
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const uint32_t word = q[r][4 * p + m], next = word >> 8;
+        low[r] = half2_bits(scale[r][2 * p].low_weights(word, magic));
+        low[2 + r] = half2_bits(scale[r][2 * p].low_weights(next, magic));
+        high[r] = half2_bits(scale[r][2 * p + 1].high_weights(word, magic));
+        high[2 + r] = half2_bits(scale[r][2 * p + 1].high_weights(next, magic));
+      }
+      if constexpr (kStaged) {
+        // The pair's four columns, already in mma.sync's order: one 8-byte load each.
+        const uint2 xl = *reinterpret_cast<const uint2*>(row_x + q4k_run_column(t, 2 * p) + 4 * m);
+        const uint2 xh = *reinterpret_cast<const uint2*>(row_x + q4k_run_column(t, 2 * p + 1) + 4 * m);
+        mma_16x8x16(acc[0][0], low, xl.x, xl.y);
+        mma_16x8x16(acc[1][0], high, xh.x, xh.y);
+      } else {
+        multiply_tiles<NT>(acc[0], low, xw, 2 * p, m);
+        multiply_tiles<NT>(acc[1], high, xw, 2 * p + 1, m);
+      }
+    }
+  }
+}
+
 // kGated: the two products of a gated feed-forward layer and their SiLU gate in one kernel (see
 // store_gated_tiles); the block's 16 tile rows are rows row0 .. row0 + 7 of the gate matrix `w` (tile rows
 // g) and the same rows of the up matrix `w_up` (tile rows g + 8), so each lane ends up holding a gate sum and
-// its up sum side by side.
+// its up sum side by side. The weights come a super-block ahead, through registers.
+// The largest matrices at one to eight rows (four warps a tile, activations staged) are held to five blocks a
+// multiprocessor, 96 registers, where the compiler took 117 for four: 8B Q4_K_M at one stream went from 395
+// to 404-410 tok/s. Six blocks (80 registers) spilled and measured 368, as did three for eight-warp tiles.
 template <int NT, int W, bool kStaged, bool kGated>
-__global__ void __launch_bounds__(W * 32)
+__global__ void __launch_bounds__(W * 32, W == 4 && kStaged ? 5 : 1)
     matvec_q4_k(const uint8_t* __restrict__ w, const uint8_t* __restrict__ w_up, size_t row_bytes, int rows,
                 int blocks_per_row, const __half* __restrict__ x_global, int n, int cols, float* __restrict__ y,
                 __half* __restrict__ y_f16) {
@@ -262,54 +332,13 @@ __global__ void __launch_bounds__(W * 32)
   wait_for_prior_kernels();  // the weights are in flight; the activations are the kernel before's output
   const __half* __restrict__ x = stage_activations<kStaged>(x_global, n, cols);
 
-  const uint32_t magic = kHalf1024Pair;
   for (int sb = warp; sb < blocks_per_row; sb += W) {
     const Q4kBytes cur[2] = {next[0], next[1]};
     if (sb + W < blocks_per_row) {
 #pragma unroll
       for (int r = 0; r < 2; ++r) next[r].load(rows_at[r] + static_cast<size_t>(sb + W) * 144, t);
     }
-    uint32_t xw[NT][32];
-#pragma unroll
-    for (int j = 0; j < NT; ++j) {
-      load_x64(x, 8 * j + g, n, cols, [&](int r) { return sb * 256 + q4k_run_column(t, r); }, xw[j]);
-    }
-    uint32_t q[2][8];
-    Q4kHalfScale scale[2][4];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const uint4 head = cur[r].head, qa = cur[r].qa, qb = cur[r].qb;
-      q[r][0] = qa.x, q[r][1] = qa.y, q[r][2] = qa.z, q[r][3] = qa.w;
-      q[r][4] = qb.x, q[r][5] = qb.y, q[r][6] = qb.z, q[r][7] = qb.w;
-      // The eight 6-bit (scale, min) pairs unpacked four at a time, one per byte (see k4_scale_min).
-      const uint32_t scales_low = head.y & 0x3f3f3f3fu, mins_low = head.z & 0x3f3f3f3fu;
-      const uint32_t scales_high = (head.w & 0x0f0f0f0fu) | ((head.y >> 2) & 0x30303030u);
-      const uint32_t mins_high = ((head.w >> 4) & 0x0f0f0f0fu) | ((head.z >> 2) & 0x30303030u);
-      const __half2 d2 = bits_to_half2(__byte_perm(head.x, 0, 0x1010));
-      const __half2 neg_dmin2 = bits_to_half2(__byte_perm(head.x, 0, 0x3232) ^ 0x80008000u);
-      scale[r][0] = Q4kHalfScale(d2, neg_dmin2, scales_low, mins_low, select[0]);
-      scale[r][1] = Q4kHalfScale(d2, neg_dmin2, scales_low, mins_low, select[1]);
-      scale[r][2] = Q4kHalfScale(d2, neg_dmin2, scales_high, mins_high, select[0]);
-      scale[r][3] = Q4kHalfScale(d2, neg_dmin2, scales_high, mins_high, select[1]);
-    }
-    // Runs 2p (low nibbles) and 2p + 1 (high nibbles) come from the same words: one shift serves both.
-#pragma unroll
-    for (int p = 0; p < 2; ++p) {
-#pragma unroll
-      for (int m = 0; m < 4; ++m) {
-        uint32_t low[4], high[4];
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          const uint32_t word = q[r][4 * p + m], next = word >> 8;
-          low[r] = half2_bits(scale[r][2 * p].low_weights(word, magic));
-          low[2 + r] = half2_bits(scale[r][2 * p].low_weights(next, magic));
-          high[r] = half2_bits(scale[r][2 * p + 1].high_weights(word, magic));
-          high[2 + r] = half2_bits(scale[r][2 * p + 1].high_weights(next, magic));
-        }
-        multiply_tiles<NT>(acc[0], low, xw, 2 * p, m);
-        multiply_tiles<NT>(acc[1], high, xw, 2 * p + 1, m);
-      }
-    }
+    multiply_q4k_superblock<NT, kStaged>(acc, cur, select, x, n, cols, sb, g, t);
   }
   add_chains<NT>(acc);
   if constexpr (kGated) {
