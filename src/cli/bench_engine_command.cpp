@@ -62,6 +62,9 @@ std::vector<int> parse_batches(const std::string& text) {
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
+// Prefill rows a step at most, as the serving engine's default token budget.
+constexpr int kPrefillChunk = 512;
+
 BenchResult bench_one(model::Model& m, kv::KvType kv_type, int batch, int prompt, int gen, double bandwidth) {
   const auto& c = m.config();
   const int per_seq_blocks = (prompt + gen) / kv::kBlockTokens + 1;
@@ -79,7 +82,6 @@ BenchResult bench_one(model::Model& m, kv::KvType kv_type, int batch, int prompt
 
   BenchResult r;
   r.batch = batch;
-  constexpr int kPrefillChunk = 512;
   auto start = Clock::now();
   for (int s = 0; s < batch; ++s) {
     for (int p0 = 0; p0 < prompt; p0 += kPrefillChunk) {
@@ -125,14 +127,15 @@ int run_bench(const BenchArgs& a) {
   require_kv_type_fits(kv_type, m->config());
   const double bandwidth = be->measure_bandwidth();
   {  // Fault the mapped weights in, and let a GPU load its kernels and libraries, before timing anything: a
-     // 32-token prefill takes the large-batch product path, its logits the output product.
-    constexpr int kWarmTokens = 32;
-    auto pool = m->make_kv_pool(kv_type, kWarmTokens / kv::kBlockTokens + 1);
+     // prefill of the timed prefills' length (a GPU loads the kernels of each product shape on first use; an
+     // 8B model's first 128-row prefill took 20 ms, the next 8), its logits the output product.
+    const int warm_tokens = std::min(a.prompt, kPrefillChunk);
+    auto pool = m->make_kv_pool(kv_type, warm_tokens / kv::kBlockTokens + 1);
     kv::BlockTable t;
-    t.reserve(pool, kWarmTokens);
+    t.reserve(pool, warm_tokens);
     model::Batch b;
     const int seq = b.add_sequence(t.blocks());
-    for (int i = 0; i < kWarmTokens; ++i) b.add_token(i % m->config().vocab, i, seq, i + 1 == kWarmTokens);
+    for (int i = 0; i < warm_tokens; ++i) b.add_token(i % m->config().vocab, i, seq, i + 1 == warm_tokens);
     std::vector<float> warm_logits(static_cast<size_t>(m->config().vocab));
     m->forward(b, pool, warm_logits);
   }

@@ -79,24 +79,38 @@ class ServingEngine final : public Engine {
 
   ~ServingEngine() override { shutdown(); }
 
-  // A process's first forward pass on a GPU loads kernels and sets up cuBLAS (~100 ms on an H200): one short
-  // prefill and one decode step here, so that the first client does not wait for them.
+  // What a first client would otherwise wait for, done before the engine takes requests. A process's first
+  // forward pass on a GPU sets up cuBLAS (~100 ms on an H200), and each new product shape loads its kernels
+  // then (an 8B model's first 128-row prefill took 20 ms where the next took 8). A decode step is recorded as
+  // a CUDA graph the second time its shape comes, per 256 tokens of context: two steps at one row in each of
+  // the first two spans make a single stream's steps replays from its first token. The tokenizer builds a
+  // workspace (its 2 MB cache of pieces) on its first use, too.
   void warm_up() {
+    (void)tokenizer_.encode("The tokenizer's first workspace is made here.");
     if (model_.backend().host_memory()) return;
-    constexpr int kTokens = 32;
+    const int longest = std::min({token_budget_, kWarmPrefillRows, context_length_ - 1});
     kv::BlockTable table;
-    if (!table.reserve(pool_, kTokens + 1)) return;
+    if (longest < 1 || !table.reserve(pool_, longest + 1)) return;
     std::vector<backend::TopLogits> head(1);
     model::Batch b;
-    b.add_sequence(table.blocks());
-    for (int i = 0; i < kTokens; ++i) b.add_token(i % vocab_, i, 0, i + 1 == kTokens);
-    model_.run(b, pool_);
-    model_.read_top_logits(head);
-    b.clear();
-    b.add_sequence(table.blocks());
-    b.add_token(0, kTokens, 0, true);
-    model_.run(b, pool_);
-    model_.read_top_logits(head);
+    for (const int rows : {32, 128, longest}) {
+      if (rows > longest) continue;
+      b.clear();
+      b.add_sequence(table.blocks());
+      for (int i = 0; i < rows; ++i) b.add_token(i % vocab_, i, 0, i + 1 == rows);
+      model_.run(b, pool_);
+      model_.read_top_logits(head);
+    }
+    // With the default budget, positions 255 and 511: contexts of 256 and 512, the last of each span.
+    for (const int position : {longest / 2 - 1, longest - 1}) {
+      for (int twice = 0; twice < 2 && position >= 0; ++twice) {
+        b.clear();
+        b.add_sequence(table.blocks());
+        b.add_token(0, position, 0, true);
+        model_.run(b, pool_);
+        model_.read_top_logits(head);
+      }
+    }
     table.release_all(pool_);
   }
 
@@ -644,6 +658,8 @@ class ServingEngine final : public Engine {
   const EngineOptions options_;
   const int vocab_;
   const int parallel_;
+  // The longest warm-up prefill: the default token budget, a step's most rows.
+  static constexpr int kWarmPrefillRows = 512;
   const int token_budget_;
   kv::KvBlockPool pool_;
   kv::PrefixCache cache_;
