@@ -5,11 +5,15 @@
 // tokens; its sampler state is kept, so its output does not change).
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <mutex>
 #include <random>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 
 #include "engine/event_channel.h"
@@ -156,6 +160,8 @@ class ServingEngine final : public Engine {
     s.device_memory_allocated = d.allocated_bytes;
     s.device_memory_total = d.total_bytes;
     s.device_memory_free = d.free_bytes;
+    s.recorded_steps = d.recorded_steps;
+    s.replayed_steps = d.replayed_steps;
     return s;
   }
   int context_length() const override { return context_length_; }
@@ -390,7 +396,13 @@ class ServingEngine final : public Engine {
     if (scheduled_.empty()) return false;
 
     try {
+      const auto started = std::chrono::steady_clock::now();
       compute_logits();
+      if (trace_steps_) {
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+        std::fprintf(stderr, "pensieve: step %llu: %d rows, %zu sequences, %.2f ms\n",
+                     static_cast<unsigned long long>(steps_), batch_.size(), scheduled_.size(), ms);
+      }
     } catch (const std::exception& e) {
       for (const Scheduled& sc : scheduled_) end_request(*sc.seq->request, FinishReason::Error, e.what());
       return true;
@@ -660,6 +672,12 @@ class ServingEngine final : public Engine {
   const int parallel_;
   // The longest warm-up prefill: the default token budget, a step's most rows.
   static constexpr int kWarmPrefillRows = 512;
+  static constexpr int kWarmPrefillStep = 16;  // the CUDA backend's cuBLAS row step (cuda_backend.cpp)
+  // PENSIEVE_TRACE_STEPS=1: one line on stderr a step (rows, sequences, time to its logits).
+  const bool trace_steps_ = [] {
+    const char* v = std::getenv("PENSIEVE_TRACE_STEPS");
+    return v != nullptr && std::string_view(v) == "1";
+  }();
   const int token_budget_;
   kv::KvBlockPool pool_;
   kv::PrefixCache cache_;

@@ -57,6 +57,9 @@ struct EngineStats {
   uint64_t device_memory_allocated = 0;
   uint64_t device_memory_total = 0;
   uint64_t device_memory_free = 0;
+  // Steps recorded as one launchable unit (CUDA graphs), and steps launched from a recording (0 on the CPU).
+  uint64_t recorded_steps = 0;
+  uint64_t replayed_steps = 0;
 };
 
 class Engine {

@@ -206,4 +206,7 @@ test('the device and its memory are in /v1/status and /metrics', async () => {
   const metrics = await (await fetch(`${url}/metrics`)).text();
   assert.match(metrics, new RegExp(`pensieve_device_info\\{model="${NAME}",device="[^"]+"\\} 1`));
   assert.match(metrics, /pensieve_device_memory_allocated_bytes\{model="tiny"\} \d+/);
+  // Steps recorded as CUDA graphs: none on the CPU.
+  assert.match(metrics, /pensieve_recorded_steps_total\{model="tiny"\} 0\n/);
+  assert.match(metrics, /pensieve_replayed_steps_total\{model="tiny"\} 0\n/);
 });
