@@ -84,11 +84,14 @@ class ServingEngine final : public Engine {
   ~ServingEngine() override { shutdown(); }
 
   // What a first client would otherwise wait for, done before the engine takes requests. A process's first
-  // forward pass on a GPU sets up cuBLAS (~100 ms on an H200), and each new product shape loads its kernels
-  // then (an 8B model's first 128-row prefill took 20 ms where the next took 8). A decode step is recorded as
-  // a CUDA graph the second time its shape comes, per 256 tokens of context: two steps at one row in each of
-  // the first two spans make a single stream's steps replays from its first token. The tokenizer builds a
-  // workspace (its 2 MB cache of pieces) on its first use, too.
+  // forward pass on a GPU sets up cuBLAS (~100 ms on an H200), and cuBLAS picks an algorithm for each new
+  // product shape the first time (a 1B model's first 129-row prefill took 16 ms where the next took 2.4):
+  // the CUDA backend sends prefills of over 64 rows to it in multiples of 16, and a prefill of each multiple
+  // up to the token budget (at most 512) meets them all (~8k rows: about half a second of prefill for an 8B
+  // model on an H200). A decode step is recorded as a CUDA graph the second time its shape comes, per 256
+  // tokens of context: two steps at one row in each of the first two spans make a single stream's steps
+  // replays from its first token. The tokenizer builds a workspace (its 2 MB cache of pieces) on its first
+  // use, too.
   void warm_up() {
     (void)tokenizer_.encode("The tokenizer's first workspace is made here.");
     if (model_.backend().host_memory()) return;
@@ -97,8 +100,10 @@ class ServingEngine final : public Engine {
     if (longest < 1 || !table.reserve(pool_, longest + 1)) return;
     std::vector<backend::TopLogits> head(1);
     model::Batch b;
-    for (const int rows : {32, 128, longest}) {
-      if (rows > longest) continue;
+    std::vector<int> prefills = {std::min(32, longest)};
+    for (int rows = 64; rows < longest; rows += kWarmPrefillStep) prefills.push_back(rows);
+    prefills.push_back(longest);
+    for (const int rows : prefills) {
       b.clear();
       b.add_sequence(table.blocks());
       for (int i = 0; i < rows; ++i) b.add_token(i % vocab_, i, 0, i + 1 == rows);

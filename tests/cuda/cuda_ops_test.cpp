@@ -342,6 +342,40 @@ TEST(CudaMatmul, SmallAndLargeBatchPathsAgree) {
   EXPECT_LE(worst, 1e-5);
 }
 
+// Prefills above 64 rows go to cuBLAS in multiples of 64 rows (so that a few shapes serve every length):
+// rows that are not a multiple must come out right, and nothing may be written past the caller's n rows.
+TEST(CudaMatmul, ProductsOfAnyRowCountAboveSixtyFour) {
+  REQUIRE_GPU();
+  for (const std::filesystem::path& file : {kFixtures / "quant" / "llama3-tiny-Q4_K_M.gguf",
+                                            kFixtures / "models" / "llama-tiny" / "llama-tiny-f16.gguf"}) {
+    const gguf::GgufFile f = gguf::GgufFile::open(file);
+    const gguf::TensorInfo& t = *f.find_tensor("blk.0.ffn_down.weight");
+    const Weight host = weight_of(f, t);
+    Weight dev = host;
+    gpu()->prepare(dev, Backend::WeightUse::Matrix);
+    std::vector<float> dense(static_cast<size_t>(host.rows * host.cols));
+    tensor::dequantize(t.type_id, host.data, dense);
+    for (const int n : {65, 100, 128, 129}) {
+      SCOPED_TRACE(file.filename().string() + " n " + std::to_string(n));
+      const auto x = random_floats(static_cast<size_t>(n * host.cols), 300 + n);
+      Buffer xd = to_device(x);
+      const size_t out = static_cast<size_t>(n * host.rows), guard = 4096;
+      const std::vector<float> sentinel(out + guard, -7.25f);
+      Buffer yd = to_device(sentinel);
+      gpu()->matmul(dev, xd.floats(), n, yd.floats());
+      const auto y = to_host(yd, out + guard);
+      for (size_t i = out; i < out + guard; ++i) ASSERT_EQ(y[i], -7.25f) << "written past row " << n << " at " << i;
+      for (int j = 0; j < n; j += 7) {
+        for (int64_t r = 0; r < host.rows; r += 5) {
+          const auto [ref, mag] =
+              dot_and_magnitude(dense, r, std::span(x).subspan(static_cast<size_t>(j * host.cols), host.cols));
+          ASSERT_NEAR(y[static_cast<size_t>(j * host.rows + r)], ref, 3e-3 * mag + 1e-6) << "row " << j;
+        }
+      }
+    }
+  }
+}
+
 TEST(CudaEmbed, RowsMatchTheHostDequantizer) {
   REQUIRE_GPU();
   for (const char* q : {"Q4_K_M", "Q6_K", "Q8_0", "IQ4_XS", "Q2_K"}) {

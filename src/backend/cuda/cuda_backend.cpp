@@ -396,23 +396,30 @@ class CudaBackend final : public Backend {
       gemm_ex(w.data.data(), CUDA_R_16BF, xb, rows, n, cols, y);
       return;
     }
-    const uint16_t* xh = half_input(x, x_elems);
+    const bool few_rows = takes_matvec(n);
+    const int n_gemm = few_rows ? n : gemm_rows(n);
+    const uint16_t* xh = half_input(x, x_elems, static_cast<size_t>(n_gemm) * static_cast<size_t>(w.cols));
     // A product written over its own input (never done by the model, but allowed) leaves no valid copy.
     if (y < x + x_elems && x < y + static_cast<size_t>(n) * static_cast<size_t>(w.rows)) f16_input_ = nullptr;
-    const bool few_rows = takes_matvec(n);
+    // Padded rows go to scratch, and the first n rows to y.
+    const size_t y_bytes = static_cast<size_t>(n) * static_cast<size_t>(w.rows) * sizeof(float);
+    float* y_gemm = n_gemm == n ? y
+                                : reinterpret_cast<float*>(scratch(padded_out_, static_cast<size_t>(n_gemm) *
+                                                                                    static_cast<size_t>(w.rows) * 4));
     if (w.type_id == static_cast<uint32_t>(gguf::GgmlType::F16)) {
       if (!few_rows || !cuda::matvec_f16(w.data.data(), w.rows, w.cols, xh, n, y, stream_)) {
-        gemm_ex(w.data.data(), CUDA_R_16F, xh, rows, n, cols, y);
+        gemm_ex(w.data.data(), CUDA_R_16F, xh, rows, n_gemm, cols, y_gemm);
       }
     } else if (few_rows) {
       cuda::matvec(w.type_id, w.data.data(), w.row_bytes, w.rows, w.cols, xh, n, y, w.repacked.get(), stream_);
     } else if (w.dense) {
-      gemm_ex(w.dense.get(), CUDA_R_16F, xh, rows, n, cols, y);
+      gemm_ex(w.dense.get(), CUDA_R_16F, xh, rows, n_gemm, cols, y_gemm);
     } else {
       uint16_t* wh = scratch(weight_half_, static_cast<size_t>(w.rows) * static_cast<size_t>(w.cols) * 2);
       cuda::dequantize_f16(w.type_id, w.data.data(), w.row_bytes, w.rows, w.cols, wh, stream_);
-      gemm_ex(wh, CUDA_R_16F, xh, rows, n, cols, y);
+      gemm_ex(wh, CUDA_R_16F, xh, rows, n_gemm, cols, y_gemm);
     }
+    if (y_gemm != y) check(cudaMemcpyAsync(y, y_gemm, y_bytes, cudaMemcpyDeviceToDevice, stream_), "padded product");
     check_launch("matmul");
   }
 
@@ -579,14 +586,23 @@ class CudaBackend final : public Backend {
           "gemm");
   }
 
+  // cuBLAS chooses its algorithm for each new shape the first time it sees it: a fresh server's first
+  // 129-row prefill (a 128-word prompt and its BOS) took 16 ms where the next took 2.4 (1B Q4_K_M, H200).
+  // Above the rows a recorded step may have, products go to cuBLAS in multiples of 16 rows (the extra rows
+  // read stale activations and are dropped), so that a few shapes serve every prefill and the warm-up meets
+  // them all (serving_engine.cpp). Prefill is bound by arithmetic on an H200 (8B: ~17k tok/s from 128 rows
+  // up), so the extra rows cost their share: multiples of 64 made a 129-row prefill 11 ms instead of 8.
+  static constexpr int kGemmRowStep = 16;
+  static int gemm_rows(int n) { return n > kGraphMaxRows ? (n + kGemmRowStep - 1) / kGemmRowStep * kGemmRowStep : n; }
+
   // Products of up to this many activation rows read the weights in place (the matvec kernels), larger ones go
   // to cuBLAS.
   bool takes_matvec(int n) const { return n <= (matvec_rows_ > 0 ? matvec_rows_ : kMatvecMaxRows); }
 
   // x in f16 for a product: Q, K and V (and gate and up) multiply the same input, and norms, attention and the
   // gate leave an f16 copy of their output, so it is converted only when no copy is there.
-  const uint16_t* half_input(const float* x, size_t elems) {
-    uint16_t* xh = scratch(act_half_, elems * 2);
+  const uint16_t* half_input(const float* x, size_t elems, size_t room = 0) {
+    uint16_t* xh = scratch(act_half_, std::max(elems, room) * 2);
     if (x != f16_input_ || elems != f16_input_elems_) {
       cuda::to_f16(x, elems, xh, stream_);
       f16_input_ = x;
@@ -705,7 +721,7 @@ class CudaBackend final : public Backend {
   cublasHandle_t blas_ = nullptr;
   std::shared_ptr<std::atomic<uint64_t>> allocated_ = std::make_shared<std::atomic<uint64_t>>(0);
   PinnedBuffer upload_staging_, read_staging_;
-  Buffer upload_device_, act_half_, gated_half_, weight_half_, attention_split_, top_logits_scratch_;
+  Buffer upload_device_, act_half_, gated_half_, weight_half_, attention_split_, top_logits_scratch_, padded_out_;
   const float* f16_input_ = nullptr;  // act_half_ holds this activation matrix in f16 (null: nothing valid)
   size_t f16_input_elems_ = 0;
   StepUpload upload_;
