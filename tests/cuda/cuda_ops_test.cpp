@@ -287,6 +287,21 @@ TEST(CudaMatmul, GatedProductsAreTheGateOfTwoProducts) {
   }
 }
 
+// blk.0.ffn_down.weight of a fixture file: as in the file, prepared on the GPU, and decoded on the host.
+struct FixtureMatrix {
+  Weight host, dev;
+  std::vector<float> dense;
+};
+FixtureMatrix ffn_down_of(const gguf::GgufFile& f) {
+  const gguf::TensorInfo& t = *f.find_tensor("blk.0.ffn_down.weight");
+  FixtureMatrix m{weight_of(f, t), {}, {}};
+  m.dev = m.host;
+  gpu()->prepare(m.dev, Backend::WeightUse::Matrix);
+  m.dense.resize(static_cast<size_t>(m.host.rows * m.host.cols));
+  tensor::dequantize(t.type_id, m.host.data, m.dense);
+  return m;
+}
+
 // A sequence's rows must come out the same whichever path its batch takes (the in-place quantized product
 // for small batches, f16 decode + cuBLAS for large ones): the same first rows of a 16-row and a 40-row
 // product are compared, relative to sum |w x| of each output.
@@ -301,12 +316,9 @@ TEST(CudaMatmul, SmallAndLargeBatchPathsAgree) {
   for (const std::filesystem::path& file : files) {
     const std::string q = file.stem().string();
     const gguf::GgufFile f = gguf::GgufFile::open(file);
-    const gguf::TensorInfo& t = *f.find_tensor("blk.0.ffn_down.weight");
-    const Weight host = weight_of(f, t);
-    Weight dev = host;
-    gpu()->prepare(dev, Backend::WeightUse::Matrix);
-    std::vector<float> dense(static_cast<size_t>(host.rows * host.cols));
-    tensor::dequantize(t.type_id, host.data, dense);
+    const FixtureMatrix m = ffn_down_of(f);
+    const Weight &host = m.host, &dev = m.dev;
+    const std::vector<float>& dense = m.dense;
     const auto x = random_floats(static_cast<size_t>(40 * host.cols), 7);
     Buffer xd = to_device(x);
     Buffer large = gpu()->allocate(static_cast<size_t>(40 * host.rows) * 4);
@@ -336,7 +348,7 @@ TEST(CudaMatmul, SmallAndLargeBatchPathsAgree) {
       }
     }
     std::printf("[ %s %s ] |small - large| / sum|wx| <= %.2e; vs exact: small %.2e, large %.2e\n", q.c_str(),
-                std::string(gguf::type_name(t.type_id)).c_str(), worst_here, worst_small_ref, worst_large_ref);
+                std::string(gguf::type_name(host.type_id)).c_str(), worst_here, worst_small_ref, worst_large_ref);
     worst = std::max(worst, worst_here);
   }
   EXPECT_LE(worst, 1e-5);
@@ -349,12 +361,9 @@ TEST(CudaMatmul, ProductsOfAnyRowCountAboveSixtyFour) {
   for (const std::filesystem::path& file : {kFixtures / "quant" / "llama3-tiny-Q4_K_M.gguf",
                                             kFixtures / "models" / "llama-tiny" / "llama-tiny-f16.gguf"}) {
     const gguf::GgufFile f = gguf::GgufFile::open(file);
-    const gguf::TensorInfo& t = *f.find_tensor("blk.0.ffn_down.weight");
-    const Weight host = weight_of(f, t);
-    Weight dev = host;
-    gpu()->prepare(dev, Backend::WeightUse::Matrix);
-    std::vector<float> dense(static_cast<size_t>(host.rows * host.cols));
-    tensor::dequantize(t.type_id, host.data, dense);
+    const FixtureMatrix m = ffn_down_of(f);
+    const Weight &host = m.host, &dev = m.dev;
+    const std::vector<float>& dense = m.dense;
     for (const int n : {65, 100, 128, 129}) {
       SCOPED_TRACE(file.filename().string() + " n " + std::to_string(n));
       const auto x = random_floats(static_cast<size_t>(n * host.cols), 300 + n);
