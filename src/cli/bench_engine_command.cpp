@@ -127,8 +127,8 @@ int run_bench(const BenchArgs& a) {
   require_kv_type_fits(kv_type, m->config());
   const double bandwidth = be->measure_bandwidth();
   {  // Fault the mapped weights in, and let a GPU load its kernels and libraries, before timing anything: a
-     // prefill of the timed prefills' length (a GPU loads the kernels of each product shape on first use; an
-     // 8B model's first 128-row prefill took 20 ms, the next 8), its logits the output product.
+     // prefill of the timed prefills' length (on a GPU cuBLAS chooses an algorithm for each product shape on
+     // first use: an 8B model's first 128-row prefill took 20 ms, the next 8), its logits the output product.
     const int warm_tokens = std::min(a.prompt, kPrefillChunk);
     auto pool = m->make_kv_pool(kv_type, warm_tokens / kv::kBlockTokens + 1);
     kv::BlockTable t;

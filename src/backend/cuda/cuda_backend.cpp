@@ -593,7 +593,9 @@ class CudaBackend final : public Backend {
   // them all (serving_engine.cpp). Prefill is bound by arithmetic on an H200 (8B: ~17k tok/s from 128 rows
   // up), so the extra rows cost their share: multiples of 64 made a 129-row prefill 11 ms instead of 8.
   static constexpr int kGemmRowStep = 16;
-  static int gemm_rows(int n) { return n > kGraphMaxRows ? (n + kGemmRowStep - 1) / kGemmRowStep * kGemmRowStep : n; }
+  static int gemm_rows(int n) {
+    return n > kGraphMaxRows ? (n + kGemmRowStep - 1) / kGemmRowStep * kGemmRowStep : n;
+  }
 
   // Products of up to this many activation rows read the weights in place (the matvec kernels), larger ones go
   // to cuBLAS.
