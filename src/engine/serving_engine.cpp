@@ -93,7 +93,12 @@ class ServingEngine final : public Engine {
   // replays from its first token. The tokenizer builds a workspace (its 2 MB cache of pieces) on its first
   // use, too.
   void warm_up() {
-    (void)tokenizer_.encode("The tokenizer's first workspace is made here.");
+    try {
+      (void)tokenizer_.encode("The tokenizer's first workspace is made here.");
+    } catch (const std::exception&) {
+      // A vocabulary that cannot encode this text leaves the workspace to the first request; its own text
+      // gets the error it would get anyway.
+    }
     if (model_.backend().host_memory()) return;
     const int longest = std::min({token_budget_, kWarmPrefillRows, context_length_ - 1});
     kv::BlockTable table;
