@@ -156,6 +156,13 @@ class Backend {
   // Called once per weight at load: the backend may copy it into a layout its kernels read faster or into
   // its own memory, after which only this backend's ops may be given it.
   virtual void prepare(Weight& w, WeightUse use) { (void)w, (void)use; }
+  // The prefill lengths, up to `longest` rows, whose first run costs more than the next (a GPU library
+  // choosing its algorithms per product shape): a server runs each once before it takes requests. None on the
+  // CPU.
+  virtual std::vector<int> warm_up_prefill_rows(int longest) const {
+    (void)longest;
+    return {};
+  }
   // Makes the backend's copy of the step's tables (once per forward, before the ops that read them).
   virtual void upload_step(StepTables& step) { (void)step; }
   // A backend may record a step's ops once and launch them again as one unit when a step of the same shape

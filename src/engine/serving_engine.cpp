@@ -86,9 +86,8 @@ class ServingEngine final : public Engine {
   // What a first client would otherwise wait for, done before the engine takes requests. A process's first
   // forward pass on a GPU sets up cuBLAS (~100 ms on an H200), and cuBLAS picks an algorithm for each new
   // product shape the first time (a 1B model's first 129-row prefill took 16 ms where the next took 2.4):
-  // the CUDA backend sends prefills of over 64 rows to it in multiples of 16, and a prefill of each multiple
-  // up to the token budget (at most 512) meets them all (~8k rows: about half a second of prefill for an 8B
-  // model on an H200). A decode step is recorded as a CUDA graph the second time its shape comes, per 256
+  // the backend names the prefill lengths up to the token budget (at most 512) that meet every shape (the
+  // CUDA backend: ~8k rows, about half a second of prefill for an 8B model on an H200). A decode step is recorded as a CUDA graph the second time its shape comes, per 256
   // tokens of context: two steps at one row in each of the first two spans make a single stream's steps
   // replays from its first token. The tokenizer builds a workspace (its 2 MB cache of pieces) on its first
   // use, too.
@@ -105,10 +104,7 @@ class ServingEngine final : public Engine {
     if (longest < 1 || !table.reserve(pool_, longest + 1)) return;
     std::vector<backend::TopLogits> head(1);
     model::Batch b;
-    std::vector<int> prefills = {std::min(32, longest)};
-    for (int rows = 64; rows < longest; rows += kWarmPrefillStep) prefills.push_back(rows);
-    prefills.push_back(longest);
-    for (const int rows : prefills) {
+    for (const int rows : model_.backend().warm_up_prefill_rows(longest)) {
       b.clear();
       b.add_sequence(table.blocks());
       for (int i = 0; i < rows; ++i) b.add_token(i % vocab_, i, 0, i + 1 == rows);
@@ -682,7 +678,6 @@ class ServingEngine final : public Engine {
   const int parallel_;
   // The longest warm-up prefill: the default token budget, a step's most rows.
   static constexpr int kWarmPrefillRows = 512;
-  static constexpr int kWarmPrefillStep = 16;  // the CUDA backend's cuBLAS row step (cuda_backend.cpp)
   // PENSIEVE_TRACE_STEPS=1: one line on stderr a step (rows, sequences, time to its logits).
   const bool trace_steps_ = [] {
     const char* v = std::getenv("PENSIEVE_TRACE_STEPS");

@@ -310,6 +310,14 @@ class CudaBackend final : public Backend {
     step.uploaded = &upload_;
   }
 
+  // One short prefill, then every shape a prefill of up to `longest` rows reaches cuBLAS as (gemm_rows).
+  std::vector<int> warm_up_prefill_rows(int longest) const override {
+    std::vector<int> rows = {std::min(32, longest)};
+    for (int n = kGraphMaxRows; n < longest; n += kGemmRowStep) rows.push_back(n);
+    rows.push_back(longest);
+    return rows;
+  }
+
   bool replay_step(const StepShape& shape) override {
     if (!graphs_enabled_ || shape.n_rows > kGraphMaxRows) return false;
     activate();
@@ -589,8 +597,8 @@ class CudaBackend final : public Backend {
   // cuBLAS chooses its algorithm for each new shape the first time it sees it: a fresh server's first
   // 129-row prefill (a 128-word prompt and its BOS) took 16 ms where the next took 2.4 (1B Q4_K_M, H200).
   // Above the rows a recorded step may have, products go to cuBLAS in multiples of 16 rows (the extra rows
-  // read stale activations and are dropped), so that a few shapes serve every prefill and the warm-up meets
-  // them all (serving_engine.cpp). Prefill is bound by arithmetic on an H200 (8B: ~17k tok/s from 128 rows
+  // read stale activations and are dropped), so that a few shapes serve every prefill and a server's warm-up
+  // meets them all (warm_up_prefill_rows). Prefill is bound by arithmetic on an H200 (8B: ~17k tok/s from 128 rows
   // up), so the extra rows cost their share: multiples of 64 made a 129-row prefill 11 ms instead of 8.
   static constexpr int kGemmRowStep = 16;
   static int gemm_rows(int n) {
