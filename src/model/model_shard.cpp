@@ -1,6 +1,7 @@
 #include "model/model_shard.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <stdexcept>
@@ -230,9 +231,9 @@ void ModelShard::issue_ops(const backend::StepTables& step, kv::KvBlockPool& kv,
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = layers_[static_cast<size_t>(l)];
     be.rmsnorm(x, L.attn_norm.floats(), n, c.dim, c.rms_eps, h);
-    be.matmul(L.wq, h, n, q);
-    be.matmul(L.wk, h, n, k);
-    be.matmul(L.wv, h, n, v);
+    const std::array<const backend::Weight*, 3> qkv_weights{&L.wq, &L.wk, &L.wv};
+    const std::array<float*, 3> qkv{q, k, v};
+    be.matmul_same_input(qkv_weights, h, n, qkv);
     if (c.qkv_bias) {
       be.add_rows(q, L.bq.floats(), n, c.q_dim());
       be.add_rows(k, L.bk.floats(), n, c.kv_dim());

@@ -4,6 +4,7 @@
 // Without a GPU (or a build without CUDA) every test reports itself skipped, with the reason.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -206,22 +207,27 @@ TEST(CudaMatmul, WideRowsAtEveryBatchUpToSixteen) {
   }
 }
 
-Weight random_q4k_weight(int64_t rows, int64_t cols, uint32_t seed, std::vector<std::byte>& bytes,
-                         std::vector<float>& dense) {
+Weight random_quant_weight(gguf::GgmlType type, int64_t rows, int64_t cols, uint32_t seed,
+                           std::vector<std::byte>& bytes, std::vector<float>& dense) {
   const auto values = random_floats(static_cast<size_t>(rows * cols), seed, 0.05f);
-  const size_t row_bytes = *gguf::bytes_for(static_cast<uint32_t>(gguf::GgmlType::Q4_K), static_cast<uint64_t>(cols));
+  const size_t row_bytes = *gguf::bytes_for(static_cast<uint32_t>(type), static_cast<uint64_t>(cols));
   bytes.assign(row_bytes * static_cast<size_t>(rows), std::byte{0});
-  tensor::quantize(gguf::GgmlType::Q4_K, values, bytes);
+  tensor::quantize(type, values, bytes);
   dense.resize(values.size());
-  tensor::dequantize(static_cast<uint32_t>(gguf::GgmlType::Q4_K), bytes, dense);
+  tensor::dequantize(static_cast<uint32_t>(type), bytes, dense);
   Weight w;
-  w.name = "q4k-" + std::to_string(seed);
-  w.type_id = static_cast<uint32_t>(gguf::GgmlType::Q4_K);
+  w.name = "quant-" + std::to_string(seed);
+  w.type_id = static_cast<uint32_t>(type);
   w.rows = rows;
   w.cols = cols;
   w.row_bytes = row_bytes;
   w.data = bytes;
   return w;
+}
+
+Weight random_q4k_weight(int64_t rows, int64_t cols, uint32_t seed, std::vector<std::byte>& bytes,
+                         std::vector<float>& dense) {
+  return random_quant_weight(gguf::GgmlType::Q4_K, rows, cols, seed, bytes, dense);
 }
 
 // sum_c w[r][c] x[c] in double, and sum |w x| (the scale of the f16 rounding error).
@@ -281,6 +287,59 @@ TEST(CudaMatmul, GatedProductsAreTheGateOfTwoProducts) {
         for (int64_t r = 0; r < down_rows; ++r) {
           const auto [ref, mag] = dot_and_magnitude(down_dense, r, gj);
           ASSERT_NEAR(y[static_cast<size_t>(j * down_rows + r)], ref, 3e-3 * mag + 1e-6) << "down row " << r;
+        }
+      }
+    }
+  }
+}
+
+// Q, K and V as one op: the Q4_K matrices go through one launch (a block per tile of whichever matrix), a Q6_K
+// one beside them through its own kernel; every output is its own product, whatever its neighbours' sizes
+// (tile counts that do not divide evenly, a last tile partly filled).
+TEST(CudaMatmul, ProductsOfOneInputAreEachTheirOwn) {
+  REQUIRE_GPU();
+  Backend& be = *gpu_in_place();
+  const int64_t cols = 2048;
+  struct Case {
+    std::vector<std::pair<gguf::GgmlType, int64_t>> matrices;
+  };
+  const auto q4 = gguf::GgmlType::Q4_K, q6 = gguf::GgmlType::Q6_K;
+  for (const Case& c : {Case{{{q4, 512}, {q4, 128}, {q4, 136}}}, Case{{{q4, 2048}, {q4, 24}, {q6, 512}}},
+                        Case{{{q6, 64}, {q4, 520}, {q4, 1000}}}}) {
+    const size_t count = c.matrices.size();
+    std::vector<std::vector<std::byte>> bytes(count);
+    std::vector<std::vector<float>> dense(count);
+    std::vector<Weight> ws;
+    for (size_t i = 0; i < count; ++i) {
+      ws.push_back(random_quant_weight(c.matrices[i].first, c.matrices[i].second, cols, static_cast<uint32_t>(70 + i),
+                                       bytes[i], dense[i]));
+    }
+    for (Weight& w : ws) be.prepare(w, Backend::WeightUse::Matrix);
+    for (int n : {1, 3, 8, 9}) {
+      SCOPED_TRACE("rows " + std::to_string(ws[0].rows) + " n " + std::to_string(n));
+      const auto x = random_floats(static_cast<size_t>(n * cols), 400 + n);
+      Buffer xd = be.upload(x);
+      std::vector<Buffer> outs;
+      std::vector<float*> ys;
+      std::vector<const Weight*> wps;
+      for (const Weight& w : ws) {
+        outs.push_back(be.allocate(static_cast<size_t>(n * w.rows) * sizeof(float)));
+        ys.push_back(outs.back().floats());
+        wps.push_back(&w);
+      }
+      be.matmul_same_input(wps, xd.floats(), n, ys);
+      for (size_t i = 0; i < count; ++i) {
+        const int64_t rows = ws[i].rows;
+        std::vector<float> y(static_cast<size_t>(n * rows));
+        be.read(y, outs[i].floats());
+        for (int j = 0; j < n; ++j) {
+          const std::span<const float> xj(x.data() + j * cols, static_cast<size_t>(cols));
+          for (int64_t r = 0; r < rows; r += 5) {
+            const auto [ref, mag] = dot_and_magnitude(dense[i], r, xj);
+            ASSERT_NEAR(y[static_cast<size_t>(j * rows + r)], ref, 3e-3 * mag + 1e-6) << "matrix " << i << " row " << r;
+          }
+          const auto [last, last_mag] = dot_and_magnitude(dense[i], rows - 1, xj);
+          ASSERT_NEAR(y[static_cast<size_t>(j * rows + rows - 1)], last, 3e-3 * last_mag + 1e-6) << "matrix " << i;
         }
       }
     }
@@ -550,6 +609,68 @@ TEST(CudaAttention, MixedBatchMatchesTheCpuBackend) {
       for (size_t i = 0; i < back.size(); ++i) differing += back[i] != hk[i];
       // Q8_0 rounds x * (1/d) where x / d ties can fall either way under a fused multiply: allow a few codes.
       EXPECT_LE(differing, elem == KvElement::Q8_0 ? back.size() / 200 : 0u);
+    }
+  }
+}
+
+// Decode steps of one to four rows (the layout the kernel takes for a few rows: eight warps a block, every
+// value row of a tile loaded with its key) at contexts short and long enough to be split across blocks, with
+// the F16 cache and head sizes it serves, beside the CPU backend.
+TEST(CudaAttention, FewDecodeRowsMatchTheCpuBackend) {
+  REQUIRE_GPU();
+  struct Shape {
+    int heads, kv_heads, head_dim;
+  };
+  for (const Shape sh : {Shape{32, 8, 64}, Shape{32, 8, 128}, Shape{28, 4, 128}, Shape{8, 8, 128}, Shape{16, 2, 256}}) {
+    SCOPED_TRACE("heads " + std::to_string(sh.heads) + "/" + std::to_string(sh.kv_heads) + " head_dim " +
+                 std::to_string(sh.head_dim));
+    KvLayerView view{nullptr, nullptr, 0, 16, KvElement::F16, sh.kv_heads, sh.head_dim};
+    view.block_bytes = 16 * view.row_bytes();
+    // Sequence s holds lengths[s] tokens and room for four more; its blocks lie in the pool in reverse order.
+    const int lengths[4] = {1, 33, 257, 1400};
+    std::vector<std::vector<int32_t>> table_storage(4);
+    int next_block = 0;
+    for (int s = 0; s < 4; ++s) {
+      std::vector<int32_t>& table = table_storage[static_cast<size_t>(s)];
+      for (int b = 0; b < (lengths[s] + 4 + 15) / 16; ++b) table.push_back(next_block++);
+      std::reverse(table.begin(), table.end());
+    }
+    const std::vector<std::span<const int32_t>> tables(table_storage.begin(), table_storage.end());
+    std::vector<std::byte> hk(view.block_bytes * static_cast<size_t>(next_block)), hv(hk.size());
+    Buffer dk = gpu()->allocate(hk.size()), dv = gpu()->allocate(hv.size());
+    KvLayerView cpu_view = view, gpu_view = view;
+    cpu_view.k = hk.data(), cpu_view.v = hv.data();
+    gpu_view.k = dk.data(), gpu_view.v = dv.data();
+    const int width = sh.kv_heads * sh.head_dim, q_width = sh.heads * sh.head_dim;
+    const float scale = 1.0f / std::sqrt(static_cast<float>(sh.head_dim));
+    // The history, one step, then decode steps of 1, 2, 3 and 4 rows (sequences 0 .. rows - 1, each one token
+    // further than before).
+    int filled[4] = {0, 0, 0, 0};
+    for (int rows = 0; rows <= 4; ++rows) {
+      std::vector<int32_t> pos, seq;
+      if (rows == 0) {
+        for (int s = 0; s < 4; ++s) {
+          for (int p = 0; p < lengths[s]; ++p) pos.push_back(p), seq.push_back(s);
+          filled[s] = lengths[s];
+        }
+      } else {
+        for (int s = 0; s < rows; ++s) pos.push_back(filled[s]++), seq.push_back(s);
+      }
+      const size_t n = pos.size();
+      const auto k = random_floats(n * width, 40 + rows), v = random_floats(n * width, 50 + rows);
+      const auto q = random_floats(n * q_width, 60 + rows, 3.0f);  // peaked enough for the softmax to matter
+      StepTables step{pos, seq, tables};
+      std::vector<float> ref(n * q_width);
+      cpu().store_kv(cpu_view, k.data(), v.data(), step);
+      cpu().attention(q.data(), sh.heads, cpu_view, step, scale, ref.data());
+      Buffer kd = to_device(k), vd = to_device(v), qd = to_device(q), od = gpu()->allocate(ref.size() * 4);
+      gpu()->upload_step(step);
+      gpu()->store_kv(gpu_view, kd.floats(), vd.floats(), step);
+      gpu()->attention(qd.floats(), sh.heads, gpu_view, step, scale, od.floats());
+      const auto got = to_host(od, ref.size());
+      for (size_t i = 0; i < ref.size(); ++i) {
+        ASSERT_NEAR(got[i], ref[i], 1e-4 * (1 + std::fabs(ref[i]))) << "rows " << rows << " element " << i;
+      }
     }
   }
 }

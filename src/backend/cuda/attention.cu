@@ -44,6 +44,14 @@ __device__ size_t slot_offset(const KvGeometry& g, const int32_t* table, int pos
          static_cast<size_t>(pos % g.block_tokens) * g.row_bytes;
 }
 
+__device__ __forceinline__ __half2 half2_of_bits(uint32_t bits) {
+  __half2 h;
+  memcpy(&h, &bits, 4);
+  return h;
+}
+
+__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
+
 template <KvElement E>
 __device__ float kv_value(const std::byte* head, int d) {
   if constexpr (E == KvElement::F32) {
@@ -253,22 +261,73 @@ __device__ __forceinline__ void load_halves(const std::byte* p, float (&out)[DPL
 }
 
 // The same attention for an F16 cache and a head size of 64, 128 or 256, laid out for the memory system.
-// One block per (row, KV head, split) as above, but its four warps split the keys (tiles of 32 taken in turn)
-// and each works for every query head of the group: a lane loads its key once, with wide loads all in flight
-// at once, and scores it against all of the group's queries; in the value pass a lane owns HD/32 consecutive
-// dimensions of each head and the warp reads value rows eight ahead, each as one coalesced load. The warps'
-// partial softmax states are merged through shared memory at the end. (One warp per query head, reading its
-// keys with a loop of dependent 4-byte loads, spent ~100x longer waiting on memory than the bytes take.)
-template <int HD, int MAX_REP>
-__global__ void __launch_bounds__(128) attention_f16_kernel(
+// One block per (row, KV head, split) as above, but its warps split the keys (tiles of 32 taken in turn) and
+// each works for every query head of the group: a lane scores its own key against all of the group's queries,
+// and in the value pass owns HD/32 consecutive dimensions of each head. The warps' partial softmax states are
+// merged through shared memory at the end. (One warp per query head, reading its keys with a loop of
+// dependent 4-byte loads, spent ~100x longer waiting on memory than the bytes take.)
+//
+// At one decode row and a few hundred keys the kernel is a chain of memory latencies, not a stream of bytes
+// (a layer's K and V are ~1 MB): it used to take 9-11 us a layer on an H200, for both 1B and 8B, with the
+// step's tables read one dependent load after another once the kernel before had finished, and a tile's 32
+// value rows read eight at a time. So the tables, and the slot of each lane's first key, are read before the
+// wait (the step's tables are uploaded, never written by a kernel), the first tile's rows are sent towards L2
+// then, and a tile's key row and all of its value rows are loaded at once.
+template <int HD, int kValueRound, bool kKeyRow>
+struct F16KeyTile {
+  static constexpr int kDpl = HD / 32;  // value dimensions a lane owns
+  uint4 k[kKeyRow ? HD / 8 : 1];        // kKeyRow: the lane's key row is loaded here (else read while scoring)
+  uint32_t v[kValueRound][kDpl / 2];
+
+  // The lane's key (its byte offset `slot` from the cache's base, `valid` when the key is in the tile) and the
+  // value rows of tile keys first .. first + kValueRound - 1; keys past the tile's `count` load the last one
+  // (weighted 0 later).
+  __device__ void load_values(const KvGeometry& g, size_t head_offset, size_t slot, int first, int count, int lane) {
+#pragma unroll
+    for (int u = 0; u < kValueRound; ++u) {
+      const auto s = static_cast<size_t>(
+          __shfl_sync(0xffffffffu, static_cast<unsigned long long>(slot), min(first + u, count - 1)));
+      const std::byte* p = g.v + s + head_offset + kDpl * lane * 2;
+      if constexpr (kDpl == 2) {
+        v[u][0] = *reinterpret_cast<const uint32_t*>(p);
+      } else if constexpr (kDpl == 4) {
+        const uint2 w = *reinterpret_cast<const uint2*>(p);
+        v[u][0] = w.x, v[u][1] = w.y;
+      } else {
+        const uint4 w = *reinterpret_cast<const uint4*>(p);
+        v[u][0] = w.x, v[u][1] = w.y, v[u][2] = w.z, v[u][3] = w.w;
+      }
+    }
+  }
+  __device__ void load(const KvGeometry& g, size_t head_offset, size_t slot, bool valid, int count, int lane) {
+    if constexpr (kKeyRow) {
+      if (valid) {
+        const auto* kh = reinterpret_cast<const uint4*>(g.k + slot + head_offset);
+#pragma unroll
+        for (int c = 0; c < HD / 8; ++c) k[c] = kh[c];
+      }
+    }
+    load_values(g, head_offset, slot, 0, count, lane);
+  }
+};
+
+// kWide: a few decoding rows, so a few blocks in all. Eight warps a block (256 keys a split, so that a
+// context of up to 256 keys needs no second kernel to add splits up) and a tile's 32 value rows loaded with
+// its key, at ~240 registers a thread. With many rows (a batch, prefill) those registers would leave one block
+// a multiprocessor: there four warps read a key row 64 halves at a time while scoring and value rows eight at
+// a time (with it all in registers, 8B at 20 rows of 2000 keys measured 2253-2288 tok/s against 2475-2494).
+constexpr int kWideAttentionMaxRows = 4;
+bool wide_f16_attention(int head_dim, int n_rows) { return head_dim <= 128 && n_rows <= kWideAttentionMaxRows; }
+constexpr int f16_attention_warps(bool wide) { return wide ? 8 : 4; }
+
+template <int HD, int MAX_REP, bool kWide>
+__global__ void __launch_bounds__(f16_attention_warps(kWide) * 32) attention_f16_kernel(
     KvGeometry g, const float* __restrict__ q, int n_heads, int rep, float scale, const int32_t* __restrict__ positions,
     const int32_t* __restrict__ seq_of_row, const int32_t* __restrict__ table_start, const int32_t* __restrict__ blocks,
     float* __restrict__ out, __half* __restrict__ out_f16, SplitOutput split) {
-  wait_for_prior_kernels();
-  constexpr int kWarps = 4;
-  constexpr int DPL = HD / 32;                   // value dimensions per lane
-  constexpr int kKeyChunk = 64;                  // key halves loaded at once (8 registers of 16 bytes)
-  constexpr int kValueAhead = HD <= 128 ? 8 : 4;  // value rows in flight per lane
+  constexpr int kWarps = f16_attention_warps(kWide);
+  constexpr int DPL = HD / 32;
+  using Tile = F16KeyTile<HD, kWide ? 32 : 8, kWide>;
   extern __shared__ float shared[];
   float* qs = shared;                                  // [MAX_REP][HD], pre-scaled
   float* part_max = qs + MAX_REP * HD;                 // [kWarps][MAX_REP]
@@ -279,12 +338,27 @@ __global__ void __launch_bounds__(128) attention_f16_kernel(
   const int n_ctx = positions[row] + 1;
   const int key_begin = split.n_splits == 1 ? 0 : part * split.split_keys;
   const int key_end = split.n_splits == 1 ? n_ctx : min(n_ctx, key_begin + split.split_keys);
+  const int32_t* table = blocks + table_start[seq_of_row[row]];
+  const size_t head_offset = static_cast<size_t>(kv_head) * g.head_bytes;
+  const auto slot_of = [&](int t0) { return t0 + lane < key_end ? slot_offset(g, table, t0 + lane) : size_t{0}; };
+  int t0 = key_begin + 32 * warp;
+  size_t slot = slot_of(t0);
+  if (t0 + lane < key_end) {
+    // Towards L2 while the kernel before finishes (only the newest key's row may still be in its hands).
+#pragma unroll
+    for (int b = 0; b < HD * 2; b += 128) {
+      prefetch_l2(g.k + slot + head_offset + b);
+      prefetch_l2(g.v + slot + head_offset + b);
+    }
+  }
+  wait_for_prior_kernels();
+
+  Tile tile;
+  if (t0 < key_end) tile.load(g, head_offset, slot, t0 + lane < key_end, min(32, key_end - t0), lane);
   const float* qrow = q + (static_cast<size_t>(row) * n_heads + static_cast<size_t>(kv_head) * rep) * HD;
   for (int i = threadIdx.x; i < MAX_REP * HD; i += blockDim.x) qs[i] = i < rep * HD ? qrow[i] * scale : 0.0f;
   __syncthreads();
 
-  const int32_t* table = blocks + table_start[seq_of_row[row]];
-  const size_t head_offset = static_cast<size_t>(kv_head) * g.head_bytes;
   float acc[MAX_REP][DPL];
   float running_max[MAX_REP], running_sum[MAX_REP];
 #pragma unroll
@@ -294,25 +368,30 @@ __global__ void __launch_bounds__(128) attention_f16_kernel(
     for (int i = 0; i < DPL; ++i) acc[r][i] = 0.0f;
   }
 
-  for (int t0 = key_begin + 32 * warp; t0 < key_end; t0 += 32 * kWarps) {
+  while (t0 < key_end) {
     const int key = t0 + lane;
+    const int tile_keys = min(32, key_end - t0);
     float score[MAX_REP];
 #pragma unroll
     for (int r = 0; r < MAX_REP; ++r) score[r] = 0.0f;
     if (key < key_end) {
-      const auto* kh = reinterpret_cast<const uint4*>(g.k + slot_offset(g, table, key) + head_offset);
+      constexpr int kChunk = kWide ? HD / 8 : 8;  // uint4 words of the key row at a time
+      const auto* kh = reinterpret_cast<const uint4*>(g.k + slot + head_offset);
 #pragma unroll
-      for (int c0 = 0; c0 < HD; c0 += kKeyChunk) {
-        uint4 kv[kKeyChunk / 8];
+      for (int c0 = 0; c0 < HD / 8; c0 += kChunk) {
+        uint4 kw[kChunk];
 #pragma unroll
-        for (int c = 0; c < kKeyChunk / 8; ++c) kv[c] = kh[c0 / 8 + c];
+        for (int c = 0; c < kChunk; ++c) {
+          if constexpr (kWide) kw[c] = tile.k[c0 + c];
+          else kw[c] = kh[c0 + c];
+        }
 #pragma unroll
-        for (int c = 0; c < kKeyChunk / 8; ++c) {
-          const auto* h = reinterpret_cast<const __half2*>(&kv[c]);
+        for (int c = 0; c < kChunk; ++c) {
+          const auto* h = reinterpret_cast<const __half2*>(&kw[c]);
 #pragma unroll
           for (int i = 0; i < 4; ++i) {
             const float2 kf = __half22float2(h[i]);
-            const int d = c0 + 8 * c + 2 * i;
+            const int d = 8 * (c0 + c) + 2 * i;
 #pragma unroll
             for (int r = 0; r < MAX_REP; ++r) {
               const float2 qv = *reinterpret_cast<const float2*>(qs + r * HD + d);
@@ -339,25 +418,30 @@ __global__ void __launch_bounds__(128) attention_f16_kernel(
       for (int i = 0; i < DPL; ++i) acc[r][i] *= correction;
     }
 
-    const int tile_keys = min(32, key_end - t0);
-    for (int t = 0; t < tile_keys; t += kValueAhead) {
-      float vv[kValueAhead][DPL];
+    for (int first = 0; first < tile_keys; first += kWide ? 32 : 8) {
+      if (first > 0) tile.load_values(g, head_offset, slot, first, tile_keys, lane);
 #pragma unroll
-      for (int u = 0; u < kValueAhead; ++u) {
-        const int tk = min(t + u, tile_keys - 1);  // past the tile: a valid row, weighted 0 below
-        load_halves<DPL>(g.v + slot_offset(g, table, t0 + tk) + head_offset + DPL * lane * 2, vv[u]);
-      }
+      for (int u = 0; u < (kWide ? 32 : 8); ++u) {
+        float vf[DPL];
 #pragma unroll
-      for (int u = 0; u < kValueAhead; ++u) {
-        const bool in_tile = t + u < tile_keys;
+        for (int i = 0; i < DPL / 2; ++i) {
+          const float2 f = __half22float2(half2_of_bits(tile.v[u][i]));
+          vf[2 * i] = f.x, vf[2 * i + 1] = f.y;
+        }
+        const bool in_tile = first + u < tile_keys;
 #pragma unroll
         for (int r = 0; r < MAX_REP; ++r) {
-          const float pt = __shfl_sync(0xffffffffu, p[r], (t + u) & 31);
+          const float pt = __shfl_sync(0xffffffffu, p[r], (first + u) & 31);
           const float w = in_tile ? pt : 0.0f;
 #pragma unroll
-          for (int i = 0; i < DPL; ++i) acc[r][i] = fmaf(w, vv[u][i], acc[r][i]);
+          for (int i = 0; i < DPL; ++i) acc[r][i] = fmaf(w, vf[i], acc[r][i]);
         }
       }
+    }
+    t0 += 32 * kWarps;
+    if (t0 < key_end) {
+      slot = slot_of(t0);
+      tile.load(g, head_offset, slot, t0 + lane < key_end, min(32, key_end - t0), lane);
     }
   }
 
@@ -429,6 +513,12 @@ __global__ void combine_splits_kernel(SplitOutput split, int n_heads, int hd, fl
   }
 }
 
+// An F16 cache with a head size of 64, 128 or 256 and up to 8 query heads a KV head.
+bool takes_f16_kernel(const KvLayerView& kv, int n_heads) {
+  return kv.element == KvElement::F16 && n_heads / kv.n_kv_heads <= 8 &&
+         (kv.head_dim == 64 || kv.head_dim == 128 || kv.head_dim == 256);
+}
+
 template <typename Fn>
 void dispatch_element(KvElement e, Fn&& fn) {
   switch (e) {
@@ -463,12 +553,13 @@ void store_kv(const KvLayerView& kv, const float* k, const float* v, const StepU
   });
 }
 
-int attention_splits(int n_rows, int n_kv_heads, int max_context, int multiprocessors) {
-  // Enough blocks to fill the GPU several times over when few rows are decoding; splits of four 32-key tiles
-  // at least (one per warp of a block).
+int attention_splits(const KvLayerView& kv, int n_heads, int n_rows, int max_context, int multiprocessors) {
+  // Enough blocks to fill the GPU several times over when few rows are decoding; a split has a 32-key tile at
+  // least for each warp of a block (fewer splits: the second kernel that adds them up costs a launch).
   const int wanted_blocks = 8 * multiprocessors;
-  const int by_occupancy = (wanted_blocks + n_rows * n_kv_heads - 1) / (n_rows * n_kv_heads);
-  const int by_length = (max_context + 127) / 128;
+  const int by_occupancy = (wanted_blocks + n_rows * kv.n_kv_heads - 1) / (n_rows * kv.n_kv_heads);
+  const int warps = takes_f16_kernel(kv, n_heads) ? f16_attention_warps(wide_f16_attention(kv.head_dim, n_rows)) : 4;
+  const int by_length = (max_context + 32 * warps - 1) / (32 * warps);
   return std::max(1, std::min(by_occupancy, by_length));
 }
 
@@ -495,17 +586,28 @@ void attention(const float* q, int n_heads, const KvLayerView& kv, const StepUpl
                   static_cast<unsigned>(n_splits));
   const size_t shared = static_cast<size_t>(rep) * kv.head_dim * sizeof(float);
   const auto launch_f16 = [&]<int HD>() {
+    const auto launch_shaped = [&]<int MAX_REP, bool kWide>() {
+      constexpr int kWarps = f16_attention_warps(kWide);
+      const size_t bytes = (static_cast<size_t>(MAX_REP) * HD * (1 + kWarps) + 2 * kWarps * MAX_REP) * sizeof(float);
+      launch_overlapped(attention_f16_kernel<HD, MAX_REP, kWide>, grid, kWarps * 32, bytes, stream, geometry(kv), q,
+                        n_heads, rep, scale, step.positions, step.seq_of_row, step.table_start, step.blocks, out, h,
+                        split);
+    };
     const auto launch = [&]<int MAX_REP>() {
-      const size_t bytes = (static_cast<size_t>(MAX_REP) * HD * 5 + 8 * MAX_REP) * sizeof(float);
-      launch_overlapped(attention_f16_kernel<HD, MAX_REP>, grid, 128, bytes, stream, geometry(kv), q, n_heads, rep,
-                        scale, step.positions, step.seq_of_row, step.table_start, step.blocks, out, h, split);
+      if constexpr (HD <= 128) {
+        if (wide_f16_attention(HD, step.n_rows)) {
+          launch_shaped.template operator()<MAX_REP, true>();
+          return;
+        }
+      }
+      launch_shaped.template operator()<MAX_REP, false>();
     };
     if (rep == 1) launch.template operator()<1>();
     else if (rep == 2) launch.template operator()<2>();
     else if (rep <= 4) launch.template operator()<4>();
     else launch.template operator()<8>();
   };
-  const bool f16_fast = kv.element == KvElement::F16 && rep <= 8;
+  const bool f16_fast = takes_f16_kernel(kv, n_heads);
   if (f16_fast && kv.head_dim == 64) {
     launch_f16.template operator()<64>();
   } else if (f16_fast && kv.head_dim == 128) {

@@ -10,6 +10,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -84,6 +85,8 @@ class CudaBackend final : public Backend {
     repack_ = !(repack != nullptr && std::string(repack) == "0");
     const char* gated = std::getenv("PENSIEVE_CUDA_GATED");
     gated_kernel_ = !(gated != nullptr && std::string(gated) == "0");
+    const char* merge = std::getenv("PENSIEVE_CUDA_SAME_INPUT");
+    same_input_kernel_ = !(merge != nullptr && std::string(merge) == "0");
     const char* profile = std::getenv("PENSIEVE_CUDA_PROFILE");
     const bool profiling = profile != nullptr && std::string(profile) == "1";
     profile_.enable(profiling, stream_);
@@ -431,6 +434,47 @@ class CudaBackend final : public Backend {
     check_launch("matmul");
   }
 
+  // At a few rows, the Q4_K matrices among them that share a layout (Q, K and V on most layers of a Q4_K_M
+  // file; Q and K where V has more bits) go through one launch; the others follow one by one, reading the same
+  // f16 copy of x.
+  void matmul_same_input(std::span<const Weight* const> ws, const float* x, int n,
+                         std::span<float* const> ys) override {
+    constexpr size_t kMax = 3;
+    std::array<cuda::SameInputProduct, kMax> together{};
+    std::array<bool, kMax> taken{};
+    size_t count = 0;
+    const Weight* first = nullptr;
+    const auto q4k = static_cast<uint32_t>(gguf::GgmlType::Q4_K);
+    const bool applies = same_input_kernel_ && n >= 1 && n <= 8 && takes_matvec(n) && ws.size() <= kMax;
+    for (size_t i = 0; applies && i < ws.size(); ++i) {
+      const Weight& w = *ws[i];
+      const bool same_layout = first == nullptr || (w.cols == first->cols && w.row_bytes == first->row_bytes);
+      if (w.type_id != q4k || !same_layout) continue;
+      // An output over x would leave the f16 copy that the products read stale.
+      if (ys[i] < x + static_cast<size_t>(n) * static_cast<size_t>(w.cols) &&
+          x < ys[i] + static_cast<size_t>(n) * static_cast<size_t>(w.rows)) {
+        continue;
+      }
+      if (first == nullptr) first = &w;
+      together[count++] = {w.data.data(), w.rows, ys[i]};
+      taken[i] = true;
+    }
+    if (count < 2) {
+      Backend::matmul_same_input(ws, x, n, ys);
+      return;
+    }
+    {
+      const ProfileScope scope(*this, "matmul");
+      const uint16_t* xh = half_input(x, static_cast<size_t>(n) * static_cast<size_t>(first->cols));
+      cuda::matvec_kquant_same_input(q4k, std::span(together.data(), count), first->row_bytes, first->cols, xh, n,
+                                     stream_);
+      check_launch("matmul (same input)");
+    }
+    for (size_t i = 0; i < ws.size(); ++i) {
+      if (!taken[i]) matmul(*ws[i], x, n, ys[i]);
+    }
+  }
+
   // At a few rows, Q4_K gate and up matrices go through one kernel that also applies the gate (see
   // gated_matvec_kquant): one launch and one pass over the input where there were three.
   void gated_matmul(const Weight& w_gate, const Weight& w_up, const float* x, int n, float* gate,
@@ -524,7 +568,7 @@ class CudaBackend final : public Backend {
     if (n_heads % kv.n_kv_heads != 0) throw std::invalid_argument("attention heads must be a multiple of KV heads");
     if (n_heads / kv.n_kv_heads > 32) throw std::invalid_argument("attention: more than 32 query heads per KV head");
     const StepUpload& up = uploaded(step);
-    const int splits = cuda::attention_splits(up.n_rows, kv.n_kv_heads, up.max_context, props_.multiProcessorCount);
+    const int splits = cuda::attention_splits(kv, n_heads, up.n_rows, up.max_context, props_.multiProcessorCount);
     // (max_context is rounded up by upload_step, so that steps a few tokens apart share a recording; a split
     // past a row's own context contributes nothing.)
     const size_t floats = cuda::attention_split_floats(up.n_rows, n_heads, kv.head_dim, splits);
@@ -724,6 +768,7 @@ class CudaBackend final : public Backend {
   int matvec_rows_ = 0;  // 0: kMatvecMaxRows
   bool repack_ = true;        // PENSIEVE_CUDA_REPACK=0: products read Q6_K in its GGUF layout
   bool gated_kernel_ = true;  // PENSIEVE_CUDA_GATED=0: gate and up as two products and silu_mul
+  bool same_input_kernel_ = true;  // PENSIEVE_CUDA_SAME_INPUT=0: Q, K and V as three launches
   cuda::OpProfile profile_;
   cudaDeviceProp props_{};
   cudaStream_t stream_ = nullptr;

@@ -5,6 +5,7 @@
 // (elementwise.cu), the paged KV store and attention (attention.cu).
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 #include <cuda_runtime_api.h>
 
@@ -41,6 +42,16 @@ void matvec(uint32_t type, const void* w, size_t row_bytes, int64_t rows, int64_
 // The same for Q4_K and Q6_K through their own faster kernels (matvec_kquants.cu); false for other types.
 bool matvec_kquant(uint32_t type, const void* w, size_t row_bytes, int64_t rows, int64_t cols, const uint16_t* x,
                    int n, float* y, const void* repacked, cudaStream_t stream);
+// Several products of the same x in one launch (a layer's Q, K and V): y_i[j][rows_i] = x[j][cols] * W_i^T
+// for up to three Q4_K matrices of `cols` columns, rows `row_bytes` apart, and n <= 8; false for other types
+// and batches (nothing launched).
+struct SameInputProduct {
+  const void* w;
+  int64_t rows;
+  float* y;
+};
+bool matvec_kquant_same_input(uint32_t type, std::span<const SameInputProduct> products, size_t row_bytes,
+                               int64_t cols, const uint16_t* x, int n, cudaStream_t stream);
 // The row stride of the layout matvec_kquant reads faster for `type` (Q6_K), 0 for types without one; and
 // the copy of a matrix in that layout, rows * that stride bytes at `out`.
 size_t kquant_repacked_row_bytes(uint32_t type, int64_t cols);
@@ -88,7 +99,7 @@ void store_kv(const KvLayerView& kv, const float* k, const float* v, const StepU
 void rope_store_kv(const KvLayerView& kv, float* q, int q_heads, float* k, const float* v, int n_rot, bool neox,
                    const StepUpload& step, cudaStream_t stream);
 // How many blocks each row's keys are split across, and the scratch floats the splits need (0 for one split).
-int attention_splits(int n_rows, int n_kv_heads, int max_context, int multiprocessors);
+int attention_splits(const KvLayerView& kv, int n_heads, int n_rows, int max_context, int multiprocessors);
 size_t attention_split_floats(int n_rows, int n_heads, int head_dim, int n_splits);
 // out_f16 (optional): the output in f16 as well, for the product that reads it next.
 void attention(const float* q, int n_heads, const KvLayerView& kv, const StepUpload& step, float scale, float* out,

@@ -300,6 +300,30 @@ __device__ __forceinline__ void multiply_q4k_superblock(float (&acc)[2][NT][4], 
   }
 }
 
+// Up to three matrices of one type and width that multiply the same activations (a layer's Q, K and V), in
+// one launch: block b works on the matrix whose tiles it falls in. Every launch of a decode step costs a few
+// microseconds before its first weights arrive, more than K and V take to read (2.4 MB each on 8B).
+struct MatrixParts {
+  static constexpr int kMax = 3;
+  const uint8_t* w[kMax];
+  float* y[kMax];
+  int rows[kMax];
+  int end_tile[kMax];  // one past the part's last block
+  int count;
+  struct Part {
+    const uint8_t* w;
+    float* y;
+    int rows, tile;
+  };
+  // (Selected without indexing by a runtime value, which would copy the parameters to local memory.)
+  __device__ Part of_block(int b) const {
+    const bool second = count > 1 && b >= end_tile[0], third = count > 2 && b >= end_tile[1];
+    if (third) return {w[2], y[2], rows[2], b - end_tile[1]};
+    if (second) return {w[1], y[1], rows[1], b - end_tile[0]};
+    return {w[0], y[0], rows[0], b};
+  }
+};
+
 // kGated: the two products of a gated feed-forward layer and their SiLU gate in one kernel (see
 // store_gated_tiles); the block's 16 tile rows are rows row0 .. row0 + 7 of the gate matrix `w` (tile rows
 // g) and the same rows of the up matrix `w_up` (tile rows g + 8), so each lane ends up holding a gate sum and
@@ -309,12 +333,15 @@ __device__ __forceinline__ void multiply_q4k_superblock(float (&acc)[2][NT][4], 
 // to 404-410 tok/s. Six blocks (80 registers) spilled and measured 368, as did three for eight-warp tiles.
 template <int NT, int W, bool kStaged, bool kGated>
 __global__ void __launch_bounds__(W * 32, W == 4 && kStaged ? 5 : 1)
-    matvec_q4_k(const uint8_t* __restrict__ w, const uint8_t* __restrict__ w_up, size_t row_bytes, int rows,
-                int blocks_per_row, const __half* __restrict__ x_global, int n, int cols, float* __restrict__ y,
-                __half* __restrict__ y_f16) {
+    matvec_q4_k(MatrixParts parts, const uint8_t* __restrict__ w_up, size_t row_bytes, int blocks_per_row,
+                const __half* __restrict__ x_global, int n, int cols, __half* __restrict__ y_f16) {
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   const int g = lane / 4, t = lane % 4;
-  const int row0 = static_cast<int>(blockIdx.x) * (kGated ? 8 : 16);
+  const MatrixParts::Part part = parts.of_block(static_cast<int>(blockIdx.x));
+  const uint8_t* __restrict__ w = part.w;
+  float* __restrict__ y = part.y;
+  const int rows = part.rows;
+  const int row0 = part.tile * (kGated ? 8 : 16);
   const uint8_t* rows_at[2] = {
       w + static_cast<size_t>(min(row0 + g, rows - 1)) * row_bytes,
       kGated ? w_up + static_cast<size_t>(min(row0 + g, rows - 1)) * row_bytes
@@ -541,6 +568,14 @@ void repack_kquant(uint32_t type, const void* w, size_t row_bytes, int64_t rows,
       static_cast<const uint8_t*>(w), row_bytes, rows, bpr, static_cast<uint8_t*>(out), q6k_repacked_row_bytes(cols));
 }
 
+namespace {
+MatrixParts one_matrix(const uint8_t* w, float* y, int rows) {
+  MatrixParts parts{};
+  parts.w[0] = w, parts.y[0] = y, parts.rows[0] = rows, parts.end_tile[0] = (rows + 15) / 16, parts.count = 1;
+  return parts;
+}
+}  // namespace
+
 bool matvec_kquant(uint32_t type, const void* w, size_t row_bytes, int64_t rows, int64_t cols, const uint16_t* x,
                    int n, float* y, const void* repacked, cudaStream_t stream) {
   const bool q4 = type == static_cast<uint32_t>(QuantType::Q4_K);
@@ -566,8 +601,8 @@ bool matvec_kquant(uint32_t type, const void* w, size_t row_bytes, int64_t rows,
         const auto kernel = staged   ? matvec_q4_k<1, W, true, false>
                             : m <= 8 ? matvec_q4_k<1, W, false, false>
                                      : matvec_q4_k<2, W, false, false>;
-        launch_overlapped(kernel, grid, threads, smem, stream, wb, wb, row_bytes, r, blocks, xj, m, c, yj,
-                          static_cast<__half*>(nullptr));
+        launch_overlapped(kernel, grid, threads, smem, stream, one_matrix(wb, yj, r), wb, row_bytes, blocks, xj, m,
+                          c, static_cast<__half*>(nullptr));
       } else {
         if (repacked != nullptr) {
           const auto kernel = m <= 8 ? matvec_q6_k<1, W, true> : matvec_q6_k<2, W, true>;
@@ -592,10 +627,37 @@ bool gated_matvec_kquant(uint32_t type, const void* w_gate, const void* w_up, si
     const size_t smem = staged_activation_bytes(n, cols, W);
     const bool staged = smem != 0;
     const auto kernel = staged ? matvec_q4_k<1, W, true, true> : matvec_q4_k<1, W, false, true>;
-    launch_overlapped(kernel, grid, W * 32, smem, stream, static_cast<const uint8_t*>(w_gate),
-                      static_cast<const uint8_t*>(w_up), row_bytes, static_cast<int>(rows), static_cast<int>(cols / 256),
-                      reinterpret_cast<const __half*>(x), n, static_cast<int>(cols), gate,
+    launch_overlapped(kernel, grid, W * 32, smem, stream,
+                      one_matrix(static_cast<const uint8_t*>(w_gate), gate, static_cast<int>(rows)),
+                      static_cast<const uint8_t*>(w_up), row_bytes, static_cast<int>(cols / 256),
+                      reinterpret_cast<const __half*>(x), n, static_cast<int>(cols),
                       reinterpret_cast<__half*>(gate_f16));
+  });
+  return true;
+}
+
+bool matvec_kquant_same_input(uint32_t type, std::span<const SameInputProduct> products, size_t row_bytes,
+                               int64_t cols, const uint16_t* x, int n, cudaStream_t stream) {
+  if (type != static_cast<uint32_t>(QuantType::Q4_K) || n < 1 || n > 8 || products.empty() ||
+      products.size() > MatrixParts::kMax) {
+    return false;
+  }
+  MatrixParts parts{};
+  int tiles = 0;
+  for (const SameInputProduct& p : products) {
+    const int i = parts.count++;
+    parts.w[i] = static_cast<const uint8_t*>(p.w);
+    parts.y[i] = p.y;
+    parts.rows[i] = static_cast<int>(p.rows);
+    tiles += static_cast<int>((p.rows + 15) / 16);
+    parts.end_tile[i] = tiles;
+  }
+  tiles::with_tile_warps(static_cast<int64_t>(tiles) * 16, [&]<int W>() {
+    const size_t smem = staged_activation_bytes(n, cols, W);
+    const auto kernel = smem != 0 ? matvec_q4_k<1, W, true, false> : matvec_q4_k<1, W, false, false>;
+    launch_overlapped(kernel, static_cast<unsigned>(tiles), W * 32, smem, stream, parts, parts.w[0], row_bytes,
+                      static_cast<int>(cols / 256), reinterpret_cast<const __half*>(x), n, static_cast<int>(cols),
+                      static_cast<__half*>(nullptr));
   });
   return true;
 }
