@@ -540,6 +540,25 @@ TEST(CudaRowOps, MatchTheCpuBackend) {
   }
 }
 
+// store_kv then attention, on the CPU backend and on the GPU, each into its own cache: the outputs agree. Both
+// read the same cached values (f16/q8_0 conversions are exact functions of the inputs), so only the order of
+// float sums differs.
+void store_and_attend_on_both(const KvLayerView& cpu_view, const KvLayerView& gpu_view, StepTables& step,
+                              int heads, float scale, std::span<const float> k, std::span<const float> v,
+                              std::span<const float> q) {
+  std::vector<float> ref(q.size());
+  cpu().store_kv(cpu_view, k.data(), v.data(), step);
+  cpu().attention(q.data(), heads, cpu_view, step, scale, ref.data());
+  Buffer kd = to_device(k), vd = to_device(v), qd = to_device(q), od = gpu()->allocate(ref.size() * 4);
+  gpu()->upload_step(step);
+  gpu()->store_kv(gpu_view, kd.floats(), vd.floats(), step);
+  gpu()->attention(qd.floats(), heads, gpu_view, step, scale, od.floats());
+  const auto got = to_host(od, ref.size());
+  for (size_t i = 0; i < ref.size(); ++i) {
+    ASSERT_NEAR(got[i], ref[i], 1e-4 * (1 + std::fabs(ref[i]))) << "element " << i;
+  }
+}
+
 // A mixed batch: a prefill chunk of one sequence (continuing a cached prefix) beside decodes of others, with
 // scattered blocks; GQA ratios 1, 4 and 7; head sizes 48, 64, 128; every KV type. Both backends store the
 // same rows and answer the same queries.
@@ -587,20 +606,8 @@ TEST(CudaAttention, MixedBatchMatchesTheCpuBackend) {
         const auto q = random_floats(n * q_width, 30 + step_no);
         StepTables step{pos, seq, tables};
         const float scale = 1.0f / std::sqrt(static_cast<float>(sh.head_dim));
-        std::vector<float> ref(n * q_width);
-        cpu().store_kv(cpu_view, k.data(), v.data(), step);
-        cpu().attention(q.data(), sh.heads, cpu_view, step, scale, ref.data());
-
-        Buffer kd = to_device(k), vd = to_device(v), qd = to_device(q), od = gpu()->allocate(ref.size() * 4);
-        gpu()->upload_step(step);
-        gpu()->store_kv(gpu_view, kd.floats(), vd.floats(), step);
-        gpu()->attention(qd.floats(), sh.heads, gpu_view, step, scale, od.floats());
-        const auto got = to_host(od, ref.size());
-        for (size_t i = 0; i < ref.size(); ++i) {
-          // Both read the same cached values (f16/q8_0 conversions are exact functions of the inputs), so
-          // only the order of float sums differs.
-          ASSERT_NEAR(got[i], ref[i], 1e-4 * (1 + std::fabs(ref[i]))) << "step " << step_no << " element " << i;
-        }
+        SCOPED_TRACE("step " + std::to_string(step_no));
+        store_and_attend_on_both(cpu_view, gpu_view, step, sh.heads, scale, k, v, q);
       }
       // The stored cache bytes agree with the CPU's too (a wrong slot would hide behind a wrong read).
       std::vector<std::byte> back(hk.size());
@@ -660,17 +667,8 @@ TEST(CudaAttention, FewDecodeRowsMatchTheCpuBackend) {
       const auto k = random_floats(n * width, 40 + rows), v = random_floats(n * width, 50 + rows);
       const auto q = random_floats(n * q_width, 60 + rows, 3.0f);  // peaked enough for the softmax to matter
       StepTables step{pos, seq, tables};
-      std::vector<float> ref(n * q_width);
-      cpu().store_kv(cpu_view, k.data(), v.data(), step);
-      cpu().attention(q.data(), sh.heads, cpu_view, step, scale, ref.data());
-      Buffer kd = to_device(k), vd = to_device(v), qd = to_device(q), od = gpu()->allocate(ref.size() * 4);
-      gpu()->upload_step(step);
-      gpu()->store_kv(gpu_view, kd.floats(), vd.floats(), step);
-      gpu()->attention(qd.floats(), sh.heads, gpu_view, step, scale, od.floats());
-      const auto got = to_host(od, ref.size());
-      for (size_t i = 0; i < ref.size(); ++i) {
-        ASSERT_NEAR(got[i], ref[i], 1e-4 * (1 + std::fabs(ref[i]))) << "rows " << rows << " element " << i;
-      }
+      SCOPED_TRACE("rows " + std::to_string(rows));
+      store_and_attend_on_both(cpu_view, gpu_view, step, sh.heads, scale, k, v, q);
     }
   }
 }
