@@ -179,7 +179,8 @@ class Backend {
   virtual void matmul(const Weight& w, const float* x, int n, float* y) = 0;
   // ys[i][n][ws[i]->rows] = x[n][cols] * W_i^T for matrices that multiply the same x (a layer's Q, K and V),
   // as one op, so that a backend can do them in one launch.
-  virtual void matmul_same_input(std::span<const Weight* const> ws, const float* x, int n, std::span<float* const> ys) {
+  virtual void matmul_same_input(std::span<const Weight* const> ws, const float* x, int n,
+                                 std::span<float* const> ys) {
     for (size_t i = 0; i < ws.size(); ++i) matmul(*ws[i], x, n, ys[i]);
   }
   // out[i] = row step.tokens[i] of `table` (a [vocab, dim] weight), as float.

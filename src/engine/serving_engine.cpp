@@ -87,10 +87,10 @@ class ServingEngine final : public Engine {
   // forward pass on a GPU sets up cuBLAS (~100 ms on an H200), and cuBLAS picks an algorithm for each new
   // product shape the first time (a 1B model's first 129-row prefill took 16 ms where the next took 2.4):
   // the backend names the prefill lengths up to the token budget (at most 512) that meet every shape (the
-  // CUDA backend: ~8k rows, about half a second of prefill for an 8B model on an H200). A decode step is recorded as a CUDA graph the second time its shape comes, per 256
-  // tokens of context: two steps at one row in each of the first two spans make a single stream's steps
-  // replays from its first token. The tokenizer builds a workspace (its 2 MB cache of pieces) on its first
-  // use, too.
+  // CUDA backend: ~8k rows, about half a second of prefill for an 8B model on an H200). A decode step is
+  // recorded as a CUDA graph the second time its shape comes, per 256 tokens of context: two steps at one row
+  // in each of the first two spans make a single stream's steps replays from its first token. The tokenizer
+  // builds a workspace (its 2 MB cache of pieces) on its first use, too.
   void warm_up() {
     try {
       (void)tokenizer_.encode("The tokenizer's first workspace is made here.");

@@ -13,10 +13,10 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
-#include <type_traits>
 
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/overlapped_launch.cuh"
+#include "backend/cuda/tile_mma.cuh"
 #include "backend/rope_pair.h"
 
 namespace pensieve::backend::cuda {
@@ -43,14 +43,6 @@ __device__ size_t slot_offset(const KvGeometry& g, const int32_t* table, int pos
   return static_cast<size_t>(table[pos / g.block_tokens]) * g.block_bytes +
          static_cast<size_t>(pos % g.block_tokens) * g.row_bytes;
 }
-
-__device__ __forceinline__ __half2 half2_of_bits(uint32_t bits) {
-  __half2 h;
-  memcpy(&h, &bits, 4);
-  return h;
-}
-
-__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
 
 template <KvElement E>
 __device__ float kv_value(const std::byte* head, int d) {
@@ -242,24 +234,6 @@ __global__ void attention_kernel(KvGeometry g, const float* __restrict__ q, int 
   }
 }
 
-// DPL consecutive f16 values as floats (DPL = 2, 4 or 8: one 4-, 8- or 16-byte load).
-template <int DPL>
-__device__ __forceinline__ void load_halves(const std::byte* p, float (&out)[DPL]) {
-  if constexpr (DPL == 2) {
-    const float2 f = __half22float2(*reinterpret_cast<const __half2*>(p));
-    out[0] = f.x, out[1] = f.y;
-  } else {
-    using Packed = std::conditional_t<DPL == 4, uint2, uint4>;
-    const Packed packed = *reinterpret_cast<const Packed*>(p);
-    const auto* h = reinterpret_cast<const __half2*>(&packed);
-#pragma unroll
-    for (int i = 0; i < DPL / 2; ++i) {
-      const float2 f = __half22float2(h[i]);
-      out[2 * i] = f.x, out[2 * i + 1] = f.y;
-    }
-  }
-}
-
 // The same attention for an F16 cache and a head size of 64, 128 or 256, laid out for the memory system.
 // One block per (row, KV head, split) as above, but its warps split the keys (tiles of 32 taken in turn) and
 // each works for every query head of the group: a lane scores its own key against all of the group's queries,
@@ -425,7 +399,7 @@ __global__ void __launch_bounds__(f16_attention_warps(kWide) * 32) attention_f16
         float vf[DPL];
 #pragma unroll
         for (int i = 0; i < DPL / 2; ++i) {
-          const float2 f = __half22float2(half2_of_bits(tile.v[u][i]));
+          const float2 f = __half22float2(tiles::bits_to_half2(tile.v[u][i]));
           vf[2 * i] = f.x, vf[2 * i + 1] = f.y;
         }
         const bool in_tile = first + u < tile_keys;

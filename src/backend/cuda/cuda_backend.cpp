@@ -445,7 +445,7 @@ class CudaBackend final : public Backend {
     size_t count = 0;
     const Weight* first = nullptr;
     const auto q4k = static_cast<uint32_t>(gguf::GgmlType::Q4_K);
-    const bool applies = same_input_kernel_ && n >= 1 && n <= 8 && takes_matvec(n) && ws.size() <= kMax;
+    const bool applies = same_input_kernel_ && takes_matvec(n) && ws.size() <= kMax;
     for (size_t i = 0; applies && i < ws.size(); ++i) {
       const Weight& w = *ws[i];
       const bool same_layout = first == nullptr || (w.cols == first->cols && w.row_bytes == first->row_bytes);
@@ -459,19 +459,16 @@ class CudaBackend final : public Backend {
       together[count++] = {w.data.data(), w.rows, ys[i]};
       taken[i] = true;
     }
-    if (count < 2) {
-      Backend::matmul_same_input(ws, x, n, ys);
-      return;
-    }
-    {
+    bool launched = false;  // false where the kernel does not take the batch (it says which it takes)
+    if (count >= 2) {
       const ProfileScope scope(*this, "matmul");
       const uint16_t* xh = half_input(x, static_cast<size_t>(n) * static_cast<size_t>(first->cols));
-      cuda::matvec_kquant_same_input(q4k, std::span(together.data(), count), first->row_bytes, first->cols, xh, n,
-                                     stream_);
+      launched = cuda::matvec_kquant_same_input(q4k, std::span(together.data(), count), first->row_bytes,
+                                                first->cols, xh, n, stream_);
       check_launch("matmul (same input)");
     }
     for (size_t i = 0; i < ws.size(); ++i) {
-      if (!taken[i]) matmul(*ws[i], x, n, ys[i]);
+      if (!launched || !taken[i]) matmul(*ws[i], x, n, ys[i]);
     }
   }
 
@@ -642,8 +639,8 @@ class CudaBackend final : public Backend {
   // 129-row prefill (a 128-word prompt and its BOS) took 16 ms where the next took 2.4 (1B Q4_K_M, H200).
   // Above the rows a recorded step may have, products go to cuBLAS in multiples of 16 rows (the extra rows
   // read stale activations and are dropped), so that a few shapes serve every prefill and a server's warm-up
-  // meets them all (warm_up_prefill_rows). Prefill is bound by arithmetic on an H200 (8B: ~17k tok/s from 128 rows
-  // up), so the extra rows cost their share: multiples of 64 made a 129-row prefill 11 ms instead of 8.
+  // meets them all (warm_up_prefill_rows). Prefill is bound by arithmetic on an H200 (8B: ~17k tok/s from 128
+  // rows up), so the extra rows cost their share: multiples of 64 made a 129-row prefill 11 ms instead of 8.
   static constexpr int kGemmRowStep = 16;
   static int gemm_rows(int n) {
     return n > kGraphMaxRows ? (n + kGemmRowStep - 1) / kGemmRowStep * kGemmRowStep : n;

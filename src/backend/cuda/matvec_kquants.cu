@@ -133,8 +133,6 @@ __device__ __forceinline__ void load8_even(const uint8_t* p, uint32_t (&out)[2])
   out[1] = __funnelshift_r(r1, r2, shift);
 }
 
-__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
-
 __device__ __forceinline__ uint16_t load_u16_even(const uint8_t* p) { return *reinterpret_cast<const uint16_t*>(p); }
 
 // The activations of one lane's 64 columns, as 32 words of two halves (word k: columns 2k, 2k + 1 of the
@@ -310,6 +308,11 @@ struct MatrixParts {
   int rows[kMax];
   int end_tile[kMax];  // one past the part's last block
   int count;
+  static MatrixParts one(const uint8_t* w, float* y, int rows) {
+    MatrixParts parts{};
+    parts.w[0] = w, parts.y[0] = y, parts.rows[0] = rows, parts.end_tile[0] = (rows + 15) / 16, parts.count = 1;
+    return parts;
+  }
   struct Part {
     const uint8_t* w;
     float* y;
@@ -568,14 +571,6 @@ void repack_kquant(uint32_t type, const void* w, size_t row_bytes, int64_t rows,
       static_cast<const uint8_t*>(w), row_bytes, rows, bpr, static_cast<uint8_t*>(out), q6k_repacked_row_bytes(cols));
 }
 
-namespace {
-MatrixParts one_matrix(const uint8_t* w, float* y, int rows) {
-  MatrixParts parts{};
-  parts.w[0] = w, parts.y[0] = y, parts.rows[0] = rows, parts.end_tile[0] = (rows + 15) / 16, parts.count = 1;
-  return parts;
-}
-}  // namespace
-
 bool matvec_kquant(uint32_t type, const void* w, size_t row_bytes, int64_t rows, int64_t cols, const uint16_t* x,
                    int n, float* y, const void* repacked, cudaStream_t stream) {
   const bool q4 = type == static_cast<uint32_t>(QuantType::Q4_K);
@@ -601,7 +596,7 @@ bool matvec_kquant(uint32_t type, const void* w, size_t row_bytes, int64_t rows,
         const auto kernel = staged   ? matvec_q4_k<1, W, true, false>
                             : m <= 8 ? matvec_q4_k<1, W, false, false>
                                      : matvec_q4_k<2, W, false, false>;
-        launch_overlapped(kernel, grid, threads, smem, stream, one_matrix(wb, yj, r), wb, row_bytes, blocks, xj, m,
+        launch_overlapped(kernel, grid, threads, smem, stream, MatrixParts::one(wb, yj, r), wb, row_bytes, blocks, xj, m,
                           c, static_cast<__half*>(nullptr));
       } else {
         if (repacked != nullptr) {
@@ -628,7 +623,7 @@ bool gated_matvec_kquant(uint32_t type, const void* w_gate, const void* w_up, si
     const bool staged = smem != 0;
     const auto kernel = staged ? matvec_q4_k<1, W, true, true> : matvec_q4_k<1, W, false, true>;
     launch_overlapped(kernel, grid, W * 32, smem, stream,
-                      one_matrix(static_cast<const uint8_t*>(w_gate), gate, static_cast<int>(rows)),
+                      MatrixParts::one(static_cast<const uint8_t*>(w_gate), gate, static_cast<int>(rows)),
                       static_cast<const uint8_t*>(w_up), row_bytes, static_cast<int>(cols / 256),
                       reinterpret_cast<const __half*>(x), n, static_cast<int>(cols),
                       reinterpret_cast<__half*>(gate_f16));

@@ -28,6 +28,11 @@ __device__ __forceinline__ void wait_for_prior_kernels() {
 #endif
 }
 
+// Sends the line at p towards L2, holding no register for it: what a kernel fetches before
+// wait_for_prior_kernels (weights, a KV row written by earlier steps) is on its way while the kernel before
+// finishes.
+__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
+
 // PENSIEVE_CUDA_OVERLAP=0 launches everything plainly (to measure what overlapping gives, or to rule it out).
 inline bool overlapped_launches_enabled() {
   static const bool enabled = [] {
