@@ -243,16 +243,18 @@ std::pair<double, double> dot_and_magnitude(const std::vector<float>& dense, int
 
 // gated_matmul gives silu(x W_gate^T) * (x W_up^T) (one kernel at up to 8 rows, the three ops above that), and
 // the product that reads its output next finds the f16 copy of that output, not of its input. 8196 rows make
-// over a thousand tiles, the last one partly filled.
+// over a thousand tiles, the last one partly filled; 14336 more blocks than the GPU holds at once. Q4_K and F16.
 TEST(CudaMatmul, GatedProductsAreTheGateOfTwoProducts) {
   REQUIRE_GPU();
   Backend& be = *gpu_in_place();
+  for (const auto type : {gguf::GgmlType::Q4_K, gguf::GgmlType::F16})
   for (const auto& [rows, cols] : std::vector<std::pair<int64_t, int64_t>>{{40, 512}, {1000, 2048}, {14336, 256}, {8196, 2560}}) {
-    SCOPED_TRACE("rows " + std::to_string(rows) + " cols " + std::to_string(cols));
+    SCOPED_TRACE("rows " + std::to_string(rows) + " cols " + std::to_string(cols) + " " +
+                 std::string(gguf::type_name(static_cast<uint32_t>(type))));
     std::vector<std::byte> gate_bytes, up_bytes, down_bytes;
     std::vector<float> gate_dense, up_dense, down_dense;
-    Weight w_gate = random_q4k_weight(rows, cols, 31, gate_bytes, gate_dense);
-    Weight w_up = random_q4k_weight(rows, cols, 32, up_bytes, up_dense);
+    Weight w_gate = random_quant_weight(type, rows, cols, 31, gate_bytes, gate_dense);
+    Weight w_up = random_quant_weight(type, rows, cols, 32, up_bytes, up_dense);
     const int64_t down_rows = 24;
     const bool feeds_down = rows % 256 == 0;  // Q4_K rows come in super-blocks of 256
     Weight w_down = random_q4k_weight(down_rows, feeds_down ? rows : 256, 33, down_bytes, down_dense);
@@ -293,9 +295,9 @@ TEST(CudaMatmul, GatedProductsAreTheGateOfTwoProducts) {
   }
 }
 
-// Q, K and V as one op: the Q4_K matrices go through one launch (a block per tile of whichever matrix), a Q6_K
-// one beside them through its own kernel; every output is its own product, whatever its neighbours' sizes
-// (tile counts that do not divide evenly, a last tile partly filled).
+// Q, K and V as one op: the Q4_K (or F16) matrices go through one launch (a block per tile of whichever
+// matrix), a Q6_K one beside them through its own kernel; every output is its own product, whatever its
+// neighbours' sizes (tile counts that do not divide evenly, a last tile partly filled).
 TEST(CudaMatmul, ProductsOfOneInputAreEachTheirOwn) {
   REQUIRE_GPU();
   Backend& be = *gpu_in_place();
@@ -303,9 +305,10 @@ TEST(CudaMatmul, ProductsOfOneInputAreEachTheirOwn) {
   struct Case {
     std::vector<std::pair<gguf::GgmlType, int64_t>> matrices;
   };
-  const auto q4 = gguf::GgmlType::Q4_K, q6 = gguf::GgmlType::Q6_K;
+  const auto q4 = gguf::GgmlType::Q4_K, q6 = gguf::GgmlType::Q6_K, f16 = gguf::GgmlType::F16;
   for (const Case& c : {Case{{{q4, 512}, {q4, 128}, {q4, 136}}}, Case{{{q4, 2048}, {q4, 24}, {q6, 512}}},
-                        Case{{{q6, 64}, {q4, 520}, {q4, 1000}}}}) {
+                        Case{{{q6, 64}, {q4, 520}, {q4, 1000}}}, Case{{{f16, 512}, {f16, 128}, {f16, 136}}},
+                        Case{{{f16, 2048}, {q6, 24}, {f16, 520}}}}) {
     const size_t count = c.matrices.size();
     std::vector<std::vector<std::byte>> bytes(count);
     std::vector<std::vector<float>> dense(count);

@@ -59,6 +59,12 @@ void repack_kquant(uint32_t type, const void* w, size_t row_bytes, int64_t rows,
                    cudaStream_t stream);
 // The same for F16 weights and n <= 16 (matvec_f16.cu); false where cols is not a multiple of 32.
 bool matvec_f16(const void* w, int64_t rows, int64_t cols, const uint16_t* x, int n, float* y, cudaStream_t stream);
+// Up to three F16 products of the same x in one launch, as matvec_kquant_same_input (n <= 16).
+bool matvec_f16_same_input(std::span<const SameInputProduct> products, int64_t cols, const uint16_t* x, int n,
+                           cudaStream_t stream);
+// gated_matvec_kquant for F16 matrices (n <= 8).
+bool gated_matvec_f16(const void* w_gate, const void* w_up, int64_t rows, int64_t cols, const uint16_t* x, int n,
+                      float* gate, uint16_t* gate_f16, cudaStream_t stream);
 // gate[j][rows] = silu(x[j] * W_gate^T) * (x[j] * W_up^T), also in f16 into gate_f16, for Q4_K matrices of
 // the same shape and n <= 8 (one launch for the two products of a gated feed-forward layer and their gate);
 // false for other types and batches.

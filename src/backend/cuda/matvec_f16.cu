@@ -3,7 +3,8 @@
 // else should cost: here the weights go from one 16-byte load straight into mma.sync's operand registers,
 // with no arithmetic per weight, and enough loads in flight per lane to keep the memory busy.
 // The products are the f16 products cuBLAS forms, summed in f32 in another order: a sequence's result does
-// not depend on which path its batch took, up to the order of the sums.
+// not depend on which path its batch took, up to the order of the sums. As for Q4_K, a layer's Q, K and V go
+// through one launch, and its gate and up products through one that applies the SiLU gate as well.
 #include <cuda_fp16.h>
 
 #include "backend/cuda/kernels.h"
@@ -70,16 +71,23 @@ struct F16Round {
 };
 
 // A warp loads its next round before it multiplies the current one, and alternates two accumulators (each
-// mma.sync waits for the last one on its accumulator).
-template <int NT, int W>
+// mma.sync waits for the last one on its accumulator). Block b takes a tile of whichever of `parts` it falls
+// in (a layer's Q, K and V in one launch). kGated: the tile's rows are rows row0 .. row0 + 7 of the gate
+// matrix and the same rows of `w_up`, and the block writes silu(gate) * up (see store_gated_tiles).
+template <int NT, int W, bool kGated>
 __global__ void __launch_bounds__(W * 32)
-    matvec_f16_tiles(const __half* __restrict__ w, int rows, int cols, const __half* __restrict__ x, int n,
-                     float* __restrict__ y) {
+    matvec_f16_tiles(tiles::MatrixParts parts, const __half* __restrict__ w_up, int cols,
+                     const __half* __restrict__ x, int n, __half* __restrict__ y_f16) {
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   const int g = lane / 4, t = lane % 4;
-  const int row0 = static_cast<int>(blockIdx.x) * 16;
+  const tiles::MatrixParts::Part part = parts.of_block(static_cast<int>(blockIdx.x));
+  const auto* __restrict__ w = reinterpret_cast<const __half*>(part.w);
+  const int rows = part.rows;
+  const int row0 = part.tile * (kGated ? 8 : 16);
   const __half* row_a = w + static_cast<size_t>(min(row0 + g, rows - 1)) * cols + 8 * t;
-  const __half* row_b = w + static_cast<size_t>(min(row0 + g + 8, rows - 1)) * cols + 8 * t;
+  const __half* row_b = (kGated ? w_up + static_cast<size_t>(min(row0 + g, rows - 1)) * cols
+                                : w + static_cast<size_t>(min(row0 + g + 8, rows - 1)) * cols) +
+                        8 * t;
   const int segments = cols / 32;
   constexpr int kSegs = kSegments<NT>, kStride = W * kSegs;
   float acc[2][NT][4] = {};
@@ -103,20 +111,52 @@ __global__ void __launch_bounds__(W * 32)
     }
   }
   tiles::add_chains<NT>(acc);
-  tiles::store_tiles<NT, W>(acc[0], n, rows, row0, y);
+  if constexpr (kGated) {
+    tiles::store_gated_tiles<NT, W>(acc[0], n, rows, row0, part.y, y_f16);
+  } else {
+    tiles::store_tiles<NT, W>(acc[0], n, rows, row0, part.y);
+  }
 }
 
 }  // namespace
 
 bool matvec_f16(const void* w, int64_t rows, int64_t cols, const uint16_t* x, int n, float* y, cudaStream_t stream) {
-  if (cols % 32 != 0 || n < 1 || n > 16) return false;
-  const auto* wh = static_cast<const __half*>(w);
+  const SameInputProduct product{w, rows, y};
+  return matvec_f16_same_input(std::span(&product, 1), cols, x, n, stream);
+}
+
+bool matvec_f16_same_input(std::span<const SameInputProduct> products, int64_t cols, const uint16_t* x, int n,
+                           cudaStream_t stream) {
+  if (cols % 32 != 0 || n < 1 || n > 16 || products.empty() || products.size() > tiles::MatrixParts::kMax) {
+    return false;
+  }
+  tiles::MatrixParts parts{};
+  int total = 0;
+  for (const SameInputProduct& p : products) {
+    const int i = parts.count++;
+    parts.w[i] = static_cast<const uint8_t*>(p.w);
+    parts.y[i] = p.y;
+    parts.rows[i] = static_cast<int>(p.rows);
+    total += static_cast<int>((p.rows + 15) / 16);
+    parts.end_tile[i] = total;
+  }
   const auto* xh = reinterpret_cast<const __half*>(x);
-  const unsigned grid = static_cast<unsigned>((rows + 15) / 16);
-  const int r = static_cast<int>(rows), c = static_cast<int>(cols);
-  tiles::with_tile_warps(rows, [&]<int W>() {
-    const auto kernel = n <= 8 ? matvec_f16_tiles<1, W> : matvec_f16_tiles<2, W>;
-    launch_overlapped(kernel, grid, W * 32, 0, stream, wh, r, c, xh, n, y);
+  tiles::with_tile_warps(static_cast<int64_t>(total) * 16, [&]<int W>() {
+    const auto kernel = n <= 8 ? matvec_f16_tiles<1, W, false> : matvec_f16_tiles<2, W, false>;
+    launch_overlapped(kernel, static_cast<unsigned>(total), W * 32, 0, stream, parts, static_cast<const __half*>(nullptr),
+                      static_cast<int>(cols), xh, n, static_cast<__half*>(nullptr));
+  });
+  return true;
+}
+
+bool gated_matvec_f16(const void* w_gate, const void* w_up, int64_t rows, int64_t cols, const uint16_t* x, int n,
+                      float* gate, uint16_t* gate_f16, cudaStream_t stream) {
+  if (cols % 32 != 0 || n < 1 || n > 8) return false;
+  const auto parts = tiles::MatrixParts::one(static_cast<const uint8_t*>(w_gate), gate, static_cast<int>(rows));
+  tiles::with_tile_warps(2 * rows, [&]<int W>() {
+    launch_overlapped(matvec_f16_tiles<1, W, true>, static_cast<unsigned>((rows + 7) / 8), W * 32, 0, stream, parts,
+                      static_cast<const __half*>(w_up), static_cast<int>(cols), reinterpret_cast<const __half*>(x), n,
+                      reinterpret_cast<__half*>(gate_f16));
   });
   return true;
 }

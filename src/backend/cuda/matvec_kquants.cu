@@ -11,13 +11,14 @@
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/overlapped_launch.cuh"
 #include "backend/cuda/quant_chunks.h"
-#include "backend/cuda/silu_gate.cuh"
 #include "backend/cuda/tile_mma.cuh"
 
 namespace pensieve::backend::cuda {
 namespace {
 
 using tiles::add_chains;
+using tiles::MatrixParts;
+using tiles::store_gated_tiles;
 using tiles::bits_to_half2;
 using tiles::half2_bits;
 using tiles::mma_16x8x16;
@@ -196,28 +197,6 @@ __device__ __forceinline__ void multiply_tiles(float (&acc)[NT][4], const uint32
   }
 }
 
-// The gated kernel's sums: tile row g holds x . gate row row0 + g and tile row g + 8 the same for up, so lane
-// (g, t) has both for its activation columns 2t, 2t + 1 and writes silu(gate) * up there, in f32 and f16.
-template <int NT, int W>
-__device__ __forceinline__ void store_gated_tiles(float (&acc)[NT][4], int n, int rows, int row0,
-                                                  float* __restrict__ y, __half* __restrict__ y_f16) {
-  if (!tiles::sum_warp_tiles<NT, W>(acc)) return;
-  const int lane = static_cast<int>(threadIdx.x) % 32, g = lane / 4, t = lane % 4;
-  const int row = row0 + g;
-#pragma unroll
-  for (int j = 0; j < NT; ++j) {
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      const int col = 8 * j + 2 * t + i;
-      if (row >= rows || col >= n) continue;
-      const float v = silu_gate(acc[j][i], acc[j][i + 2]);
-      const size_t at = static_cast<size_t>(col) * rows + row;
-      y[at] = v;
-      y_f16[at] = __float2half_rn(v);
-    }
-  }
-}
-
 // Q4_K: lane t takes quant bytes 16t .. 16t + 15 and 64 + 16t .. 64 + 16t + 15, so that one load instruction
 // of the warp reads 64 contiguous bytes of each of its rows (lanes 32 bytes apart left half of every sector
 // unread, and the L1 traffic, not DRAM, bounded the kernel). Byte j holds elements 64 (j / 32) + j % 32 (low
@@ -297,35 +276,6 @@ __device__ __forceinline__ void multiply_q4k_superblock(float (&acc)[2][NT][4], 
     }
   }
 }
-
-// Up to three matrices of one type and width that multiply the same activations (a layer's Q, K and V), in
-// one launch: block b works on the matrix whose tiles it falls in. Every launch of a decode step costs a few
-// microseconds before its first weights arrive, more than K and V take to read (2.4 MB each on 8B).
-struct MatrixParts {
-  static constexpr int kMax = 3;
-  const uint8_t* w[kMax];
-  float* y[kMax];
-  int rows[kMax];
-  int end_tile[kMax];  // one past the part's last block
-  int count;
-  static MatrixParts one(const uint8_t* w, float* y, int rows) {
-    MatrixParts parts{};
-    parts.w[0] = w, parts.y[0] = y, parts.rows[0] = rows, parts.end_tile[0] = (rows + 15) / 16, parts.count = 1;
-    return parts;
-  }
-  struct Part {
-    const uint8_t* w;
-    float* y;
-    int rows, tile;
-  };
-  // (Selected without indexing by a runtime value, which would copy the parameters to local memory.)
-  __device__ Part of_block(int b) const {
-    const bool second = count > 1 && b >= end_tile[0], third = count > 2 && b >= end_tile[1];
-    if (third) return {w[2], y[2], rows[2], b - end_tile[1]};
-    if (second) return {w[1], y[1], rows[1], b - end_tile[0]};
-    return {w[0], y[0], rows[0], b};
-  }
-};
 
 // kGated: the two products of a gated feed-forward layer and their SiLU gate in one kernel (see
 // store_gated_tiles); the block's 16 tile rows are rows row0 .. row0 + 7 of the gate matrix `w` (tile rows

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "backend/cuda/silu_gate.cuh"
+
 namespace pensieve::backend::cuda::tiles {
 
 __device__ __forceinline__ __half2 bits_to_half2(uint32_t bits) {
@@ -77,6 +79,57 @@ __device__ __forceinline__ void store_tiles(float (&acc)[NT][4], int n, int rows
     for (int i = 0; i < 4; ++i) {
       const int row = row0 + g + 8 * (i / 2), col = 8 * j + 2 * t + i % 2;
       if (row < rows && col < n) y[static_cast<size_t>(col) * rows + row] = acc[j][i];
+    }
+  }
+}
+
+// Up to three matrices of one type and width that multiply the same activations (a layer's Q, K and V), in
+// one launch: block b works on the matrix whose tiles it falls in. Every launch of a decode step costs a few
+// microseconds before its first weights arrive, more than K and V take to read (2.4 MB each on 8B).
+struct MatrixParts {
+  static constexpr int kMax = 3;
+  const uint8_t* w[kMax];
+  float* y[kMax];
+  int rows[kMax];
+  int end_tile[kMax];  // one past the part's last block
+  int count;
+  static MatrixParts one(const uint8_t* w, float* y, int rows) {
+    MatrixParts parts{};
+    parts.w[0] = w, parts.y[0] = y, parts.rows[0] = rows, parts.end_tile[0] = (rows + 15) / 16, parts.count = 1;
+    return parts;
+  }
+  struct Part {
+    const uint8_t* w;
+    float* y;
+    int rows, tile;
+  };
+  // (Selected without indexing by a runtime value, which would copy the parameters to local memory.)
+  __device__ Part of_block(int b) const {
+    const bool second = count > 1 && b >= end_tile[0], third = count > 2 && b >= end_tile[1];
+    if (third) return {w[2], y[2], rows[2], b - end_tile[1]};
+    if (second) return {w[1], y[1], rows[1], b - end_tile[0]};
+    return {w[0], y[0], rows[0], b};
+  }
+};
+
+// The gated kernel's sums: tile row g holds x . gate row row0 + g and tile row g + 8 the same for up, so lane
+// (g, t) has both for its activation columns 2t, 2t + 1 and writes silu(gate) * up there, in f32 and f16.
+template <int NT, int W>
+__device__ __forceinline__ void store_gated_tiles(float (&acc)[NT][4], int n, int rows, int row0,
+                                                  float* __restrict__ y, __half* __restrict__ y_f16) {
+  if (!sum_warp_tiles<NT, W>(acc)) return;
+  const int lane = static_cast<int>(threadIdx.x) % 32, g = lane / 4, t = lane % 4;
+  const int row = row0 + g;
+#pragma unroll
+  for (int j = 0; j < NT; ++j) {
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const int col = 8 * j + 2 * t + i;
+      if (row >= rows || col >= n) continue;
+      const float v = silu_gate(acc[j][i], acc[j][i + 2]);
+      const size_t at = static_cast<size_t>(col) * rows + row;
+      y[at] = v;
+      y_f16[at] = __float2half_rn(v);
     }
   }
 }
