@@ -130,16 +130,8 @@ bool matvec_f16_same_input(std::span<const SameInputProduct> products, int64_t c
   if (cols % 32 != 0 || n < 1 || n > 16 || products.empty() || products.size() > tiles::MatrixParts::kMax) {
     return false;
   }
-  tiles::MatrixParts parts{};
-  int total = 0;
-  for (const SameInputProduct& p : products) {
-    const int i = parts.count++;
-    parts.w[i] = static_cast<const uint8_t*>(p.w);
-    parts.y[i] = p.y;
-    parts.rows[i] = static_cast<int>(p.rows);
-    total += static_cast<int>((p.rows + 15) / 16);
-    parts.end_tile[i] = total;
-  }
+  const auto parts = tiles::MatrixParts::of(products);
+  const int total = parts.tiles();
   const auto* xh = reinterpret_cast<const __half*>(x);
   tiles::with_tile_warps(static_cast<int64_t>(total) * 16, [&]<int W>() {
     const auto kernel = n <= 8 ? matvec_f16_tiles<1, W, false> : matvec_f16_tiles<2, W, false>;

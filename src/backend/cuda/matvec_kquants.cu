@@ -587,16 +587,8 @@ bool matvec_kquant_same_input(uint32_t type, std::span<const SameInputProduct> p
       products.size() > MatrixParts::kMax) {
     return false;
   }
-  MatrixParts parts{};
-  int tiles = 0;
-  for (const SameInputProduct& p : products) {
-    const int i = parts.count++;
-    parts.w[i] = static_cast<const uint8_t*>(p.w);
-    parts.y[i] = p.y;
-    parts.rows[i] = static_cast<int>(p.rows);
-    tiles += static_cast<int>((p.rows + 15) / 16);
-    parts.end_tile[i] = tiles;
-  }
+  const auto parts = MatrixParts::of(products);
+  const int tiles = parts.tiles();
   tiles::with_tile_warps(static_cast<int64_t>(tiles) * 16, [&]<int W>() {
     const size_t smem = staged_activation_bytes(n, cols, W);
     const auto kernel = smem != 0 ? matvec_q4_k<1, W, true, false> : matvec_q4_k<1, W, false, false>;

@@ -5,7 +5,9 @@
 #include <cuda_fp16.h>
 
 #include <cstdint>
+#include <span>
 
+#include "backend/cuda/kernels.h"
 #include "backend/cuda/silu_gate.cuh"
 
 namespace pensieve::backend::cuda::tiles {
@@ -93,6 +95,21 @@ struct MatrixParts {
   int rows[kMax];
   int end_tile[kMax];  // one past the part's last block
   int count;
+  // The products' matrices one after another (at most kMax of them), 16-row tiles each.
+  static MatrixParts of(std::span<const SameInputProduct> products) {
+    MatrixParts parts{};
+    int tiles = 0;
+    for (const SameInputProduct& p : products) {
+      const int i = parts.count++;
+      parts.w[i] = static_cast<const uint8_t*>(p.w);
+      parts.y[i] = p.y;
+      parts.rows[i] = static_cast<int>(p.rows);
+      tiles += static_cast<int>((p.rows + 15) / 16);
+      parts.end_tile[i] = tiles;
+    }
+    return parts;
+  }
+  int tiles() const { return count > 0 ? end_tile[count - 1] : 0; }
   static MatrixParts one(const uint8_t* w, float* y, int rows) {
     MatrixParts parts{};
     parts.w[0] = w, parts.y[0] = y, parts.rows[0] = rows, parts.end_tile[0] = (rows + 15) / 16, parts.count = 1;
