@@ -17,11 +17,11 @@ namespace pensieve::backend::cuda {
 namespace {
 
 using tiles::add_chains;
-using tiles::MatrixParts;
-using tiles::store_gated_tiles;
 using tiles::bits_to_half2;
 using tiles::half2_bits;
+using tiles::MatrixParts;
 using tiles::mma_16x8x16;
+using tiles::store_gated_tiles;
 using tiles::store_tiles;
 
 // Two small unsigned values at bits 0.. and 16.. of `bits` (the rest zero) as halves, minus `offset`:
