@@ -434,40 +434,44 @@ class CudaBackend final : public Backend {
     check_launch("matmul");
   }
 
-  // At a few rows, the Q4_K (or F16) matrices among them that share a layout (Q, K and V on most layers of a
-  // Q4_K_M file; Q and K where V has more bits) go through one launch; the others follow one by one, reading
-  // the same f16 copy of x.
+  // At a few rows, the matrices among them that one kernel takes together go through one launch: Q4_K ones
+  // with any Q6_K one that has a repacked copy (Q, K and V of a Q4_K_M file, where V has more bits on half the
+  // layers), or F16 ones. The others follow one by one, reading the same f16 copy of x.
   void matmul_same_input(std::span<const Weight* const> ws, const float* x, int n,
                          std::span<float* const> ys) override {
     constexpr size_t kMax = 3;
     std::array<cuda::SameInputProduct, kMax> together{};
     std::array<bool, kMax> taken{};
     size_t count = 0;
-    const Weight* first = nullptr;
-    const auto q4k = static_cast<uint32_t>(gguf::GgmlType::Q4_K), f16 = static_cast<uint32_t>(gguf::GgmlType::F16);
-    const bool applies = same_input_kernel_ && takes_matvec(n) && ws.size() <= kMax;
+    const auto q4k = static_cast<uint32_t>(gguf::GgmlType::Q4_K), q6k = static_cast<uint32_t>(gguf::GgmlType::Q6_K),
+               f16 = static_cast<uint32_t>(gguf::GgmlType::F16);
+    const bool applies = same_input_kernel_ && takes_matvec(n) && ws.size() <= kMax && !ws.empty();
+    // The F16 matrices go together where there are any (an F16 file), else the K-quant ones.
+    const bool half = applies && std::any_of(ws.begin(), ws.end(), [&](const Weight* w) { return w->type_id == f16; });
     for (size_t i = 0; applies && i < ws.size(); ++i) {
       const Weight& w = *ws[i];
-      const bool same_layout = first == nullptr || (w.type_id == first->type_id && w.cols == first->cols &&
-                                                    w.row_bytes == first->row_bytes);
-      if ((w.type_id != q4k && w.type_id != f16) || !same_layout) continue;
+      const bool fits = w.cols == ws[0]->cols && (half ? w.type_id == f16
+                                                       : w.type_id == q4k || (w.type_id == q6k && w.repacked));
       // An output over x would leave the f16 copy that the products read stale.
-      if (ys[i] < x + static_cast<size_t>(n) * static_cast<size_t>(w.cols) &&
-          x < ys[i] + static_cast<size_t>(n) * static_cast<size_t>(w.rows)) {
-        continue;
-      }
-      if (first == nullptr) first = &w;
-      together[count++] = {w.data.data(), w.rows, ys[i]};
+      const bool overwrites_x = ys[i] < x + static_cast<size_t>(n) * static_cast<size_t>(w.cols) &&
+                                x < ys[i] + static_cast<size_t>(n) * static_cast<size_t>(w.rows);
+      if (!fits || overwrites_x) continue;
+      const bool q6 = w.type_id == q6k;
+      together[count++] = {q6 ? w.repacked.get() : w.data.data(), w.rows, ys[i],
+                           q6 ? cuda::kquant_repacked_row_bytes(q6k, w.cols) : w.row_bytes, q6};
       taken[i] = true;
     }
+    // Q6_K alone is its own kernel's work.
+    const bool any_q4 = std::any_of(together.begin(), together.begin() + static_cast<std::ptrdiff_t>(count),
+                                    [](const cuda::SameInputProduct& p) { return !p.repacked_q6k; });
     bool launched = false;  // false where the kernel does not take the batch (it says which it takes)
-    if (count >= 2) {
+    if (count >= 2 && any_q4) {
       const ProfileScope scope(*this, "matmul");
-      const uint16_t* xh = half_input(x, static_cast<size_t>(n) * static_cast<size_t>(first->cols));
+      const int64_t cols = ws[0]->cols;
+      const uint16_t* xh = half_input(x, static_cast<size_t>(n) * static_cast<size_t>(cols));
       const std::span products(together.data(), count);
-      launched = first->type_id == q4k
-                     ? cuda::matvec_kquant_same_input(q4k, products, first->row_bytes, first->cols, xh, n, stream_)
-                     : cuda::matvec_f16_same_input(products, first->cols, xh, n, stream_);
+      launched = half ? cuda::matvec_f16_same_input(products, cols, xh, n, stream_)
+                      : cuda::matvec_kquant_same_input(products, cols, xh, n, stream_);
       check_launch("matmul (same input)");
     }
     for (size_t i = 0; i < ws.size(); ++i) {

@@ -43,15 +43,18 @@ void matvec(uint32_t type, const void* w, size_t row_bytes, int64_t rows, int64_
 bool matvec_kquant(uint32_t type, const void* w, size_t row_bytes, int64_t rows, int64_t cols, const uint16_t* x,
                    int n, float* y, const void* repacked, cudaStream_t stream);
 // Several products of the same x in one launch (a layer's Q, K and V): y_i[j][rows_i] = x[j][cols] * W_i^T
-// for up to three Q4_K matrices of `cols` columns, rows `row_bytes` apart, and n <= 8; false for other types
-// and batches (nothing launched).
+// for up to three matrices of `cols` columns and n <= 8, each Q4_K in its GGUF layout or Q6_K in the
+// repacked one (repack_kquant; a Q4_K_M file's V has more bits than its Q and K on half the layers); false
+// for other types and batches (nothing launched).
 struct SameInputProduct {
   const void* w;
   int64_t rows;
   float* y;
+  size_t row_bytes = 0;        // K-quant matrices: the stride of w's rows
+  bool repacked_q6k = false;   // w is a Q6_K matrix's repacked copy (else Q4_K; F16 ignores both)
 };
-bool matvec_kquant_same_input(uint32_t type, std::span<const SameInputProduct> products, size_t row_bytes,
-                               int64_t cols, const uint16_t* x, int n, cudaStream_t stream);
+bool matvec_kquant_same_input(std::span<const SameInputProduct> products, int64_t cols, const uint16_t* x, int n,
+                              cudaStream_t stream);
 // The row stride of the layout matvec_kquant reads faster for `type` (Q6_K), 0 for types without one; and
 // the copy of a matrix in that layout, rows * that stride bytes at `out`.
 size_t kquant_repacked_row_bytes(uint32_t type, int64_t cols);

@@ -121,7 +121,7 @@ __global__ void __launch_bounds__(W * 32)
 }  // namespace
 
 bool matvec_f16(const void* w, int64_t rows, int64_t cols, const uint16_t* x, int n, float* y, cudaStream_t stream) {
-  const SameInputProduct product{w, rows, y};
+  const SameInputProduct product{w, rows, y, static_cast<size_t>(cols) * 2};
   return matvec_f16_same_input(std::span(&product, 1), cols, x, n, stream);
 }
 
@@ -144,7 +144,7 @@ bool matvec_f16_same_input(std::span<const SameInputProduct> products, int64_t c
 bool gated_matvec_f16(const void* w_gate, const void* w_up, int64_t rows, int64_t cols, const uint16_t* x, int n,
                       float* gate, uint16_t* gate_f16, cudaStream_t stream) {
   if (cols % 32 != 0 || n < 1 || n > 8) return false;
-  const auto parts = tiles::MatrixParts::one(static_cast<const uint8_t*>(w_gate), gate, static_cast<int>(rows));
+  const auto parts = tiles::MatrixParts::one(w_gate, static_cast<size_t>(cols) * 2, gate, rows);
   tiles::with_tile_warps(2 * rows, [&]<int W>() {
     launch_overlapped(matvec_f16_tiles<1, W, true>, static_cast<unsigned>((rows + 7) / 8), W * 32, 0, stream, parts,
                       static_cast<const __half*>(w_up), static_cast<int>(cols), reinterpret_cast<const __half*>(x), n,

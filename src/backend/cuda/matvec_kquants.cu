@@ -277,57 +277,6 @@ __device__ __forceinline__ void multiply_q4k_superblock(float (&acc)[2][NT][4], 
   }
 }
 
-// kGated: the two products of a gated feed-forward layer and their SiLU gate in one kernel (see
-// store_gated_tiles); the block's 16 tile rows are rows row0 .. row0 + 7 of the gate matrix `w` (tile rows
-// g) and the same rows of the up matrix `w_up` (tile rows g + 8), so each lane ends up holding a gate sum and
-// its up sum side by side. The weights come a super-block ahead, through registers.
-// The largest matrices at one to eight rows (four warps a tile, activations staged) are held to five blocks a
-// multiprocessor, 96 registers, where the compiler took 117 for four: 8B Q4_K_M at one stream went from 395
-// to 404-410 tok/s. Six blocks (80 registers) spilled and measured 368, as did three for eight-warp tiles.
-template <int NT, int W, bool kStaged, bool kGated>
-__global__ void __launch_bounds__(W * 32, W == 4 && kStaged ? 5 : 1)
-    matvec_q4_k(MatrixParts parts, const uint8_t* __restrict__ w_up, size_t row_bytes, int blocks_per_row,
-                const __half* __restrict__ x_global, int n, int cols, __half* __restrict__ y_f16) {
-  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
-  const int g = lane / 4, t = lane % 4;
-  const MatrixParts::Part part = parts.of_block(static_cast<int>(blockIdx.x));
-  const uint8_t* __restrict__ w = part.w;
-  float* __restrict__ y = part.y;
-  const int rows = part.rows;
-  const int row0 = part.tile * (kGated ? 8 : 16);
-  const uint8_t* rows_at[2] = {
-      w + static_cast<size_t>(min(row0 + g, rows - 1)) * row_bytes,
-      kGated ? w_up + static_cast<size_t>(min(row0 + g, rows - 1)) * row_bytes
-             : w + static_cast<size_t>(min(row0 + g + 8, rows - 1)) * row_bytes};
-  // Two accumulators, for the low- and high-nibble runs: each mma.sync waits for the one before it on the same
-  // accumulator, and one chain of sixteen per super-block kept the tensor pipe's latency in the way.
-  float acc[2][NT][4] = {};
-  // The lane's sub-blocks are 2 (t / 2) and the next, and 4 further: bytes 2 (t / 2) and 2 (t / 2) + 1 of
-  // the unpacked words.
-  const uint32_t select[2] = {half_pair_selector(2 * (t / 2)), half_pair_selector(2 * (t / 2) + 1)};
-  Q4kBytes next[2];
-  if (warp < blocks_per_row) {
-    for (int r = 0; r < 2; ++r) next[r].load(rows_at[r] + static_cast<size_t>(warp) * 144, t);
-  }
-  wait_for_prior_kernels();  // the weights are in flight; the activations are the kernel before's output
-  const __half* __restrict__ x = stage_activations<kStaged>(x_global, n, cols);
-
-  for (int sb = warp; sb < blocks_per_row; sb += W) {
-    const Q4kBytes cur[2] = {next[0], next[1]};
-    if (sb + W < blocks_per_row) {
-#pragma unroll
-      for (int r = 0; r < 2; ++r) next[r].load(rows_at[r] + static_cast<size_t>(sb + W) * 144, t);
-    }
-    multiply_q4k_superblock<NT, kStaged>(acc, cur, select, x, n, cols, sb, g, t);
-  }
-  add_chains<NT>(acc);
-  if constexpr (kGated) {
-    store_gated_tiles<NT, W>(acc[0], n, rows, row0, y, y_f16);
-  } else {
-    store_tiles<NT, W>(acc[0], n, rows, row0, y);
-  }
-}
-
 // Q6_K super-blocks are 210 bytes, so in GGUF rows most of them start on an address that is only 2-byte
 // aligned: a lane's 16 bytes take five 4-byte loads, and each load instruction of the warp touches eight rows.
 // That kept the L1 busier than the memory (19 load instructions a row and super-block). The repacked rows
@@ -356,14 +305,13 @@ __global__ void repack_q6k_kernel(const uint8_t* __restrict__ w, size_t row_byte
 // took 156 registers, one block a multiprocessor. 16 warps a multiprocessor caps it at 128; with two
 // activation tiles that cap spilled, so those go unbounded.)
 template <int NT, int W, bool kRepacked>
-__global__ void __launch_bounds__(W * 32, kRepacked && NT == 1 ? 16 / W : 1)
-    matvec_q6_k(const uint8_t* __restrict__ w, size_t row_bytes, int rows, int blocks_per_row,
-                const __half* __restrict__ x, int n, int cols, float* __restrict__ y) {
+__device__ __forceinline__ void q6k_tile(const uint8_t* __restrict__ w, size_t row_bytes, int rows, int row0,
+                                         int blocks_per_row, const __half* __restrict__ x, int n, int cols,
+                                         float* __restrict__ y) {
   const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
   const int g = lane / 4, t = lane % 4;
   const int half = t / 2, l0 = 16 * (t % 2);
   const uint32_t select[2] = {half_pair_selector(t % 2), half_pair_selector(2 + t % 2)};
-  const int row0 = static_cast<int>(blockIdx.x) * 16;
   const uint8_t* rows_at[2] = {w + static_cast<size_t>(min(row0 + g, rows - 1)) * row_bytes,
                                w + static_cast<size_t>(min(row0 + g + 8, rows - 1)) * row_bytes};
   float acc[2][NT][4] = {};  // two chains of mma.sync, as in matvec_q4_k
@@ -436,6 +384,76 @@ __global__ void __launch_bounds__(W * 32, kRepacked && NT == 1 ? 16 / W : 1)
   }
   add_chains<NT>(acc);
   store_tiles<NT, W>(acc[0], n, rows, row0, y);
+}
+
+template <int NT, int W, bool kRepacked>
+__global__ void __launch_bounds__(W * 32, kRepacked && NT == 1 ? 16 / W : 1)
+    matvec_q6_k(const uint8_t* __restrict__ w, size_t row_bytes, int rows, int blocks_per_row,
+                const __half* __restrict__ x, int n, int cols, float* __restrict__ y) {
+  q6k_tile<NT, W, kRepacked>(w, row_bytes, rows, static_cast<int>(blockIdx.x) * 16, blocks_per_row, x, n, cols, y);
+}
+
+// kGated: the two products of a gated feed-forward layer and their SiLU gate in one kernel (see
+// store_gated_tiles); the block's 16 tile rows are rows row0 .. row0 + 7 of the gate matrix `w` (tile rows
+// g) and the same rows of the up matrix `w_up` (tile rows g + 8), so each lane ends up holding a gate sum and
+// its up sum side by side. The weights come a super-block ahead, through registers.
+// The largest matrices at one to eight rows (four warps a tile, activations staged) are held to five blocks a
+// multiprocessor, 96 registers, where the compiler took 117 for four: 8B Q4_K_M at one stream went from 395
+// to 404-410 tok/s. Six blocks (80 registers) spilled and measured 368, as did three for eight-warp tiles.
+// kWithQ6: some of the parts are repacked Q6_K matrices, whose blocks take q6k_tile (held to 16 warps a
+// multiprocessor, as its own kernel is): V on the half of a Q4_K_M file's layers that give it more bits, which
+// was a launch of its own. At one stream 8B went from 428-430 to 434-440 tok/s, 1B from 1402-1417 to
+// 1438-1465.
+template <int NT, int W, bool kStaged, bool kGated, bool kWithQ6 = false>
+__global__ void __launch_bounds__(W * 32, kWithQ6 ? 16 / W : (W <= 4 && kStaged ? 20 / W : 1))
+    matvec_q4_k(MatrixParts parts, const uint8_t* __restrict__ w_up, int blocks_per_row,
+                const __half* __restrict__ x_global, int n, int cols, __half* __restrict__ y_f16) {
+  const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+  const int g = lane / 4, t = lane % 4;
+  const MatrixParts::Part part = parts.of_block(static_cast<int>(blockIdx.x));
+  if constexpr (kWithQ6) {
+    if (part.q6k) {  // the whole block's branch
+      q6k_tile<NT, W, true>(part.w, part.row_bytes, part.rows, part.tile * 16, blocks_per_row, x_global, n, cols,
+                            part.y);
+      return;
+    }
+  }
+  const uint8_t* __restrict__ w = part.w;
+  float* __restrict__ y = part.y;
+  const size_t row_bytes = part.row_bytes;
+  const int rows = part.rows;
+  const int row0 = part.tile * (kGated ? 8 : 16);
+  const uint8_t* rows_at[2] = {
+      w + static_cast<size_t>(min(row0 + g, rows - 1)) * row_bytes,
+      kGated ? w_up + static_cast<size_t>(min(row0 + g, rows - 1)) * row_bytes
+             : w + static_cast<size_t>(min(row0 + g + 8, rows - 1)) * row_bytes};
+  // Two accumulators, for the low- and high-nibble runs: each mma.sync waits for the one before it on the same
+  // accumulator, and one chain of sixteen per super-block kept the tensor pipe's latency in the way.
+  float acc[2][NT][4] = {};
+  // The lane's sub-blocks are 2 (t / 2) and the next, and 4 further: bytes 2 (t / 2) and 2 (t / 2) + 1 of
+  // the unpacked words.
+  const uint32_t select[2] = {half_pair_selector(2 * (t / 2)), half_pair_selector(2 * (t / 2) + 1)};
+  Q4kBytes next[2];
+  if (warp < blocks_per_row) {
+    for (int r = 0; r < 2; ++r) next[r].load(rows_at[r] + static_cast<size_t>(warp) * 144, t);
+  }
+  wait_for_prior_kernels();  // the weights are in flight; the activations are the kernel before's output
+  const __half* __restrict__ x = stage_activations<kStaged>(x_global, n, cols);
+
+  for (int sb = warp; sb < blocks_per_row; sb += W) {
+    const Q4kBytes cur[2] = {next[0], next[1]};
+    if (sb + W < blocks_per_row) {
+#pragma unroll
+      for (int r = 0; r < 2; ++r) next[r].load(rows_at[r] + static_cast<size_t>(sb + W) * 144, t);
+    }
+    multiply_q4k_superblock<NT, kStaged>(acc, cur, select, x, n, cols, sb, g, t);
+  }
+  add_chains<NT>(acc);
+  if constexpr (kGated) {
+    store_gated_tiles<NT, W>(acc[0], n, rows, row0, y, y_f16);
+  } else {
+    store_tiles<NT, W>(acc[0], n, rows, row0, y);
+  }
 }
 
 // The f16 copy of a Q4_K or Q6_K matrix for the GEMM path, decoded by the same half-precision functions as
@@ -538,7 +556,7 @@ bool matvec_kquant(uint32_t type, const void* w, size_t row_bytes, int64_t rows,
     // Q4_K activations go through shared memory where they fit the default 48 KB beside the kernel's own
     // (store_tiles) shared memory: a row of up to 20k columns. Q6_K's kernel, which fetches no weights ahead,
     // measured slower with them there.
-    tiles::with_tile_warps(rows, [&]<int W>() {
+    tiles::with_tile_warps<true>(rows, [&]<int W>() {
       constexpr unsigned threads = W * 32;
       const size_t smem = q4 ? staged_activation_bytes(m, cols, W) : 0;
       const bool staged = smem != 0;
@@ -546,8 +564,8 @@ bool matvec_kquant(uint32_t type, const void* w, size_t row_bytes, int64_t rows,
         const auto kernel = staged   ? matvec_q4_k<1, W, true, false>
                             : m <= 8 ? matvec_q4_k<1, W, false, false>
                                      : matvec_q4_k<2, W, false, false>;
-        launch_overlapped(kernel, grid, threads, smem, stream, MatrixParts::one(wb, yj, r), wb, row_bytes, blocks, xj, m,
-                          c, static_cast<__half*>(nullptr));
+        launch_overlapped(kernel, grid, threads, smem, stream, MatrixParts::one(wb, row_bytes, yj, r), wb, blocks, xj,
+                          m, c, static_cast<__half*>(nullptr));
       } else {
         if (repacked != nullptr) {
           const auto kernel = m <= 8 ? matvec_q6_k<1, W, true> : matvec_q6_k<2, W, true>;
@@ -558,7 +576,7 @@ bool matvec_kquant(uint32_t type, const void* w, size_t row_bytes, int64_t rows,
           launch_overlapped(kernel, grid, threads, 0, stream, wb, row_bytes, r, blocks, xj, m, c, yj);
         }
       }
-    });
+    }, blocks);
   }
   return true;
 }
@@ -568,31 +586,30 @@ bool gated_matvec_kquant(uint32_t type, const void* w_gate, const void* w_up, si
                          cudaStream_t stream) {
   if (type != static_cast<uint32_t>(QuantType::Q4_K) || n < 1 || n > 8) return false;
   const unsigned grid = static_cast<unsigned>((rows + 7) / 8);
-  tiles::with_tile_warps(2 * rows, [&]<int W>() {
+  tiles::with_tile_warps<true>(2 * rows, [&]<int W>() {
     const size_t smem = staged_activation_bytes(n, cols, W);
     const bool staged = smem != 0;
     const auto kernel = staged ? matvec_q4_k<1, W, true, true> : matvec_q4_k<1, W, false, true>;
     launch_overlapped(kernel, grid, W * 32, smem, stream,
-                      MatrixParts::one(static_cast<const uint8_t*>(w_gate), gate, static_cast<int>(rows)),
-                      static_cast<const uint8_t*>(w_up), row_bytes, static_cast<int>(cols / 256),
+                      MatrixParts::one(w_gate, row_bytes, gate, rows), static_cast<const uint8_t*>(w_up),
+                      static_cast<int>(cols / 256),
                       reinterpret_cast<const __half*>(x), n, static_cast<int>(cols),
                       reinterpret_cast<__half*>(gate_f16));
-  });
+  }, cols / 256);
   return true;
 }
 
-bool matvec_kquant_same_input(uint32_t type, std::span<const SameInputProduct> products, size_t row_bytes,
-                               int64_t cols, const uint16_t* x, int n, cudaStream_t stream) {
-  if (type != static_cast<uint32_t>(QuantType::Q4_K) || n < 1 || n > 8 || products.empty() ||
-      products.size() > MatrixParts::kMax) {
-    return false;
-  }
+bool matvec_kquant_same_input(std::span<const SameInputProduct> products, int64_t cols, const uint16_t* x, int n,
+                              cudaStream_t stream) {
+  if (n < 1 || n > 8 || products.empty() || products.size() > MatrixParts::kMax) return false;
   const auto parts = MatrixParts::of(products);
   const int tiles = parts.tiles();
   tiles::with_tile_warps(static_cast<int64_t>(tiles) * 16, [&]<int W>() {
     const size_t smem = staged_activation_bytes(n, cols, W);
-    const auto kernel = smem != 0 ? matvec_q4_k<1, W, true, false> : matvec_q4_k<1, W, false, false>;
-    launch_overlapped(kernel, static_cast<unsigned>(tiles), W * 32, smem, stream, parts, parts.w[0], row_bytes,
+    const auto kernel = parts.any_q6k() ? (smem != 0 ? matvec_q4_k<1, W, true, false, true>
+                                                     : matvec_q4_k<1, W, false, false, true>)
+                                        : (smem != 0 ? matvec_q4_k<1, W, true, false> : matvec_q4_k<1, W, false, false>);
+    launch_overlapped(kernel, static_cast<unsigned>(tiles), W * 32, smem, stream, parts, parts.w[0],
                       static_cast<int>(cols / 256), reinterpret_cast<const __half*>(x), n, static_cast<int>(cols),
                       static_cast<__half*>(nullptr));
   });

@@ -85,15 +85,17 @@ __device__ __forceinline__ void store_tiles(float (&acc)[NT][4], int n, int rows
   }
 }
 
-// Up to three matrices of one type and width that multiply the same activations (a layer's Q, K and V), in
-// one launch: block b works on the matrix whose tiles it falls in. Every launch of a decode step costs a few
-// microseconds before its first weights arrive, more than K and V take to read (2.4 MB each on 8B).
+// Up to three matrices that multiply the same activations (a layer's Q, K and V), in one launch: block b
+// works on the matrix whose tiles it falls in. Every launch of a decode step costs a few microseconds before
+// its first weights arrive, more than K and V take to read (2.4 MB each on 8B).
 struct MatrixParts {
   static constexpr int kMax = 3;
   const uint8_t* w[kMax];
   float* y[kMax];
+  size_t row_bytes[kMax];
   int rows[kMax];
   int end_tile[kMax];  // one past the part's last block
+  bool q6k[kMax];      // a Q6_K matrix (repacked) among Q4_K ones
   int count;
   // The products' matrices one after another (at most kMax of them), 16-row tiles each.
   static MatrixParts of(std::span<const SameInputProduct> products) {
@@ -103,29 +105,33 @@ struct MatrixParts {
       const int i = parts.count++;
       parts.w[i] = static_cast<const uint8_t*>(p.w);
       parts.y[i] = p.y;
+      parts.row_bytes[i] = p.row_bytes;
       parts.rows[i] = static_cast<int>(p.rows);
+      parts.q6k[i] = p.repacked_q6k;
       tiles += static_cast<int>((p.rows + 15) / 16);
       parts.end_tile[i] = tiles;
     }
     return parts;
   }
-  int tiles() const { return count > 0 ? end_tile[count - 1] : 0; }
-  static MatrixParts one(const uint8_t* w, float* y, int rows) {
-    MatrixParts parts{};
-    parts.w[0] = w, parts.y[0] = y, parts.rows[0] = rows, parts.end_tile[0] = (rows + 15) / 16, parts.count = 1;
-    return parts;
+  static MatrixParts one(const void* w, size_t row_bytes, float* y, int64_t rows) {
+    const SameInputProduct product{w, rows, y, row_bytes};
+    return of(std::span(&product, 1));
   }
+  int tiles() const { return count > 0 ? end_tile[count - 1] : 0; }
+  bool any_q6k() const { return q6k[0] || q6k[1] || q6k[2]; }
   struct Part {
     const uint8_t* w;
     float* y;
+    size_t row_bytes;
     int rows, tile;
+    bool q6k;
   };
   // (Selected without indexing by a runtime value, which would copy the parameters to local memory.)
   __device__ Part of_block(int b) const {
     const bool second = count > 1 && b >= end_tile[0], third = count > 2 && b >= end_tile[1];
-    if (third) return {w[2], y[2], rows[2], b - end_tile[1]};
-    if (second) return {w[1], y[1], rows[1], b - end_tile[0]};
-    return {w[0], y[0], rows[0], b};
+    if (third) return {w[2], y[2], row_bytes[2], rows[2], b - end_tile[1], q6k[2]};
+    if (second) return {w[1], y[1], row_bytes[1], rows[1], b - end_tile[0], q6k[1]};
+    return {w[0], y[0], row_bytes[0], rows[0], b, q6k[0]};
   }
 };
 
@@ -152,10 +158,20 @@ __device__ __forceinline__ void store_gated_tiles(float (&acc)[NT][4], int n, in
 }
 
 // Warps per 16-row tile: enough tiles in flight on every multiprocessor, with each warp's share of the row's
-// super-blocks as short as that allows (few rows: K and V projections; many: gate and up).
-template <typename Launch>
-void with_tile_warps(int64_t rows, Launch&& launch) {
+// super-blocks as short as that allows (few rows: K and V projections; many: gate and up). kByRowLength: the
+// caller passes the row's length in 256-column super-blocks, and the largest matrices with rows of at most
+// eight (1B's gate, up and output) take two warps a tile, four super-blocks each, where four warps had two:
+// 1B Q4_K_M at one stream went from 1445-1461 to 1512-1526 tok/s. 8B's rows of sixteen measured slower with
+// two warps (438-440 against 447-448), and fewer warps for fewer tiles were slower on both.
+template <bool kByRowLength = false, typename Launch>
+void with_tile_warps(int64_t rows, Launch&& launch, int64_t superblocks_per_row = 0) {
   const int64_t tiles = (rows + 15) / 16;
+  if constexpr (kByRowLength) {
+    if (tiles >= 512 && superblocks_per_row <= 8) {
+      launch.template operator()<2>();
+      return;
+    }
+  }
   if (tiles >= 512) launch.template operator()<4>();
   else if (tiles >= 128) launch.template operator()<8>();
   else launch.template operator()<16>();
