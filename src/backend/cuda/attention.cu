@@ -236,7 +236,8 @@ __global__ void attention_kernel(KvGeometry g, const float* __restrict__ q, int 
 
 // The same attention for an F16 cache and a head size of 64, 128 or 256, laid out for the memory system.
 // One block per (row, KV head, split) as above, but its warps split the keys (tiles of 32 taken in turn) and
-// each works for every query head of the group: a lane scores its own key against all of the group's queries,
+// each works for every query head of the block's `group` (the KV head's whole group, or one of its heads: see
+// kOneHeadMaxContext): a lane scores its own key against all of the group's queries,
 // and in the value pass owns HD/32 consecutive dimensions of each head. The warps' partial softmax states are
 // merged through shared memory at the end. (One warp per query head, reading its keys with a loop of
 // dependent 4-byte loads, spent ~100x longer waiting on memory than the bytes take.)
@@ -291,12 +292,19 @@ struct F16KeyTile {
 // a multiprocessor: there four warps read a key row 64 halves at a time while scoring and value rows eight at
 // a time (with it all in registers, 8B at 20 rows of 2000 keys measured 2253-2288 tok/s against 2475-2494).
 constexpr int kWideAttentionMaxRows = 4;
+// Up to this many keys the wide kernel takes one query head a block, not the KV head's group: a warp's tile
+// is the whole kernel's critical path there, and scoring and weighting it for four heads took four times as
+// long (8B Q4_K_M at one stream, 128 + 256 tokens: 447-453 tok/s against 440-443). Every block then reads
+// its KV head's rows, and at 2000 keys that cost more than it saved (371 against 412); at 768-1024 keys it
+// was still slightly ahead (434 against 431 with the group from 512 keys on).
+constexpr int kOneHeadMaxContext = 1024;
 bool wide_f16_attention(int head_dim, int n_rows) { return head_dim <= 128 && n_rows <= kWideAttentionMaxRows; }
 constexpr int f16_attention_warps(bool wide) { return wide ? 8 : 4; }
 
 template <int HD, int MAX_REP, bool kWide>
 __global__ void __launch_bounds__(f16_attention_warps(kWide) * 32) attention_f16_kernel(
-    KvGeometry g, const float* __restrict__ q, int n_heads, int rep, float scale, const int32_t* __restrict__ positions,
+    KvGeometry g, const float* __restrict__ q, int n_heads, int rep, int group, float scale,
+    const int32_t* __restrict__ positions,
     const int32_t* __restrict__ seq_of_row, const int32_t* __restrict__ table_start, const int32_t* __restrict__ blocks,
     float* __restrict__ out, __half* __restrict__ out_f16, SplitOutput split) {
   constexpr int kWarps = f16_attention_warps(kWide);
@@ -307,7 +315,7 @@ __global__ void __launch_bounds__(f16_attention_warps(kWide) * 32) attention_f16
   float* part_max = qs + MAX_REP * HD;                 // [kWarps][MAX_REP]
   float* part_sum = part_max + kWarps * MAX_REP;       // [kWarps][MAX_REP]
   float* part_acc = part_sum + kWarps * MAX_REP;       // [kWarps][MAX_REP][HD]
-  const int row = blockIdx.x, kv_head = blockIdx.y, part = blockIdx.z;
+  const int row = blockIdx.x, first_head = blockIdx.y * group, kv_head = first_head / rep, part = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int n_ctx = positions[row] + 1;
   const int key_begin = split.n_splits == 1 ? 0 : part * split.split_keys;
@@ -329,8 +337,8 @@ __global__ void __launch_bounds__(f16_attention_warps(kWide) * 32) attention_f16
 
   Tile tile;
   if (t0 < key_end) tile.load(g, head_offset, slot, t0 + lane < key_end, min(32, key_end - t0), lane);
-  const float* qrow = q + (static_cast<size_t>(row) * n_heads + static_cast<size_t>(kv_head) * rep) * HD;
-  for (int i = threadIdx.x; i < MAX_REP * HD; i += blockDim.x) qs[i] = i < rep * HD ? qrow[i] * scale : 0.0f;
+  const float* qrow = q + (static_cast<size_t>(row) * n_heads + first_head) * HD;
+  for (int i = threadIdx.x; i < MAX_REP * HD; i += blockDim.x) qs[i] = i < group * HD ? qrow[i] * scale : 0.0f;
   __syncthreads();
 
   float acc[MAX_REP][DPL];
@@ -431,7 +439,7 @@ __global__ void __launch_bounds__(f16_attention_warps(kWide) * 32) attention_f16
     for (int i = 0; i < DPL; ++i) part_acc[(warp * MAX_REP + r) * HD + DPL * lane + i] = acc[r][i];
   }
   __syncthreads();
-  for (int r = warp; r < rep; r += kWarps) {
+  for (int r = warp; r < group; r += kWarps) {
     float m = -INFINITY;
     for (int w = 0; w < kWarps; ++w) m = fmaxf(m, part_max[w * MAX_REP + r]);
     float weight[kWarps], total = 0.0f;
@@ -439,7 +447,7 @@ __global__ void __launch_bounds__(f16_attention_warps(kWide) * 32) attention_f16
       weight[w] = part_sum[w * MAX_REP + r] > 0.0f ? __expf(part_max[w * MAX_REP + r] - m) : 0.0f;
       total += part_sum[w * MAX_REP + r] * weight[w];
     }
-    const int head = kv_head * rep + r;
+    const int head = first_head + r;
     if (split.n_splits == 1) {
       float* o = out + (static_cast<size_t>(row) * n_heads + head) * HD;
       for (int d = lane; d < HD; d += 32) {
@@ -560,17 +568,21 @@ void attention(const float* q, int n_heads, const KvLayerView& kv, const StepUpl
                   static_cast<unsigned>(n_splits));
   const size_t shared = static_cast<size_t>(rep) * kv.head_dim * sizeof(float);
   const auto launch_f16 = [&]<int HD>() {
+    // A block takes MAX_REP query heads of one KV head (their group, or one head in the wide kernel).
     const auto launch_shaped = [&]<int MAX_REP, bool kWide>() {
       constexpr int kWarps = f16_attention_warps(kWide);
+      const int group = std::min(MAX_REP, rep);
+      const dim3 blocks(grid.x, static_cast<unsigned>(n_heads / group), grid.z);
       const size_t bytes = (static_cast<size_t>(MAX_REP) * HD * (1 + kWarps) + 2 * kWarps * MAX_REP) * sizeof(float);
-      launch_overlapped(attention_f16_kernel<HD, MAX_REP, kWide>, grid, kWarps * 32, bytes, stream, geometry(kv), q,
-                        n_heads, rep, scale, step.positions, step.seq_of_row, step.table_start, step.blocks, out, h,
-                        split);
+      launch_overlapped(attention_f16_kernel<HD, MAX_REP, kWide>, blocks, kWarps * 32, bytes, stream, geometry(kv), q,
+                        n_heads, rep, group, scale, step.positions, step.seq_of_row, step.table_start, step.blocks,
+                        out, h, split);
     };
     const auto launch = [&]<int MAX_REP>() {
       if constexpr (HD <= 128) {
         if (wide_f16_attention(HD, step.n_rows)) {
-          launch_shaped.template operator()<MAX_REP, true>();
+          if (step.max_context <= kOneHeadMaxContext) launch_shaped.template operator()<1, true>();
+          else launch_shaped.template operator()<MAX_REP, true>();
           return;
         }
       }
