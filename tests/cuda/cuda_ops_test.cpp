@@ -481,6 +481,36 @@ TEST(CudaEmbed, RowsMatchTheHostDequantizer) {
   }
 }
 
+// RMSNorm after a residual add (which the GPU does inside the norm's kernel) at the widths of real models and
+// odd ones: runs of four elements across 32 to 256 threads, one to sixteen runs a thread, a last run partly
+// past the threads, and the per-element kernel where the width is not a multiple of four or gamma is not
+// 16-byte aligned.
+TEST(CudaRowOps, RmsNormOfTheResidualSumAtEveryWidth) {
+  REQUIRE_GPU();
+  constexpr int kRows = 3;
+  for (const int dim : {64, 96, 2048, 2052, 4096, 5120, 8192, 16384, 98, 4098}) {
+    for (const bool shifted_gamma : {false, true}) {
+      SCOPED_TRACE("dim " + std::to_string(dim) + (shifted_gamma ? " gamma at an odd address" : ""));
+      const size_t n = static_cast<size_t>(kRows) * dim;
+      const auto x = random_floats(n, 11), y = random_floats(n, 12), gamma = random_floats(dim + 1, 13);
+      std::vector<float> sum = x;
+      cpu().add(sum.data(), y.data(), n);
+      std::vector<float> ref(n);
+      const float* g_host = gamma.data() + (shifted_gamma ? 1 : 0);
+      cpu().rmsnorm(sum.data(), g_host, kRows, dim, 1e-5f, ref.data());
+      Buffer xd = to_device(x), yd = to_device(y), gd = to_device(gamma);
+      Buffer out = gpu()->allocate(n * sizeof(float));
+      gpu()->add(xd.floats(), yd.floats(), n);
+      gpu()->rmsnorm(xd.floats(), gd.floats() + (shifted_gamma ? 1 : 0), kRows, dim, 1e-5f, out.floats());
+      const std::vector<float> got = to_host(out, n), summed = to_host(xd, n);
+      for (size_t i = 0; i < n; ++i) {
+        ASSERT_NEAR(got[i], ref[i], 1e-5 * (1 + std::fabs(ref[i]))) << "element " << i;
+        ASSERT_EQ(summed[i], sum[i]) << "the residual sum, element " << i;
+      }
+    }
+  }
+}
+
 // Row ops against the CPU backend (same formulas; float sums on the GPU, double on the CPU for RMSNorm).
 TEST(CudaRowOps, MatchTheCpuBackend) {
   REQUIRE_GPU();
