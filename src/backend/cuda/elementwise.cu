@@ -50,8 +50,10 @@ __device__ __forceinline__ float block_sum(float v) {
 // residual and gamma are all requested before anything waits on them, and nothing is read twice. At one
 // decode row the kernel is all latency, and the two reads of the row that a strided loop makes cost as much
 // as the rest.
+// (Bounded to 1024 threads: without it the compiler gave K = 16 and 32 more registers than a block of 1024
+// threads may have, and rows of 8193 to 32768 elements failed to launch; now those spill instead.)
 template <int K>
-__global__ void rmsnorm_kernel(float* x, const float* residual, const float* __restrict__ gamma, int dim, float eps,
+__global__ void __launch_bounds__(1024) rmsnorm_kernel(float* x, const float* residual, const float* __restrict__ gamma, int dim, float eps,
                                float* out, __half* __restrict__ out_f16) {
   const size_t base = static_cast<size_t>(blockIdx.x) * dim;
   float* xr = x + base;
