@@ -243,7 +243,8 @@ std::pair<double, double> dot_and_magnitude(const std::vector<float>& dense, int
 
 // gated_matmul gives silu(x W_gate^T) * (x W_up^T) (one kernel at up to 8 rows, the three ops above that), and
 // the product that reads its output next finds the f16 copy of that output, not of its input. 8196 rows make
-// over a thousand tiles, the last one partly filled; 14336 more blocks than the GPU holds at once. Q4_K and F16.
+// over a thousand tiles, the last one partly filled; 14336 rows of one super-block take two-warp tiles. Q4_K
+// and F16.
 TEST(CudaMatmul, GatedProductsAreTheGateOfTwoProducts) {
   REQUIRE_GPU();
   Backend& be = *gpu_in_place();

@@ -193,35 +193,39 @@ void to_bf16(const float* x, size_t n, uint16_t* out, cudaStream_t stream) {
   if (n) to_bf16_kernel<<<grid_for(n, 256), 256, 0, stream>>>(x, n, reinterpret_cast<__nv_bfloat16*>(out));
 }
 
+// Calls launch<K>() with the smallest power of two K >= per_thread, up to kMax; false where none is.
+template <int kMax, int K = 1, typename Launch>
+bool with_per_thread(int per_thread, Launch&& launch) {
+  if (per_thread <= K) {
+    launch.template operator()<K>();
+    return true;
+  }
+  if constexpr (K < kMax) {
+    return with_per_thread<kMax, 2 * K>(per_thread, launch);
+  } else {
+    return false;
+  }
+}
+
 void rmsnorm(float* x, const float* residual, const float* gamma, int n_rows, int dim, float eps, float* out,
              uint16_t* out_f16, cudaStream_t stream) {
   if (n_rows <= 0) return;
   auto* h = reinterpret_cast<__half*>(out_f16);
   const auto aligned = [](const void* p, uintptr_t to) { return reinterpret_cast<uintptr_t>(p) % to == 0; };
-  if (dim % 4 == 0 && dim <= 4 * 256 * 16 && aligned(x, 16) && aligned(residual, 16) && aligned(gamma, 16) &&
-      aligned(out, 16) && aligned(h, 8)) {
+  if (dim % 4 == 0 && aligned(x, 16) && aligned(residual, 16) && aligned(gamma, 16) && aligned(out, 16) &&
+      aligned(h, 8)) {
     const int runs = dim / 4;
     const int threads = runs >= 256 ? 256 : (runs + 31) / 32 * 32;
-    const int per_thread = (runs + threads - 1) / threads;
-    const auto kernel = per_thread <= 1   ? rmsnorm4_kernel<1>
-                        : per_thread <= 2 ? rmsnorm4_kernel<2>
-                        : per_thread <= 4 ? rmsnorm4_kernel<4>
-                        : per_thread <= 8 ? rmsnorm4_kernel<8>
-                                          : rmsnorm4_kernel<16>;
-    launch_overlapped(kernel, n_rows, threads, 0, stream, x, residual, gamma, dim, eps, out, h);
-    return;
+    const bool launched = with_per_thread<16>((runs + threads - 1) / threads, [&]<int K>() {
+      launch_overlapped(rmsnorm4_kernel<K>, n_rows, threads, 0, stream, x, residual, gamma, dim, eps, out, h);
+    });
+    if (launched) return;
   }
   const int threads = dim >= 1024 ? 1024 : (dim + 31) / 32 * 32;
-  const int per_thread = (dim + threads - 1) / threads;
-  const auto kernel = per_thread <= 1    ? rmsnorm_kernel<1>
-                      : per_thread <= 2  ? rmsnorm_kernel<2>
-                      : per_thread <= 4  ? rmsnorm_kernel<4>
-                      : per_thread <= 8  ? rmsnorm_kernel<8>
-                      : per_thread <= 16 ? rmsnorm_kernel<16>
-                      : per_thread <= 32 ? rmsnorm_kernel<32>
-                                         : nullptr;
-  if (kernel == nullptr) throw std::invalid_argument("rmsnorm: rows of more than 32768 elements");
-  launch_overlapped(kernel, n_rows, threads, 0, stream, x, residual, gamma, dim, eps, out, h);
+  const bool launched = with_per_thread<32>((dim + threads - 1) / threads, [&]<int K>() {
+    launch_overlapped(rmsnorm_kernel<K>, n_rows, threads, 0, stream, x, residual, gamma, dim, eps, out, h);
+  });
+  if (!launched) throw std::invalid_argument("rmsnorm: rows of more than 32768 elements");
 }
 
 void rope(float* x, int n_rows, int n_heads, int head_dim, int n_rot, bool neox, const float* cos_sin,
