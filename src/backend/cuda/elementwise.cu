@@ -53,8 +53,9 @@ __device__ __forceinline__ float block_sum(float v) {
 // (Bounded to 1024 threads: without it the compiler gave K = 16 and 32 more registers than a block of 1024
 // threads may have, and rows of 8193 to 32768 elements failed to launch; now those spill instead.)
 template <int K>
-__global__ void __launch_bounds__(1024) rmsnorm_kernel(float* x, const float* residual, const float* __restrict__ gamma, int dim, float eps,
-                               float* out, __half* __restrict__ out_f16) {
+__global__ void __launch_bounds__(1024)
+    rmsnorm_kernel(float* x, const float* residual, const float* __restrict__ gamma, int dim, float eps, float* out,
+                   __half* __restrict__ out_f16) {
   const size_t base = static_cast<size_t>(blockIdx.x) * dim;
   float* xr = x + base;
   float v[K], g[K];

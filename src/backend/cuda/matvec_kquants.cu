@@ -606,9 +606,10 @@ bool matvec_kquant_same_input(std::span<const SameInputProduct> products, int64_
   const int tiles = parts.tiles();
   tiles::with_tile_warps(static_cast<int64_t>(tiles) * 16, [&]<int W>() {
     const size_t smem = staged_activation_bytes(n, cols, W);
-    const auto kernel = parts.any_q6k() ? (smem != 0 ? matvec_q4_k<1, W, true, false, true>
-                                                     : matvec_q4_k<1, W, false, false, true>)
-                                        : (smem != 0 ? matvec_q4_k<1, W, true, false> : matvec_q4_k<1, W, false, false>);
+    const bool staged = smem != 0;
+    const auto kernel = parts.any_q6k() ? (staged ? matvec_q4_k<1, W, true, false, true>
+                                                  : matvec_q4_k<1, W, false, false, true>)
+                                        : (staged ? matvec_q4_k<1, W, true, false> : matvec_q4_k<1, W, false, false>);
     launch_overlapped(kernel, static_cast<unsigned>(tiles), W * 32, smem, stream, parts, parts.w[0],
                       static_cast<int>(cols / 256), reinterpret_cast<const __half*>(x), n, static_cast<int>(cols),
                       static_cast<__half*>(nullptr));
