@@ -118,7 +118,12 @@ struct MatrixParts {
     return of(std::span(&product, 1));
   }
   int tiles() const { return count > 0 ? end_tile[count - 1] : 0; }
-  bool any_q6k() const { return q6k[0] || q6k[1] || q6k[2]; }
+  bool any_q6k() const {
+    for (int i = 0; i < count; ++i) {
+      if (q6k[i]) return true;
+    }
+    return false;
+  }
   struct Part {
     const uint8_t* w;
     float* y;
