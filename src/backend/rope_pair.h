@@ -21,6 +21,19 @@ PENSIEVE_ROPE_HD void rotate_pair(float* head, int i, int n_rot, bool neox, cons
   head[b] = x0 * s + x1 * c;
 }
 
+// Element d of the head as rotate_pair leaves it, read from the unrotated head (for a kernel that rotates
+// while it loads, each thread one element): the same expressions, so the same floats.
+PENSIEVE_ROPE_HD float rotated_element(const float* head, int d, int n_rot, bool neox, const float* cos_sin_row) {
+  if (d >= n_rot) return head[d];
+  const int half = n_rot / 2;
+  const int i = neox ? (d < half ? d : d - half) : d / 2;
+  const int a = neox ? i : 2 * i;
+  const int b = neox ? i + half : 2 * i + 1;
+  const float c = cos_sin_row[2 * i], s = cos_sin_row[2 * i + 1];
+  const float x0 = head[a], x1 = head[b];
+  return d == a ? x0 * c - x1 * s : x0 * s + x1 * c;
+}
+
 }  // namespace pensieve::backend
 
 #undef PENSIEVE_ROPE_HD

@@ -13,6 +13,7 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <stdexcept>
 
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/overlapped_launch.cuh"
@@ -284,6 +285,26 @@ struct F16KeyTile {
     }
     load_values(g, head_offset, slot, 0, count, lane);
   }
+  // Key `index` of the tile (none when out of 0..31) as the step's fresh key and value rows in shared memory
+  // (see FreshKv): the cache slot the loads above read is stored in this very kernel. The rounds are
+  // unrolled with a compare each, so that the registers are never indexed at run time.
+  __device__ void take_fresh(const __half* k_row, const __half* v_row, int index, int lane) {
+    if (index < 0 || index >= 32) return;
+    if constexpr (kKeyRow) {
+      if (lane == index) {
+#pragma unroll
+        for (int c = 0; c < HD / 8; ++c) k[c] = reinterpret_cast<const uint4*>(k_row)[c];
+      }
+    }
+    const auto* words = reinterpret_cast<const uint32_t*>(v_row) + kDpl / 2 * lane;
+#pragma unroll
+    for (int u = 0; u < kValueRound; ++u) {
+      if (u == index) {
+#pragma unroll
+        for (int i = 0; i < kDpl / 2; ++i) v[u][i] = words[i];
+      }
+    }
+  }
 };
 
 // kWide: a few decoding rows, so a few blocks in all. Eight warps a block (256 keys a split, so that a
@@ -306,7 +327,8 @@ __global__ void __launch_bounds__(f16_attention_warps(kWide) * 32) attention_f16
     KvGeometry g, const float* __restrict__ q, int n_heads, int rep, int group, float scale,
     const int32_t* __restrict__ positions,
     const int32_t* __restrict__ seq_of_row, const int32_t* __restrict__ table_start, const int32_t* __restrict__ blocks,
-    float* __restrict__ out, __half* __restrict__ out_f16, SplitOutput split) {
+    float* __restrict__ out, __half* __restrict__ out_f16, SplitOutput split, FreshKv fresh,
+    const float* __restrict__ cos_sin) {
   constexpr int kWarps = f16_attention_warps(kWide);
   constexpr int DPL = HD / 32;
   using Tile = F16KeyTile<HD, kWide ? 32 : 8, kWide>;
@@ -323,6 +345,10 @@ __global__ void __launch_bounds__(f16_attention_warps(kWide) * 32) attention_f16
   const int32_t* table = blocks + table_start[seq_of_row[row]];
   const size_t head_offset = static_cast<size_t>(kv_head) * g.head_bytes;
   const auto slot_of = [&](int t0) { return t0 + lane < key_end ? slot_offset(g, table, t0 + lane) : size_t{0}; };
+  // With fresh keys (wide kernel only) the split that holds the row's newest key takes it from `fresh_rows`.
+  const bool rotate = kWide && fresh.k != nullptr;
+  const int newest = rotate && n_ctx - 1 >= key_begin && n_ctx - 1 < key_end ? n_ctx - 1 : -1;
+  __shared__ __align__(16) __half fresh_rows[2][HD];
   int t0 = key_begin + 32 * warp;
   size_t slot = slot_of(t0);
   if (t0 + lane < key_end) {
@@ -338,8 +364,32 @@ __global__ void __launch_bounds__(f16_attention_warps(kWide) * 32) attention_f16
   Tile tile;
   if (t0 < key_end) tile.load(g, head_offset, slot, t0 + lane < key_end, min(32, key_end - t0), lane);
   const float* qrow = q + (static_cast<size_t>(row) * n_heads + first_head) * HD;
-  for (int i = threadIdx.x; i < MAX_REP * HD; i += blockDim.x) qs[i] = i < group * HD ? qrow[i] * scale : 0.0f;
+  const float* cs = rotate ? cos_sin + static_cast<size_t>(row) * fresh.n_rot : nullptr;
+  if (newest >= 0) {
+    // Rotated and rounded as rope_store_kv would have stored them.
+    const size_t at = (static_cast<size_t>(row) * (n_heads / rep) + kv_head) * HD;
+    for (int d = threadIdx.x; d < HD; d += blockDim.x) {
+      fresh_rows[0][d] = __float2half_rn(rotated_element(fresh.k + at, d, fresh.n_rot, fresh.neox, cs));
+      fresh_rows[1][d] = __float2half_rn(fresh.v[at + d]);
+    }
+  }
+  for (int i = threadIdx.x; i < MAX_REP * HD; i += blockDim.x) {
+    float x = 0.0f;
+    if (i < group * HD) x = rotate ? rotated_element(qrow + i / HD * HD, i % HD, fresh.n_rot, fresh.neox, cs) : qrow[i];
+    qs[i] = x * scale;
+  }
   __syncthreads();
+  if (newest >= 0) {
+    tile.take_fresh(fresh_rows[0], fresh_rows[1], newest - t0, lane);
+    // One block of the KV head stores the rows for the steps after this one.
+    if (first_head % rep == 0) {
+      const size_t at = slot_offset(g, table, newest) + head_offset;
+      for (int d = threadIdx.x; d < HD; d += blockDim.x) {
+        reinterpret_cast<__half*>(g.k + at)[d] = fresh_rows[0][d];
+        reinterpret_cast<__half*>(g.v + at)[d] = fresh_rows[1][d];
+      }
+    }
+  }
 
   float acc[MAX_REP][DPL];
   float running_max[MAX_REP], running_sum[MAX_REP];
@@ -424,6 +474,7 @@ __global__ void __launch_bounds__(f16_attention_warps(kWide) * 32) attention_f16
     if (t0 < key_end) {
       slot = slot_of(t0);
       tile.load(g, head_offset, slot, t0 + lane < key_end, min(32, key_end - t0), lane);
+      if (newest >= 0) tile.take_fresh(fresh_rows[0], fresh_rows[1], newest - t0, lane);
     }
   }
 
@@ -535,6 +586,10 @@ void store_kv(const KvLayerView& kv, const float* k, const float* v, const StepU
   });
 }
 
+bool attention_takes_fresh_kv(const KvLayerView& kv, int n_heads, int n_rows) {
+  return takes_f16_kernel(kv, n_heads) && wide_f16_attention(kv.head_dim, n_rows);
+}
+
 int attention_splits(const KvLayerView& kv, int n_heads, int n_rows, int max_context, int multiprocessors) {
   // Enough blocks to fill the GPU several times over when few rows are decoding; a split has a 32-key tile at
   // least for each warp of a block (fewer splits: the second kernel that adds them up costs a launch).
@@ -550,8 +605,11 @@ size_t attention_split_floats(int n_rows, int n_heads, int head_dim, int n_split
 }
 
 void attention(const float* q, int n_heads, const KvLayerView& kv, const StepUpload& step, float scale, float* out,
-               uint16_t* out_f16, int n_splits, float* split_scratch, cudaStream_t stream) {
+               uint16_t* out_f16, int n_splits, float* split_scratch, const FreshKv& fresh, cudaStream_t stream) {
   if (step.n_rows == 0) return;
+  if (fresh.k != nullptr && !attention_takes_fresh_kv(kv, n_heads, step.n_rows)) {
+    throw std::logic_error("attention given fresh keys for a shape that does not take them");
+  }
   auto* h = reinterpret_cast<__half*>(out_f16);
   const int rep = n_heads / kv.n_kv_heads;
   SplitOutput split;
@@ -576,7 +634,7 @@ void attention(const float* q, int n_heads, const KvLayerView& kv, const StepUpl
       const size_t bytes = (static_cast<size_t>(MAX_REP) * HD * (1 + kWarps) + 2 * kWarps * MAX_REP) * sizeof(float);
       launch_overlapped(attention_f16_kernel<HD, MAX_REP, kWide>, blocks, kWarps * 32, bytes, stream, geometry(kv), q,
                         n_heads, rep, group, scale, step.positions, step.seq_of_row, step.table_start, step.blocks,
-                        out, h, split);
+                        out, h, split, fresh, step.rope);
     };
     const auto launch = [&]<int MAX_REP>() {
       if constexpr (HD <= 128) {

@@ -19,6 +19,7 @@
 #include <string_view>
 
 #include "backend/backend.h"
+#include "backend/cuda/held_back_ops.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/op_profile.h"
 #include "gguf/ggml_type.h"
@@ -87,10 +88,11 @@ class CudaBackend final : public Backend {
     gated_kernel_ = !(gated != nullptr && std::string(gated) == "0");
     const char* merge = std::getenv("PENSIEVE_CUDA_SAME_INPUT");
     same_input_kernel_ = !(merge != nullptr && std::string(merge) == "0");
+    const char* fresh = std::getenv("PENSIEVE_CUDA_FRESH_KV");
+    fresh_kv_ = !(fresh != nullptr && std::string(fresh) == "0");
     const char* profile = std::getenv("PENSIEVE_CUDA_PROFILE");
     const bool profiling = profile != nullptr && std::string(profile) == "1";
     profile_.enable(profiling, stream_);
-    pending_ropes_.reserve(kMaxPendingRopes);
     // Steps are recorded as graphs unless PENSIEVE_CUDA_GRAPHS=0 (or while timing each op, whose events a
     // graph would not keep apart).
     const char* graphs = std::getenv("PENSIEVE_CUDA_GRAPHS");
@@ -263,6 +265,12 @@ class CudaBackend final : public Backend {
       }
       max_context = std::max(max_context, pos + 1);
     }
+    // Rows of distinct sequences (every row decodes), checked for the few rows attention may take fresh
+    // keys for (cuda::FreshKv).
+    bool own_sequences = n <= 4;
+    for (size_t i = 0; own_sequences && i < n; ++i) {
+      for (size_t j = 0; j < i; ++j) own_sequences = own_sequences && step.seq_of_row[i] != step.seq_of_row[j];
+    }
     size_t total_blocks = 0;
     for (const auto& t : step.tables) total_blocks += t.size();
 
@@ -307,6 +315,11 @@ class CudaBackend final : public Backend {
     upload_.rope = reinterpret_cast<const float*>(upload_device_.data());
     upload_.n_rows = static_cast<int>(n);
     upload_.max_context = (max_context + kContextBucket - 1) / kContextBucket * kContextBucket;
+    upload_.rows_own_sequences = own_sequences;
+    upload_.logit_rows_all = step.logit_rows.size() == n;
+    for (size_t i = 0; upload_.logit_rows_all && i < n; ++i) {
+      upload_.logit_rows_all = step.logit_rows[i] == static_cast<int32_t>(i);
+    }
     check(cudaMemcpyAsync(upload_device_.data(), upload_staging_.data, bytes, cudaMemcpyHostToDevice, stream_),
           "step upload");
     check(cudaEventRecord(upload_done_, stream_), "step upload");
@@ -324,7 +337,7 @@ class CudaBackend final : public Backend {
   bool replay_step(const StepShape& shape) override {
     if (!graphs_enabled_ || shape.n_rows > kGraphMaxRows) return false;
     activate();
-    const GraphKey key{shape, upload_.max_context};
+    const GraphKey key{shape, upload_.max_context, upload_.rows_own_sequences, upload_.logit_rows_all};
     for (RecordedStep& r : recorded_) {
       if (r.key == key) {
         check(cudaGraphLaunch(r.exec, stream_), "graph launch");
@@ -350,8 +363,7 @@ class CudaBackend final : public Backend {
     if (completed) {
       flush_pending_ops();
     } else {
-      pending_add_ = {};
-      pending_ropes_.clear();
+      held_.drop();
     }
     if (!recording_) return;
     recording_ = false;
@@ -524,15 +536,16 @@ class CudaBackend final : public Backend {
     check_launch("embed");
   }
 
-  // The residual add the model issued just before, when it feeds this norm, is done by the norm's kernel; the
-  // normalized rows are also written in f16 for the products that read them next.
+  // The residual add the model issued just before, when it feeds this norm, is done by the norm's kernel, and
+  // a gather of every row in order is read where the rows are (see HeldBackOps); the normalized rows are also
+  // written in f16 for the products that read them next.
   void rmsnorm(const float* x, const float* gamma, int n_rows, int dim, float eps, float* out) override {
     const size_t elems = static_cast<size_t>(n_rows) * static_cast<size_t>(dim);
-    const float* residual = nullptr;
-    if (pending_add_.x == x && pending_add_.n == elems) {
-      residual = pending_add_.y;
-      pending_add_ = {};
+    if (held_.gather.out == x && held_.gather.elems == elems) {
+      x = std::exchange(held_.gather, {}).x;  // the rows gathered are all of x, in order
     }
+    const float* residual = nullptr;
+    if (held_.add.x == x && held_.add.n == elems) residual = std::exchange(held_.add, {}).y;
     const ProfileScope scope(*this, "rmsnorm");
     uint16_t* half = scratch(act_half_, elems * 2);
     // x is written only with a residual, and then it is the add's own (non-const) destination.
@@ -546,29 +559,34 @@ class CudaBackend final : public Backend {
   // next for those keys, one kernel does all three (see rope_store_kv).
   void rope(float* x, int n_heads, int head_dim, int n_rot, bool neox, const StepTables& step) override {
     const ProfileScope scope(*this, "rope");
-    if (pending_ropes_.size() == kMaxPendingRopes) flush_pending_ropes();
-    pending_ropes_.push_back({x, n_heads, head_dim, n_rot, neox, step.n_rows(), uploaded(step).rope});
+    held_.hold_rope({x, n_heads, head_dim, n_rot, neox, step.n_rows(), uploaded(step).rope}, stream_);
   }
 
   void store_kv(const KvLayerView& kv, const float* k, const float* v, const StepTables& step) override {
     const ProfileScope scope(*this, "store_kv");
     require_kv(kv);
-    if (pending_ropes_.size() == 2) {
-      const PendingRope& q = pending_ropes_[0];
-      const PendingRope& key = pending_ropes_[1];
+    if (held_.n_ropes == 2) {
+      const cuda::HeldBackOps::Rope& q = held_.ropes[0];
+      const cuda::HeldBackOps::Rope& key = held_.ropes[1];
       if (key.x == k && key.n_heads == kv.n_kv_heads && key.head_dim == kv.head_dim && q.head_dim == kv.head_dim &&
           q.n_rot == key.n_rot && q.neox == key.neox && q.n_rows == step.n_rows() && key.n_rows == step.n_rows() &&
           q.x != k) {
         float* qx = q.x;
         const int q_heads = q.n_heads, n_rot = q.n_rot;
         const bool neox = q.neox;
-        pending_ropes_.clear();
+        held_.n_ropes = 0;
+        // When attention comes next for these queries, it rotates and stores them itself (cuda::FreshKv).
+        if (fresh_kv_ && uploaded(step).rows_own_sequences &&
+            cuda::attention_takes_fresh_kv(kv, q_heads, step.n_rows())) {
+          held_.fresh = {qx, q_heads, k, v, n_rot, neox, kv};
+          return;
+        }
         cuda::rope_store_kv(kv, qx, q_heads, const_cast<float*>(k), v, n_rot, neox, uploaded(step), stream_);
         check_launch("rope + store_kv");
         return;
       }
     }
-    flush_pending_ropes();
+    held_.flush_ropes(stream_);
     cuda::store_kv(kv, k, v, uploaded(step), stream_);
     check_launch("store_kv");
   }
@@ -580,6 +598,12 @@ class CudaBackend final : public Backend {
     if (n_heads % kv.n_kv_heads != 0) throw std::invalid_argument("attention heads must be a multiple of KV heads");
     if (n_heads / kv.n_kv_heads > 32) throw std::invalid_argument("attention: more than 32 query heads per KV head");
     const StepUpload& up = uploaded(step);
+    cuda::FreshKv fresh;
+    if (held_.fresh.q == q && held_.fresh.q_heads == n_heads && held_.fresh.kv.k == kv.k) {
+      const cuda::HeldBackOps::Fresh f = std::exchange(held_.fresh, {});
+      fresh = {f.k, f.v, f.n_rot, f.neox};
+    }
+    held_.flush_fresh(up, stream_);  // held back for other queries: their own kernel first
     const int splits = cuda::attention_splits(kv, n_heads, up.n_rows, up.max_context, props_.multiProcessorCount);
     // (max_context is rounded up by upload_step, so that steps a few tokens apart share a recording; a split
     // past a row's own context contributes nothing.)
@@ -587,7 +611,7 @@ class CudaBackend final : public Backend {
     float* scratch_floats = floats ? reinterpret_cast<float*>(scratch(attention_split_, floats * sizeof(float))) : nullptr;
     const size_t out_elems = static_cast<size_t>(up.n_rows) * static_cast<size_t>(n_heads) * kv.head_dim;
     uint16_t* half = scratch(act_half_, out_elems * 2);
-    cuda::attention(q, n_heads, kv, up, scale, out, half, splits, scratch_floats, stream_);
+    cuda::attention(q, n_heads, kv, up, scale, out, half, splits, scratch_floats, fresh, stream_);
     check_launch("attention");
     f16_input_ = out;  // the output projection reads the f16 copy written alongside
     f16_input_elems_ = out_elems;
@@ -604,14 +628,20 @@ class CudaBackend final : public Backend {
   // Held back one op: when the next op is the norm of x, the norm's kernel adds it (see rmsnorm).
   void add(float* x, const float* y, size_t n) override {
     const ProfileScope scope(*this, "add");
-    pending_add_ = {x, y, n};
+    held_.add = {x, y, n};
   }
   void add_rows(float* x, const float* bias, int n_rows, int dim) override {
     const ProfileScope scope(*this, "add_rows");
     cuda::add_rows(x, bias, n_rows, dim, stream_);
     check_launch("add_rows");
   }
+  // Every row in order (a decoding step's final rows) is held back: the norm that reads them next reads x
+  // itself, and adds the last layer's residual there too (one kernel where there were three).
   void gather_rows(const float* x, int dim, const StepTables& step, float* out) override {
+    if (uploaded(step).logit_rows_all && held_.gather.x == nullptr) {
+      held_.gather = {x, out, dim, static_cast<size_t>(step.n_rows()) * static_cast<size_t>(dim)};
+      return;
+    }
     const ProfileScope scope(*this, "gather_rows");
     cuda::gather_rows(x, dim, uploaded(step).logit_rows, static_cast<int>(step.logit_rows.size()), out, stream_);
     check_launch("gather_rows");
@@ -693,9 +723,12 @@ class CudaBackend final : public Backend {
     // Every op but the products writes activations, so the f16 copy of the last product's input may be stale
     // after it.
     ProfileScope(CudaBackend& b, const char* name) : profile(b.profile_) {
-      b.flush_pending_add();
+      // What the op did not take of the held-back ones (see its own code) is launched before it.
+      b.held_.flush_add(b.stream_);
       const std::string_view op(name);
-      if (op != "rope" && op != "store_kv") b.flush_pending_ropes();
+      if (op != "rope" && op != "store_kv") b.held_.flush_ropes(b.stream_);
+      if (op != "attention") b.held_.flush_fresh(b.upload_, b.stream_);
+      b.held_.flush_gather(b.upload_, b.stream_);
       if (op != "matmul" && op != "gated_matmul") b.f16_input_ = nullptr;
       profile.begin(name);
     }
@@ -706,6 +739,8 @@ class CudaBackend final : public Backend {
   struct GraphKey {
     StepShape shape;
     int context = 0;
+    bool rows_own_sequences = false;  // the recording may have attention take fresh keys
+    bool logit_rows_all = false;      // ... and the final norm read the last rows in place
     friend bool operator==(const GraphKey&, const GraphKey&) = default;
   };
   struct RecordedStep {
@@ -734,43 +769,10 @@ class CudaBackend final : public Backend {
   std::vector<GraphKey> seen_once_;
   Buffer blas_workspace_;
 
-  struct PendingAdd {
-    float* x = nullptr;
-    const float* y = nullptr;
-    size_t n = 0;
-  };
-  void flush_pending_add() {
-    if (pending_add_.x == nullptr) return;
-    const PendingAdd a = pending_add_;
-    pending_add_ = {};
-    cuda::add(a.x, a.y, a.n, stream_);
-    check_launch("add");
-  }
-  PendingAdd pending_add_;
-
   // Everything held back, issued before the host reads or writes device memory or a new step's tables
   // replace those the held-back ops point at.
-  void flush_pending_ops() {
-    flush_pending_add();
-    flush_pending_ropes();
-  }
-
-  struct PendingRope {
-    float* x = nullptr;
-    int n_heads = 0, head_dim = 0, n_rot = 0;
-    bool neox = false;
-    int n_rows = 0;
-    const float* cos_sin = nullptr;
-  };
-  void flush_pending_ropes() {
-    for (const PendingRope& r : pending_ropes_) {
-      cuda::rope(r.x, r.n_rows, r.n_heads, r.head_dim, r.n_rot, r.neox, r.cos_sin, stream_);
-      check_launch("rope");
-    }
-    pending_ropes_.clear();
-  }
-  static constexpr size_t kMaxPendingRopes = 2;
-  std::vector<PendingRope> pending_ropes_;  // capacity reserved at construction: no allocation per step
+  void flush_pending_ops() { held_.flush_all(upload_, stream_); }
+  cuda::HeldBackOps held_;
 
   static constexpr int kv_block_tokens_ = 16;
   static constexpr size_t kBlasWorkspaceBytes = size_t{32} << 20;
@@ -781,6 +783,7 @@ class CudaBackend final : public Backend {
   bool repack_ = true;        // PENSIEVE_CUDA_REPACK=0: products read Q6_K in its GGUF layout
   bool gated_kernel_ = true;  // PENSIEVE_CUDA_GATED=0: gate and up as two products and silu_mul
   bool same_input_kernel_ = true;  // PENSIEVE_CUDA_SAME_INPUT=0: Q, K and V as three launches
+  bool fresh_kv_ = true;  // PENSIEVE_CUDA_FRESH_KV=0: decoding steps rotate and store keys in a kernel of their own
   cuda::OpProfile profile_;
   cudaDeviceProp props_{};
   cudaStream_t stream_ = nullptr;

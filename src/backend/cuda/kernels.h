@@ -24,6 +24,8 @@ struct StepUpload {
   const float* rope = nullptr;           // [n_rows][n_rot/2][2]
   int n_rows = 0;
   int max_context = 0;  // the longest attention span of any row (positions + 1)
+  bool rows_own_sequences = false;  // a step of up to four rows, no two of one sequence (see cuda::FreshKv)
+  bool logit_rows_all = false;      // logit_rows is 0 .. n_rows - 1
 };
 
 }  // namespace pensieve::backend
@@ -107,11 +109,22 @@ void store_kv(const KvLayerView& kv, const float* k, const float* v, const StepU
 // RoPE on q [rows][q_heads][head_dim] and k (kv's KV heads), in place, then store_kv, in one launch.
 void rope_store_kv(const KvLayerView& kv, float* q, int q_heads, float* k, const float* v, int n_rot, bool neox,
                    const StepUpload& step, cudaStream_t stream);
+// A decoding step's keys and values as the Q/K/V products left them, neither rotated nor stored, for attention
+// to take itself (the queries are then unrotated too): on one decoding row the RoPE + store kernel was a few
+// microseconds a layer of pure latency. Only where attention_takes_fresh_kv, and only when every row is its
+// sequence's only row in the step (a row would otherwise need a key of the same step from the cache).
+struct FreshKv {
+  const float* k = nullptr;  // [rows][kv heads][head_dim]; null: q is rotated and the keys are stored
+  const float* v = nullptr;
+  int n_rot = 0;
+  bool neox = false;
+};
+bool attention_takes_fresh_kv(const KvLayerView& kv, int n_heads, int n_rows);
 // How many blocks each row's keys are split across, and the scratch floats the splits need (0 for one split).
 int attention_splits(const KvLayerView& kv, int n_heads, int n_rows, int max_context, int multiprocessors);
 size_t attention_split_floats(int n_rows, int n_heads, int head_dim, int n_splits);
-// out_f16 (optional): the output in f16 as well, for the product that reads it next.
+// out_f16 (optional): the output in f16 as well, for the product that reads it next. fresh.k set: see FreshKv.
 void attention(const float* q, int n_heads, const KvLayerView& kv, const StepUpload& step, float scale, float* out,
-               uint16_t* out_f16, int n_splits, float* split_scratch, cudaStream_t stream);
+               uint16_t* out_f16, int n_splits, float* split_scratch, const FreshKv& fresh, cudaStream_t stream);
 
 }  // namespace pensieve::backend::cuda
