@@ -695,6 +695,35 @@ TEST(CudaAttention, MixedBatchMatchesTheCpuBackend) {
   }
 }
 
+// An F16 cache of four sequences on both backends: sequence s holds lengths[s] tokens and room for `room`
+// more, its blocks lying in the pool in reverse order.
+struct FourSequenceCache {
+  KvLayerView cpu_view, gpu_view;
+  std::vector<std::vector<int32_t>> table_storage = std::vector<std::vector<int32_t>>(4);
+  std::vector<std::span<const int32_t>> tables;
+  std::vector<std::byte> hk, hv;
+  Buffer dk, dv;
+
+  FourSequenceCache(int kv_heads, int head_dim, const int (&lengths)[4], int room) {
+    KvLayerView view{nullptr, nullptr, 0, 16, KvElement::F16, kv_heads, head_dim};
+    view.block_bytes = 16 * view.row_bytes();
+    int next_block = 0;
+    for (int s = 0; s < 4; ++s) {
+      std::vector<int32_t>& table = table_storage[static_cast<size_t>(s)];
+      for (int b = 0; b < (lengths[s] + room + 15) / 16; ++b) table.push_back(next_block++);
+      std::reverse(table.begin(), table.end());
+    }
+    tables.assign(table_storage.begin(), table_storage.end());
+    hk.resize(view.block_bytes * static_cast<size_t>(next_block));
+    hv.resize(hk.size());
+    dk = gpu()->allocate(hk.size());
+    dv = gpu()->allocate(hv.size());
+    cpu_view = gpu_view = view;
+    cpu_view.k = hk.data(), cpu_view.v = hv.data();
+    gpu_view.k = dk.data(), gpu_view.v = dv.data();
+  }
+};
+
 // Decode steps of one to four rows (the layout the kernel takes for a few rows: eight warps a block, every
 // value row of a tile loaded with its key) at contexts short and long enough to be split across blocks, with
 // the F16 cache and head sizes it serves, beside the CPU backend.
@@ -706,23 +735,8 @@ TEST(CudaAttention, FewDecodeRowsMatchTheCpuBackend) {
   for (const Shape sh : {Shape{32, 8, 64}, Shape{32, 8, 128}, Shape{28, 4, 128}, Shape{8, 8, 128}, Shape{16, 2, 256}}) {
     SCOPED_TRACE("heads " + std::to_string(sh.heads) + "/" + std::to_string(sh.kv_heads) + " head_dim " +
                  std::to_string(sh.head_dim));
-    KvLayerView view{nullptr, nullptr, 0, 16, KvElement::F16, sh.kv_heads, sh.head_dim};
-    view.block_bytes = 16 * view.row_bytes();
-    // Sequence s holds lengths[s] tokens and room for four more; its blocks lie in the pool in reverse order.
     const int lengths[4] = {1, 33, 257, 1400};
-    std::vector<std::vector<int32_t>> table_storage(4);
-    int next_block = 0;
-    for (int s = 0; s < 4; ++s) {
-      std::vector<int32_t>& table = table_storage[static_cast<size_t>(s)];
-      for (int b = 0; b < (lengths[s] + 4 + 15) / 16; ++b) table.push_back(next_block++);
-      std::reverse(table.begin(), table.end());
-    }
-    const std::vector<std::span<const int32_t>> tables(table_storage.begin(), table_storage.end());
-    std::vector<std::byte> hk(view.block_bytes * static_cast<size_t>(next_block)), hv(hk.size());
-    Buffer dk = gpu()->allocate(hk.size()), dv = gpu()->allocate(hv.size());
-    KvLayerView cpu_view = view, gpu_view = view;
-    cpu_view.k = hk.data(), cpu_view.v = hv.data();
-    gpu_view.k = dk.data(), gpu_view.v = dv.data();
+    FourSequenceCache cache(sh.kv_heads, sh.head_dim, lengths, 4);
     const int width = sh.kv_heads * sh.head_dim, q_width = sh.heads * sh.head_dim;
     const float scale = 1.0f / std::sqrt(static_cast<float>(sh.head_dim));
     // The history, one step, then decode steps of 1, 2, 3 and 4 rows (sequences 0 .. rows - 1, each one token
@@ -741,9 +755,9 @@ TEST(CudaAttention, FewDecodeRowsMatchTheCpuBackend) {
       const size_t n = pos.size();
       const auto k = random_floats(n * width, 40 + rows), v = random_floats(n * width, 50 + rows);
       const auto q = random_floats(n * q_width, 60 + rows, 3.0f);  // peaked enough for the softmax to matter
-      StepTables step{pos, seq, tables};
+      StepTables step{pos, seq, cache.tables};
       SCOPED_TRACE("rows " + std::to_string(rows));
-      store_and_attend_on_both(cpu_view, gpu_view, step, sh.heads, scale, k, v, q);
+      store_and_attend_on_both(cache.cpu_view, cache.gpu_view, step, sh.heads, scale, k, v, q);
     }
   }
 }
@@ -761,21 +775,8 @@ TEST(CudaAttention, DecodeRowsRotatedByAttentionMatchTheCpuBackend) {
   for (const Shape sh : {Shape{32, 8, 64, 64, false}, Shape{32, 8, 128, 128, true}, Shape{28, 4, 128, 64, false}}) {
     SCOPED_TRACE("heads " + std::to_string(sh.heads) + "/" + std::to_string(sh.kv_heads) + " head_dim " +
                  std::to_string(sh.head_dim) + " n_rot " + std::to_string(sh.n_rot) + (sh.neox ? " neox" : ""));
-    KvLayerView view{nullptr, nullptr, 0, 16, KvElement::F16, sh.kv_heads, sh.head_dim};
-    view.block_bytes = 16 * view.row_bytes();
     const int lengths[4] = {1, 40, 300, 1030};
-    std::vector<std::vector<int32_t>> table_storage(4);
-    int next_block = 0;
-    for (int s = 0; s < 4; ++s) {
-      for (int b = 0; b < (lengths[s] + 8 + 15) / 16; ++b) table_storage[static_cast<size_t>(s)].push_back(next_block++);
-      std::reverse(table_storage[static_cast<size_t>(s)].begin(), table_storage[static_cast<size_t>(s)].end());
-    }
-    const std::vector<std::span<const int32_t>> tables(table_storage.begin(), table_storage.end());
-    std::vector<std::byte> hk(view.block_bytes * static_cast<size_t>(next_block)), hv(hk.size());
-    Buffer dk = gpu()->allocate(hk.size()), dv = gpu()->allocate(hv.size());
-    KvLayerView cpu_view = view, gpu_view = view;
-    cpu_view.k = hk.data(), cpu_view.v = hv.data();
-    gpu_view.k = dk.data(), gpu_view.v = dv.data();
+    FourSequenceCache cache(sh.kv_heads, sh.head_dim, lengths, 8);
     const int width = sh.kv_heads * sh.head_dim, q_width = sh.heads * sh.head_dim;
     const float scale = 1.0f / std::sqrt(static_cast<float>(sh.head_dim));
     int filled[4] = {0, 0, 0, 0};
@@ -796,7 +797,7 @@ TEST(CudaAttention, DecodeRowsRotatedByAttentionMatchTheCpuBackend) {
       const size_t n = pos.size();
       std::vector<float> cos_sin(n * static_cast<size_t>(sh.n_rot));
       fill_rope_table(pos, {10000.0f, sh.n_rot, {}}, cos_sin.data());
-      StepTables step{pos, seq, tables};
+      StepTables step{pos, seq, cache.tables};
       step.rope = cos_sin;
       auto k = random_floats(n * width, 70 + step_no), v = random_floats(n * width, 80 + step_no);
       auto q = random_floats(n * q_width, 90 + step_no, 3.0f);
@@ -804,13 +805,13 @@ TEST(CudaAttention, DecodeRowsRotatedByAttentionMatchTheCpuBackend) {
       std::vector<float> ref(q.size());
       cpu().rope(q.data(), sh.heads, sh.head_dim, sh.n_rot, sh.neox, step);
       cpu().rope(k.data(), sh.kv_heads, sh.head_dim, sh.n_rot, sh.neox, step);
-      cpu().store_kv(cpu_view, k.data(), v.data(), step);
-      cpu().attention(q.data(), sh.heads, cpu_view, step, scale, ref.data());
+      cpu().store_kv(cache.cpu_view, k.data(), v.data(), step);
+      cpu().attention(q.data(), sh.heads, cache.cpu_view, step, scale, ref.data());
       gpu()->upload_step(step);
       gpu()->rope(qd.floats(), sh.heads, sh.head_dim, sh.n_rot, sh.neox, step);
       gpu()->rope(kd.floats(), sh.kv_heads, sh.head_dim, sh.n_rot, sh.neox, step);
-      gpu()->store_kv(gpu_view, kd.floats(), vd.floats(), step);
-      gpu()->attention(qd.floats(), sh.heads, gpu_view, step, scale, od.floats());
+      gpu()->store_kv(cache.gpu_view, kd.floats(), vd.floats(), step);
+      gpu()->attention(qd.floats(), sh.heads, cache.gpu_view, step, scale, od.floats());
       const auto got = to_host(od, ref.size());
       SCOPED_TRACE("step " + std::to_string(step_no));
       // Looser than the tests above: a rotated key's f16 may round the other way on the two backends (a fused
@@ -822,7 +823,7 @@ TEST(CudaAttention, DecodeRowsRotatedByAttentionMatchTheCpuBackend) {
     }
     // Every stored key and value, the fresh ones among them, as the CPU stored them (a rotation's last bit
     // may round the f16 the other way).
-    for (auto [host, dev] : {std::pair{&hk, &dk}, std::pair{&hv, &dv}}) {
+    for (auto [host, dev] : {std::pair{&cache.hk, &cache.dk}, std::pair{&cache.hv, &cache.dv}}) {
       std::vector<std::byte> back(host->size());
       gpu()->read(back, dev->data());
       for (size_t i = 0; i + 1 < back.size(); i += 2) {
@@ -830,7 +831,7 @@ TEST(CudaAttention, DecodeRowsRotatedByAttentionMatchTheCpuBackend) {
         std::memcpy(&a, &back[i], 2);
         std::memcpy(&b, &(*host)[i], 2);
         const float fa = tensor::fp16_to_fp32(a), fb = tensor::fp16_to_fp32(b);
-        ASSERT_NEAR(fa, fb, 1e-3 * (1 + std::fabs(fb))) << (host == &hk ? "key" : "value") << " half " << i / 2;
+        ASSERT_NEAR(fa, fb, 1e-3 * (1 + std::fabs(fb))) << (host == &cache.hk ? "key" : "value") << " half " << i / 2;
       }
     }
   }
