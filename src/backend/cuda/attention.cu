@@ -9,7 +9,8 @@
 // decode (a handful of blocks would leave most of the GPU idle) each row's keys are split across blocks
 // (flash-decoding): every split keeps its own max and sum, and a second kernel rescales and adds them.
 // An F16 cache with a head size of 64, 128 or 256 (the usual case) takes attention_f16_kernel instead, which
-// reads each key once for the whole group of query heads.
+// reads each key once for the whole group of query heads. At a decoding step of a few rows that kernel also
+// does the RoPE and the KV store of the step's keys itself (FreshKv), one kernel a layer fewer.
 #include <cuda_fp16.h>
 
 #include <algorithm>
