@@ -19,6 +19,7 @@
 #include <string_view>
 
 #include "backend/backend.h"
+#include "backend/cuda/cuda_check.h"
 #include "backend/cuda/held_back_ops.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/op_profile.h"
@@ -27,9 +28,8 @@
 namespace pensieve::backend {
 namespace {
 
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) throw std::runtime_error(std::string("CUDA: ") + what + ": " + cudaGetErrorString(e));
-}
+using cuda::check;
+using cuda::check_launch;
 
 void check(cublasStatus_t s, const char* what) {
   if (s != CUBLAS_STATUS_SUCCESS) {
@@ -656,7 +656,6 @@ class CudaBackend final : public Backend {
 
  private:
   void activate() const { check(cudaSetDevice(index_), "select device"); }
-  static void check_launch(const char* what) { check(cudaGetLastError(), what); }
 
   const StepUpload& uploaded(const StepTables& step) const {
     if (step.uploaded != &upload_) throw std::logic_error("CUDA op given a step that upload_step did not upload");

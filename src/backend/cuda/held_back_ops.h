@@ -12,12 +12,11 @@
 // one has it launched plainly before its own kernel (flush_all before anything else reads device memory).
 #include <array>
 #include <cstddef>
-#include <stdexcept>
-#include <string>
 #include <utility>
 
 #include <cuda_runtime_api.h>
 
+#include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernels.h"
 
 namespace pensieve::backend::cuda {
@@ -69,13 +68,13 @@ class HeldBackOps {
     if (add.x == nullptr) return;
     const Add a = std::exchange(add, {});
     cuda::add(a.x, a.y, a.n, stream);
-    launched("add");
+    check_launch("add");
   }
   void flush_ropes(cudaStream_t stream) {
     for (int i = 0; i < n_ropes; ++i) {
       const Rope& r = ropes[static_cast<size_t>(i)];
       cuda::rope(r.x, r.n_rows, r.n_heads, r.head_dim, r.n_rot, r.neox, r.cos_sin, stream);
-      launched("rope");
+      check_launch("rope");
     }
     n_ropes = 0;
   }
@@ -83,13 +82,13 @@ class HeldBackOps {
     if (fresh.q == nullptr) return;
     const Fresh f = std::exchange(fresh, {});
     rope_store_kv(f.kv, f.q, f.q_heads, const_cast<float*>(f.k), f.v, f.n_rot, f.neox, step, stream);
-    launched("rope + store_kv");
+    check_launch("rope + store_kv");
   }
   void flush_gather(const StepUpload& step, cudaStream_t stream) {
     if (gather.x == nullptr) return;
     const Gather g = std::exchange(gather, {});
     gather_rows(g.x, g.dim, step.logit_rows, step.n_rows, g.out, stream);
-    launched("gather_rows");
+    check_launch("gather_rows");
   }
   // In the order the model issued them: the add's sum is what the ropes, attention and the gather read.
   void flush_all(const StepUpload& step, cudaStream_t stream) {
@@ -104,12 +103,6 @@ class HeldBackOps {
     n_ropes = 0;
     fresh = {};
     gather = {};
-  }
-
- private:
-  static void launched(const char* what) {
-    const cudaError_t e = cudaGetLastError();
-    if (e != cudaSuccess) throw std::runtime_error(std::string("CUDA: ") + what + ": " + cudaGetErrorString(e));
   }
 };
 
