@@ -11,18 +11,8 @@
 
 namespace pensieve::backend {
 
-PENSIEVE_ROPE_HD void rotate_pair(float* head, int i, int n_rot, bool neox, const float* cos_sin_row) {
-  const int half = n_rot / 2;
-  const int a = neox ? i : 2 * i;
-  const int b = neox ? i + half : 2 * i + 1;
-  const float c = cos_sin_row[2 * i], s = cos_sin_row[2 * i + 1];
-  const float x0 = head[a], x1 = head[b];
-  head[a] = x0 * c - x1 * s;
-  head[b] = x0 * s + x1 * c;
-}
-
-// Element d of the head as rotate_pair leaves it, read from the unrotated head (for a kernel that rotates
-// while it loads, each thread one element): the same expressions, so the same floats.
+// Element d of the head after the rotation, read from the unrotated head (a kernel that rotates while it
+// loads takes one element a thread).
 PENSIEVE_ROPE_HD float rotated_element(const float* head, int d, int n_rot, bool neox, const float* cos_sin_row) {
   if (d >= n_rot) return head[d];
   const int half = n_rot / 2;
@@ -32,6 +22,17 @@ PENSIEVE_ROPE_HD float rotated_element(const float* head, int d, int n_rot, bool
   const float c = cos_sin_row[2 * i], s = cos_sin_row[2 * i + 1];
   const float x0 = head[a], x1 = head[b];
   return d == a ? x0 * c - x1 * s : x0 * s + x1 * c;
+}
+
+// Pair i rotated in place: both of its elements from the one formula above, so that every path (in place or
+// while loading) gives the same floats.
+PENSIEVE_ROPE_HD void rotate_pair(float* head, int i, int n_rot, bool neox, const float* cos_sin_row) {
+  const int a = neox ? i : 2 * i;
+  const int b = neox ? i + n_rot / 2 : 2 * i + 1;
+  const float ra = rotated_element(head, a, n_rot, neox, cos_sin_row);
+  const float rb = rotated_element(head, b, n_rot, neox, cos_sin_row);
+  head[a] = ra;
+  head[b] = rb;
 }
 
 }  // namespace pensieve::backend
