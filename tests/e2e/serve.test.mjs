@@ -211,7 +211,7 @@ test('the device and its memory are in /v1/status and /metrics', async () => {
   const replayed = Number(metrics.match(/pensieve_replayed_steps_total\{model="tiny"\} (\d+)\n/)?.[1]);
   if (model.device.name.startsWith('cuda')) {
     assert.ok(recorded > 0, `recorded steps ${recorded}`);
-    assert.ok(replayed >= 0, `replayed steps ${replayed}`);
+    assert.ok(Number.isInteger(replayed), `replayed steps ${replayed}`);  // present; replays depend on timing
   } else {
     assert.equal(recorded, 0);
     assert.equal(replayed, 0);
